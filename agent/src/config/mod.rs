@@ -1,0 +1,1 @@
+//! Configuration: TOML schema, defaults, validation with file/line/key problems.

@@ -1,0 +1,3 @@
+//! gsmgw-agent: the application — configuration, modem channels, uplink, console.
+
+pub mod config;

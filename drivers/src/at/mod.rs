@@ -1,0 +1,1 @@
+//! AT command engine: framing, one command in flight, URC stream.

@@ -1,0 +1,10 @@
+//! gsmgw-drivers: the protocols a gateway speaks — the AT engine, modem dialects, the SMS PDU
+//! codec — and (feature `sim`) a faithful modem simulator on a pseudo-terminal.
+//!
+//! This crate knows nothing of SQLite, MQTT or policy: those live in gsmgw-agent.
+
+pub mod at;
+pub mod modem;
+pub mod pdu;
+#[cfg(feature = "sim")]
+pub mod sim;

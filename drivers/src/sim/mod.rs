@@ -1,0 +1,1 @@
+//! Modem simulator on a pseudo-terminal (feature `sim`).
