@@ -1,1 +1,381 @@
-fn main() {}
+//! gsmgw — the agent of a GSM/SIP gateway box. This file is the command line.
+
+mod demo;
+mod pdu_cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use gsmgw_agent::config::{self, ConfigError, LogFormat};
+use gsmgw_drivers::at::{self, Command, EngineConfig};
+use gsmgw_drivers::modem::{Dialect, Modem};
+
+/// The full version line: version, git describe, target triple, build profile.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("GSMGW_GIT_DESCRIBE"),
+    ", ",
+    env!("GSMGW_TARGET"),
+    ", ",
+    env!("GSMGW_PROFILE"),
+    ")"
+);
+
+#[derive(Parser)]
+#[command(name = "gsmgw", version = VERSION, about = "Agent of a GSM/SIP gateway box")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the agent with a configuration file.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Run the agent against 4 simulated modems (data in ./gsmgw-demo/).
+    Demo(demo::DemoArgs),
+    /// Identify a modem and print its status as JSON.
+    Probe {
+        #[command(flatten)]
+        port: PortArgs,
+        /// Force a dialect instead of detecting it.
+        #[arg(long)]
+        dialect: Option<Dialect>,
+    },
+    /// Send one AT command and print the answer.
+    At {
+        #[command(flatten)]
+        port: PortArgs,
+        /// Seconds to wait for the final result.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// The command, e.g. AT+CSQ.
+        command: String,
+    },
+    /// SMS PDU tools: decode and encode, as JSON.
+    Pdu {
+        #[command(subcommand)]
+        cmd: pdu_cli::PduCmd,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Run a simulated modem on a pseudo-terminal.
+    Modemsim(SimArgs),
+}
+
+#[derive(Args)]
+struct PortArgs {
+    /// The modem's AT port (serial device or pseudo-terminal link).
+    #[arg(long)]
+    port: String,
+    /// Baud rate.
+    #[arg(long, default_value_t = 115200)]
+    baud: u32,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a configuration file; prints every problem with file, line and key.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Where to put the symlink to the pseudo-terminal.
+    #[arg(long)]
+    link: PathBuf,
+    /// Unix socket for JSON-line control messages.
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// generic, quectel, simcom or huawei.
+    #[arg(long, default_value = "generic")]
+    dialect: String,
+    /// IMEI.
+    #[arg(long)]
+    imei: Option<String>,
+    /// IMSI.
+    #[arg(long)]
+    imsi: Option<String>,
+    /// ICCID.
+    #[arg(long)]
+    iccid: Option<String>,
+    /// Operator MCC+MNC, e.g. 25501.
+    #[arg(long)]
+    operator: Option<String>,
+    /// SIM PIN (none: no PIN asked).
+    #[arg(long)]
+    pin: Option<String>,
+    /// Seconds the SIM answers "busy" (+CME ERROR: 14) after each start.
+    #[arg(long)]
+    sim_busy_secs: Option<f64>,
+    /// Milliseconds until network registration after the SIM is ready.
+    #[arg(long)]
+    register_delay_ms: Option<u64>,
+    /// Send unsolicited signal reports every this many milliseconds.
+    #[arg(long)]
+    signal_urc_interval_ms: Option<u64>,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GSMGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gsmgw: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.cmd {
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => config_check(&file),
+        Cmd::Pdu { cmd } => match pdu_cli::run(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("gsmgw: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        cmd => {
+            let json = cli.log_json;
+            match rt.block_on(dispatch(cmd, json)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("gsmgw: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Run { config } => {
+            let cfg = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            init_logging(log_json || cfg.gateway.log_format == LogFormat::Json);
+            run_agent(cfg).await
+        }
+        Cmd::Demo(args) => {
+            init_logging(log_json);
+            demo::run(args).await
+        }
+        Cmd::Probe { port, dialect } => probe(&port, dialect).await,
+        Cmd::At {
+            port,
+            timeout,
+            command,
+        } => at_command(&port, timeout, &command).await,
+        Cmd::Modemsim(args) => {
+            init_logging(log_json);
+            modemsim(args).await
+        }
+        Cmd::Config { .. } | Cmd::Pdu { .. } => Ok(ExitCode::from(2)),
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_agent(cfg: config::Config) -> Result<ExitCode> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let agent = gsmgw_agent::Agent::start(
+        cfg,
+        gsmgw_agent::AgentOptions {
+            version: VERSION.to_string(),
+            timings: Default::default(),
+            console: true,
+        },
+        stop_rx,
+    )?;
+    termination().await;
+    tracing::info!("stopping");
+    let _ = stop_tx.send(true);
+    agent.wait().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok (gateway {}, {} modem(s))",
+                file.display(),
+                cfg.gateway.id,
+                cfg.modems.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            match &e {
+                ConfigError::Invalid(problems) => {
+                    for p in problems {
+                        println!("{p}");
+                    }
+                    eprintln!("{}: {} problem(s)", file.display(), problems.len());
+                }
+                other => eprintln!("gsmgw: {other}"),
+            }
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+async fn open_engine(
+    port: &PortArgs,
+) -> Result<(at::AtHandle, tokio::sync::mpsc::Receiver<at::Urc>)> {
+    let p = gsmgw_drivers::modem::open_port(&port.port, port.baud)
+        .with_context(|| format!("cannot open {}", port.port))?;
+    Ok(at::spawn(p, EngineConfig::default()))
+}
+
+async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {
+    let (h, _urcs) = open_engine(port).await?;
+    let mut modem = Modem::new(h, Dialect::Generic);
+    modem.sync().await?;
+    let id = modem.identify(dialect).await?;
+    let sim = modem.sim_state().await?;
+    let status = if sim == gsmgw_drivers::modem::SimState::Ready {
+        Some(modem.network_status().await?)
+    } else {
+        None
+    };
+    let out = serde_json::json!({
+        "port": port.port,
+        "dialect": modem.dialect(),
+        "identity": id,
+        "sim": sim.as_str(),
+        "registration": status.as_ref().map(|s| s.registration.as_str()),
+        "operator": status.as_ref().map(|s| s.operator.clone()),
+        "operator_numeric": status.as_ref().map(|s| s.operator_numeric.clone()),
+        "signal_dbm": status.as_ref().and_then(|s| s.signal_dbm),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn at_command(port: &PortArgs, timeout: f64, command: &str) -> Result<ExitCode> {
+    if !(0.0..=600.0).contains(&timeout) {
+        bail!("--timeout must be between 0 and 600 seconds");
+    }
+    let (h, mut urcs) = open_engine(port).await?;
+    let result = h
+        .send(Command::new(command).timeout(Duration::from_secs_f64(timeout)))
+        .await;
+    while let Ok(u) = urcs.try_recv() {
+        eprintln!("URC {u:?}");
+    }
+    match result {
+        Ok(r) => {
+            for l in &r.lines {
+                println!("{l}");
+            }
+            println!(
+                "{}",
+                match r.final_result {
+                    at::Final::Ok => "OK",
+                    at::Final::Connect => "CONNECT",
+                    at::Final::Implied => "(no final result)",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn modemsim(a: SimArgs) -> Result<ExitCode> {
+    use gsmgw_drivers::sim::{self, SimOptions};
+    let mut o = SimOptions {
+        link: a.link,
+        control: a.control,
+        dialect: a.dialect.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        ..SimOptions::default()
+    };
+    if let Some(v) = a.imei {
+        o.imei = v;
+    }
+    if let Some(v) = a.imsi {
+        o.imsi = v;
+    }
+    if let Some(v) = a.iccid {
+        o.iccid = v;
+    }
+    if let Some(v) = a.operator {
+        o.operator = v;
+    }
+    o.pin = a.pin;
+    if let Some(v) = a.sim_busy_secs {
+        o.sim_busy_secs = v;
+    }
+    if let Some(v) = a.register_delay_ms {
+        o.register_delay_ms = v;
+    }
+    o.signal_urc_interval_ms = a.signal_urc_interval_ms;
+    sim::run(o).await?;
+    Ok(ExitCode::SUCCESS)
+}

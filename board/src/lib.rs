@@ -1,1 +1,8 @@
-pub mod placeholder {}
+//! gsmgw-board: the board's hardware — modem power/reset pins and board profiles — over
+//! embedded-hal traits. Knows nothing of modem protocols.
+
+pub mod power;
+pub mod profile;
+
+pub use power::{ModemPower, PowerError, PulseStep};
+pub use profile::{BoardProfile, ModemPins, ProfileError};

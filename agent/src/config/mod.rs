@@ -1,1 +1,46 @@
 //! Configuration: TOML schema, defaults, validation with file/line/key problems.
+//!
+//! [`load`] and [`parse_str`] report *every* problem of a file in one go (syntax errors,
+//! unknown keys, type errors, missing keys, bad values, clashes between modems), each as a
+//! [`Problem`] with file, 1-based line and key path such as `modem[2].slot`. See
+//! `docs/config.md` for the schema.
+
+mod endpoint;
+mod error;
+mod model;
+mod reader;
+mod validate;
+
+use std::path::Path;
+
+pub use endpoint::{MQTT_PORT, MQTTS_PORT, MqttEndpoint};
+pub use error::{ConfigError, Problem};
+pub use model::{
+    Config, ConsoleConfig, DEFAULT_BAUD, DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_DEVICE,
+    DEFAULT_DATA_DIR, DEFAULT_IDLE_LOGOUT_SECS, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_LOG_LEVEL,
+    DEFAULT_MQTT_URL, DialectChoice, GatewayConfig, LOG_LEVELS, LogFormat, ModemConfig, MqttConfig,
+    STANDARD_BAUDS,
+};
+pub use validate::MAX_SLOT;
+
+/// Read, parse and validate the configuration file at `path`.
+///
+/// An unreadable file gives [`ConfigError::Io`]; anything wrong inside it gives
+/// [`ConfigError::Invalid`] with all problems, named after `path` as given.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, &path.display().to_string())
+}
+
+/// Parse and validate TOML `text`; `origin` is the file name used in problems.
+///
+/// TLS files named in `[mqtt]` are checked relative to the process's current directory.
+pub fn parse_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    reader::read(text, origin).map_err(ConfigError::Invalid)
+}
+
+#[cfg(test)]
+mod tests;

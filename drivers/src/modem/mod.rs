@@ -1,1 +1,624 @@
-//! Generic 27.007/27.005 modem operations and vendor dialects.
+//! Generic 27.007/27.005 modem operations and one file per vendor dialect.
+//!
+//! Vendor quirks live in the dialect files as data ([`DialectSpec`]); the operations here are
+//! the generic 3GPP ones and consult the spec where vendors differ.
+
+pub mod generic;
+pub mod huawei;
+pub mod quectel;
+pub mod simcom;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::at::fields::{after_prefix, parse_fields, unquote};
+use crate::at::{AtError, AtHandle, Command};
+
+/// What differs between vendors, as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialectSpec {
+    /// The dialect's name as used in config (`quectel`...).
+    pub name: &'static str,
+    /// Commands that read the ICCID with their answer prefix, tried in order.
+    pub iccid_commands: &'static [(&'static str, &'static str)],
+    /// Vendor words that end a command as an error.
+    pub vendor_errors: &'static [&'static str],
+    /// Extra init commands, best effort.
+    pub init: &'static [&'static str],
+}
+
+/// A modem vendor dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// Plain 3GPP.
+    Generic,
+    /// Quectel.
+    Quectel,
+    /// SIMCom.
+    Simcom,
+    /// Huawei.
+    Huawei,
+}
+
+impl Dialect {
+    /// The dialect's spec.
+    pub fn spec(self) -> &'static DialectSpec {
+        match self {
+            Dialect::Generic => &generic::SPEC,
+            Dialect::Quectel => &quectel::SPEC,
+            Dialect::Simcom => &simcom::SPEC,
+            Dialect::Huawei => &huawei::SPEC,
+        }
+    }
+
+    /// The name as in config.
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// Picks the dialect from AT+CGMI / AT+CGMM answers.
+    pub fn detect(manufacturer: &str, model: &str) -> Dialect {
+        let m = format!("{manufacturer} {model}").to_ascii_lowercase();
+        if m.contains("quectel") {
+            Dialect::Quectel
+        } else if m.contains("simcom") {
+            Dialect::Simcom
+        } else if m.contains("huawei") {
+            Dialect::Huawei
+        } else {
+            Dialect::Generic
+        }
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "generic" => Ok(Dialect::Generic),
+            "quectel" => Ok(Dialect::Quectel),
+            "simcom" => Ok(Dialect::Simcom),
+            "huawei" => Ok(Dialect::Huawei),
+            other => Err(format!(
+                "unknown dialect {other:?} (generic, quectel, simcom, huawei)"
+            )),
+        }
+    }
+}
+
+/// Who the modem and its SIM are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// AT+CGMI.
+    pub manufacturer: String,
+    /// AT+CGMM.
+    pub model: String,
+    /// AT+CGMR.
+    pub firmware: String,
+    /// AT+CGSN.
+    pub imei: String,
+    /// AT+CIMI (empty when the SIM is not usable).
+    pub imsi: String,
+    /// The SIM's ICCID (dialect command).
+    pub iccid: String,
+}
+
+/// SIM state from AT+CPIN?.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimState {
+    /// Ready.
+    Ready,
+    /// Waiting for the PIN.
+    PinRequired,
+    /// Waiting for the PUK (PIN blocked).
+    PukRequired,
+    /// No SIM.
+    Absent,
+    /// SIM busy (+CME ERROR: 14), typically for seconds after start.
+    Busy,
+    /// Anything else the modem said.
+    Other(String),
+}
+
+impl SimState {
+    /// Short name for status payloads.
+    pub fn as_str(&self) -> &str {
+        match self {
+            SimState::Ready => "ready",
+            SimState::PinRequired => "pin-required",
+            SimState::PukRequired => "puk-required",
+            SimState::Absent => "absent",
+            SimState::Busy => "busy",
+            SimState::Other(s) => s,
+        }
+    }
+}
+
+/// Network registration (27.007 `<stat>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Registration {
+    /// 0: not registered, not searching.
+    NotRegistered,
+    /// 1: home network.
+    Home,
+    /// 2: searching.
+    Searching,
+    /// 3: registration denied.
+    Denied,
+    /// 4: unknown.
+    Unknown,
+    /// 5: roaming.
+    Roaming,
+}
+
+impl Registration {
+    /// From 27.007 `<stat>`.
+    pub fn from_stat(stat: u8) -> Self {
+        match stat {
+            0 => Registration::NotRegistered,
+            1 => Registration::Home,
+            2 => Registration::Searching,
+            3 => Registration::Denied,
+            5 => Registration::Roaming,
+            _ => Registration::Unknown,
+        }
+    }
+
+    /// Short name for status payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::NotRegistered => "not-registered",
+            Registration::Home => "home",
+            Registration::Searching => "searching",
+            Registration::Denied => "denied",
+            Registration::Unknown => "unknown",
+            Registration::Roaming => "roaming",
+        }
+    }
+
+    /// True when the modem can send and receive.
+    pub fn is_registered(self) -> bool {
+        matches!(self, Registration::Home | Registration::Roaming)
+    }
+}
+
+/// The modem's network status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkStatus {
+    /// SIM state.
+    pub sim: SimState,
+    /// Circuit-switched registration.
+    pub registration: Registration,
+    /// Operator long name (empty when unknown).
+    pub operator: String,
+    /// Operator MCC+MNC (empty when unknown).
+    pub operator_numeric: String,
+    /// Signal in dBm, None when unknown (CSQ 99).
+    pub signal_dbm: Option<i32>,
+}
+
+/// Why a modem operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModemError {
+    /// An AT command failed.
+    #[error("{command}: {source}")]
+    At {
+        /// The command.
+        command: String,
+        /// The failure.
+        source: AtError,
+    },
+    /// The SIM needs a PIN and none is configured.
+    #[error("SIM PIN required and no pin configured")]
+    PinRequired,
+    /// The configured PIN was refused; it is not tried again (the SIM's attempts are precious).
+    #[error("SIM PIN refused ({0}); not retried to keep the SIM's remaining attempts")]
+    WrongPin(String),
+    /// The SIM is blocked and needs its PUK.
+    #[error("SIM blocked: PUK required")]
+    PukRequired,
+    /// No SIM inserted.
+    #[error("no SIM inserted")]
+    SimAbsent,
+    /// The SIM stayed busy longer than allowed.
+    #[error("SIM still busy after {0:?}")]
+    SimBusyTimeout(Duration),
+    /// An answer could not be understood.
+    #[error("unexpected answer to {command}: {answer:?}")]
+    Unexpected {
+        /// The command.
+        command: String,
+        /// What the modem said.
+        answer: String,
+    },
+}
+
+impl ModemError {
+    /// True when the port is gone.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ModemError::At { source, .. } if source.is_fatal())
+    }
+}
+
+fn at_err(command: &str) -> impl FnOnce(AtError) -> ModemError + '_ {
+    move |source| ModemError::At {
+        command: command.to_string(),
+        source,
+    }
+}
+
+/// CSQ `<rssi>` to dBm (27.007 8.5); None for 99 (unknown).
+pub fn rssi_to_dbm(rssi: u8) -> Option<i32> {
+    match rssi {
+        0..=31 => Some(-113 + 2 * i32::from(rssi)),
+        _ => None,
+    }
+}
+
+/// Normalises an ICCID as modems print it: quotes, trailing F padding, and the nibble-swapped
+/// form some firmwares (and EF_ICCID read raw) give (`98...` instead of `89...`).
+pub fn normalize_iccid(raw: &str) -> String {
+    let s: String = unquote(raw)
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
+    let s = if s.starts_with("98") {
+        let b = s.as_bytes();
+        let mut out = String::with_capacity(b.len());
+        for pair in b.chunks(2) {
+            match pair {
+                [a, c] => {
+                    out.push(char::from(*c));
+                    out.push(char::from(*a));
+                }
+                [a] => out.push(char::from(*a)),
+                _ => {}
+            }
+        }
+        out
+    } else {
+        s
+    };
+    s.trim_end_matches(['F', 'f']).to_string()
+}
+
+/// Generic modem operations over an AT handle, with the dialect's differences applied.
+#[derive(Debug, Clone)]
+pub struct Modem {
+    at: AtHandle,
+    dialect: Dialect,
+}
+
+impl Modem {
+    /// Wraps an engine handle; the dialect may be refined later by [`Modem::identify`].
+    pub fn new(at: AtHandle, dialect: Dialect) -> Self {
+        Self { at, dialect }
+    }
+
+    /// The AT handle.
+    pub fn at(&self) -> &AtHandle {
+        &self.at
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Sets the dialect (forced by config, or detected).
+    pub fn set_dialect(&mut self, d: Dialect) {
+        self.dialect = d;
+    }
+
+    async fn run(&self, cmd: &str) -> Result<crate::at::Response, ModemError> {
+        self.at.cmd(cmd).await.map_err(at_err(cmd))
+    }
+
+    /// Bare-value query such as AT+CGSN: the first line, without a `+XXX:` prefix if present.
+    async fn value(&self, cmd: &str, prefix: &str) -> Result<String, ModemError> {
+        let r = self.run(cmd).await?;
+        let v = r
+            .field_line(prefix)
+            .or_else(|| r.first_line())
+            .map(unquote)
+            .unwrap_or_default();
+        Ok(v)
+    }
+
+    /// Gets the modem into a known state: in sync, echo off, numeric errors on.
+    pub async fn sync(&self) -> Result<(), ModemError> {
+        let mut last = None;
+        for _ in 0..3 {
+            match self
+                .at
+                .send(Command::new("AT").timeout(Duration::from_secs(2)))
+                .await
+            {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) if e.is_fatal() => return Err(at_err("AT")(e)),
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            return Err(at_err("AT")(e));
+        }
+        self.run("ATE0").await?;
+        self.run("AT+CMEE=1").await?;
+        Ok(())
+    }
+
+    /// Reads manufacturer, model, firmware, IMEI; detects the dialect unless `forced`; then
+    /// IMSI and ICCID when the SIM allows (left empty otherwise).
+    pub async fn identify(&mut self, forced: Option<Dialect>) -> Result<Identity, ModemError> {
+        let manufacturer = self.value("AT+CGMI", "+CGMI:").await?;
+        let model = self.value("AT+CGMM", "+CGMM:").await?;
+        let firmware = self.value("AT+CGMR", "+CGMR:").await?;
+        let imei = self.value("AT+CGSN", "+CGSN:").await?;
+        self.dialect = forced.unwrap_or_else(|| Dialect::detect(&manufacturer, &model));
+        let mut id = Identity {
+            manufacturer,
+            model,
+            firmware,
+            imei,
+            ..Identity::default()
+        };
+        self.read_sim_identity(&mut id).await?;
+        Ok(id)
+    }
+
+    /// Fills IMSI and ICCID (best effort: a busy or absent SIM leaves them empty).
+    pub async fn read_sim_identity(&self, id: &mut Identity) -> Result<(), ModemError> {
+        match self.value("AT+CIMI", "+CIMI:").await {
+            Ok(v) => id.imsi = v,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(_) => {}
+        }
+        for (cmd, prefix) in self.dialect.spec().iccid_commands {
+            match self.run(cmd).await {
+                Ok(r) => {
+                    let raw = r
+                        .field_line(prefix)
+                        .or_else(|| r.first_line())
+                        .unwrap_or_default();
+                    // +CRSM: 144,0,"98..." — the data is the third field.
+                    let raw = if *prefix == "+CRSM:" {
+                        parse_fields(raw).get(2).cloned().unwrap_or_default()
+                    } else {
+                        raw.to_string()
+                    };
+                    let iccid = normalize_iccid(&raw);
+                    if iccid.len() >= 18 {
+                        id.iccid = iccid;
+                        break;
+                    }
+                }
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(_) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// AT+CPIN? as a SIM state.
+    pub async fn sim_state(&self) -> Result<SimState, ModemError> {
+        match self.at.cmd("AT+CPIN?").await {
+            Ok(r) => {
+                let code = r.field_line("+CPIN:").unwrap_or("").to_ascii_uppercase();
+                Ok(match code.as_str() {
+                    "READY" => SimState::Ready,
+                    "SIM PIN" => SimState::PinRequired,
+                    "SIM PUK" => SimState::PukRequired,
+                    other => SimState::Other(other.to_string()),
+                })
+            }
+            Err(AtError::Cme(c)) if c.code == Some(14) || c.text.contains("busy") => {
+                Ok(SimState::Busy)
+            }
+            Err(AtError::Cme(c))
+                if c.code == Some(10) || c.text.to_ascii_lowercase().contains("not inserted") =>
+            {
+                Ok(SimState::Absent)
+            }
+            Err(e) => Err(at_err("AT+CPIN?")(e)),
+        }
+    }
+
+    /// Waits while the SIM is busy, then enters the PIN once if needed. A refused PIN is never
+    /// retried: a blind retry loop would burn the SIM's three attempts.
+    pub async fn unlock_sim(
+        &self,
+        pin: Option<&str>,
+        busy_timeout: Duration,
+    ) -> Result<(), ModemError> {
+        let start = tokio::time::Instant::now();
+        let mut pin_sent = false;
+        loop {
+            match self.sim_state().await? {
+                SimState::Ready => return Ok(()),
+                SimState::Busy | SimState::Other(_) => {
+                    if start.elapsed() > busy_timeout {
+                        return Err(ModemError::SimBusyTimeout(busy_timeout));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                SimState::PinRequired => {
+                    let Some(pin) = pin else {
+                        return Err(ModemError::PinRequired);
+                    };
+                    if pin_sent {
+                        return Err(ModemError::WrongPin("SIM still asks for PIN".into()));
+                    }
+                    pin_sent = true;
+                    let cmd = format!("AT+CPIN=\"{pin}\"");
+                    match self.at.cmd(&cmd).await {
+                        Ok(_) => {}
+                        Err(AtError::Cme(c)) if c.code == Some(14) => {
+                            // Busy, not refused: the PIN was not consumed.
+                            pin_sent = false;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        Err(e) if e.is_fatal() => return Err(at_err("AT+CPIN")(e)),
+                        Err(e) => return Err(ModemError::WrongPin(e.to_string())),
+                    }
+                }
+                SimState::PukRequired => return Err(ModemError::PukRequired),
+                SimState::Absent => return Err(ModemError::SimAbsent),
+            }
+        }
+    }
+
+    /// Turns on registration URCs and PDU-mode SMS settings (best effort where optional).
+    pub async fn configure(&self, smsc: Option<&str>) -> Result<(), ModemError> {
+        for cmd in self.dialect.spec().init {
+            if let Err(e) = self.run(cmd).await {
+                if e.is_fatal() {
+                    return Err(e);
+                }
+                tracing::debug!(%cmd, error = %e, "optional init command refused");
+            }
+        }
+        if self.run("AT+CREG=2").await.is_err() {
+            self.run("AT+CREG=1").await?;
+        }
+        for cmd in ["AT+CGREG=2", "AT+CEREG=2"] {
+            if let Err(e) = self.run(cmd).await {
+                if e.is_fatal() {
+                    return Err(e);
+                }
+            }
+        }
+        self.run("AT+CMGF=0").await?;
+        self.run("AT+CSCS=\"GSM\"").await?;
+        if let Some(smsc) = smsc {
+            self.run(&format!("AT+CSCA=\"{smsc}\",145")).await?;
+        }
+        Ok(())
+    }
+
+    /// AT+CSQ as dBm.
+    pub async fn signal_dbm(&self) -> Result<Option<i32>, ModemError> {
+        let r = self.run("AT+CSQ").await?;
+        let f = parse_fields(r.field_line("+CSQ:").unwrap_or(""));
+        Ok(f.first()
+            .and_then(|s| s.parse::<u8>().ok())
+            .and_then(rssi_to_dbm))
+    }
+
+    /// AT+CREG? as a registration state.
+    pub async fn registration(&self) -> Result<Registration, ModemError> {
+        let r = self.run("AT+CREG?").await?;
+        let line = r.field_line("+CREG:").unwrap_or("");
+        let f = parse_fields(line);
+        // Query form is <n>,<stat>[,...].
+        match f.get(1).and_then(|s| s.parse::<u8>().ok()) {
+            Some(stat) => Ok(Registration::from_stat(stat)),
+            None => Err(ModemError::Unexpected {
+                command: "AT+CREG?".into(),
+                answer: line.to_string(),
+            }),
+        }
+    }
+
+    /// Operator long name and numeric code (empty when not registered).
+    pub async fn operator(&self) -> Result<(String, String), ModemError> {
+        let mut names = (String::new(), String::new());
+        for (fmt, slot) in [(0, 0), (2, 1)] {
+            self.run(&format!("AT+COPS=3,{fmt}")).await?;
+            let r = self.run("AT+COPS?").await?;
+            let f = parse_fields(r.field_line("+COPS:").unwrap_or(""));
+            let v = f.get(2).map(|s| unquote(s)).unwrap_or_default();
+            if slot == 0 {
+                names.0 = v;
+            } else {
+                names.1 = v;
+            }
+        }
+        Ok(names)
+    }
+
+    /// SIM, registration, operator and signal in one go.
+    pub async fn network_status(&self) -> Result<NetworkStatus, ModemError> {
+        let sim = self.sim_state().await?;
+        let registration = self.registration().await?;
+        let (operator, operator_numeric) = if registration.is_registered() {
+            self.operator().await?
+        } else {
+            (String::new(), String::new())
+        };
+        let signal_dbm = self.signal_dbm().await?;
+        Ok(NetworkStatus {
+            sim,
+            registration,
+            operator,
+            operator_numeric,
+            signal_dbm,
+        })
+    }
+}
+
+/// Opens a serial port (or a pseudo-terminal) for AT commands: 8N1, no flow control,
+/// exclusive so no other program writes to the same modem.
+pub fn open_port(path: &str, baud: u32) -> Result<tokio_serial::SerialStream, std::io::Error> {
+    use tokio_serial::SerialPortBuilderExt;
+    let mut port = tokio_serial::new(path, baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(tokio_serial::Parity::None)
+        .stop_bits(tokio_serial::StopBits::One)
+        .flow_control(tokio_serial::FlowControl::None)
+        .open_native_async()
+        .map_err(std::io::Error::from)?;
+    port.set_exclusive(true).map_err(std::io::Error::from)?;
+    Ok(port)
+}
+
+/// Prefix helper re-exported for parsing dialect answers.
+pub fn field(line: &str, prefix: &str) -> Option<String> {
+    after_prefix(line, prefix).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rssi_mapping() {
+        assert_eq!(rssi_to_dbm(0), Some(-113));
+        assert_eq!(rssi_to_dbm(20), Some(-73));
+        assert_eq!(rssi_to_dbm(31), Some(-51));
+        assert_eq!(rssi_to_dbm(99), None);
+    }
+
+    #[test]
+    fn iccid_forms() {
+        assert_eq!(
+            normalize_iccid("\"89380062300517131234\""),
+            "89380062300517131234"
+        );
+        assert_eq!(
+            normalize_iccid("98830026035071312143"),
+            "89380062300517131234"
+        );
+        assert_eq!(
+            normalize_iccid("8938006230051713123F"),
+            "8938006230051713123"
+        );
+    }
+
+    #[test]
+    fn detect_dialects() {
+        assert_eq!(Dialect::detect("Quectel", "EC25"), Dialect::Quectel);
+        assert_eq!(
+            Dialect::detect("SIMCOM INCORPORATED", "SIMCOM_SIM7600E"),
+            Dialect::Simcom
+        );
+        assert_eq!(Dialect::detect("huawei", "E173"), Dialect::Huawei);
+        assert_eq!(Dialect::detect("Telit", "LE910"), Dialect::Generic);
+    }
+}

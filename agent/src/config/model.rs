@@ -1,0 +1,315 @@
+//! The configuration types, their defaults and their serde shape.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Default path of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/gsmgw/gsmgw.toml";
+/// Default `gateway.data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/gsmgw";
+/// Default `gateway.log_level`.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Accepted values of `gateway.log_level`.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+/// Default `mqtt.url`.
+pub const DEFAULT_MQTT_URL: &str = "mqtt://127.0.0.1:1883";
+/// Default `mqtt.keep_alive_secs`.
+pub const DEFAULT_KEEP_ALIVE_SECS: u16 = 30;
+/// Default serial speed of modems and the console.
+pub const DEFAULT_BAUD: u32 = 115_200;
+/// Serial speeds accepted for `modem.baud` and `console.baud`.
+pub const STANDARD_BAUDS: &[u32] = &[
+    9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600,
+];
+/// Default `console.device`.
+pub const DEFAULT_CONSOLE_DEVICE: &str = "/dev/ttyS0";
+/// Default `console.idle_logout_secs`.
+pub const DEFAULT_IDLE_LOGOUT_SECS: u32 = 600;
+
+/// The whole gateway configuration (one TOML file).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[gateway]`: identity, storage and logging.
+    pub gateway: GatewayConfig,
+    /// `[mqtt]`: the uplink broker.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// `[[modem]]`: one entry per modem slot.
+    #[serde(default, rename = "modem", skip_serializing_if = "Vec::is_empty")]
+    pub modems: Vec<ModemConfig>,
+    /// `[console]`: the local maintenance console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[gateway]`: identity, storage and logging.
+///
+/// `Default` leaves `id` empty: it is required and must be set before use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Gateway id, used as MQTT topic level and client id.
+    pub id: String,
+    /// Directory for the store and other state.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Log line format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Log level: one of [`LOG_LEVELS`].
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            data_dir: default_data_dir(),
+            log_format: LogFormat::default(),
+            log_level: default_log_level(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[mqtt]`: how to reach the broker.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker URL: `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// User name for the broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for the broker; needs `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// CA certificate bundle (PEM) to verify the broker; mqtts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; mqtts only, needs `key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS; mqtts only, needs `cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// MQTT keep-alive interval in seconds (5..=3600).
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: default_mqtt_url(),
+            username: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            keep_alive_secs: DEFAULT_KEEP_ALIVE_SECS,
+        }
+    }
+}
+
+// Written by hand so that the password never reaches a log line.
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &redacted(self.password.as_ref()))
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .finish()
+    }
+}
+
+/// `[[modem]]`: one modem slot.
+///
+/// `Default` leaves `slot` at 0 and `port` empty: both are required and must be set.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// Slot number (1..=64), stable name of this modem in topics and commands.
+    pub slot: u16,
+    /// AT command port, e.g. `/dev/ttyUSB2`.
+    pub port: String,
+    /// PCM/voice port, if the modem carries voice over USB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_port: Option<String>,
+    /// Serial speed of the AT port; one of [`STANDARD_BAUDS`].
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// SIM PIN (4-8 digits), entered when the SIM asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// SMS service centre number to set (E.164, `+` and 6-15 digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smsc: Option<String>,
+    /// Routing group, e.g. the operator (`[A-Za-z0-9_-]{1,32}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Vendor dialect, or `auto` to detect it.
+    #[serde(default)]
+    pub dialect: DialectChoice,
+    /// Whether the agent drives this modem at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for ModemConfig {
+    fn default() -> Self {
+        Self {
+            slot: 0,
+            port: String::new(),
+            voice_port: None,
+            baud: DEFAULT_BAUD,
+            pin: None,
+            smsc: None,
+            group: None,
+            dialect: DialectChoice::default(),
+            enabled: true,
+        }
+    }
+}
+
+// Written by hand so that the SIM PIN never reaches a log line.
+impl fmt::Debug for ModemConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModemConfig")
+            .field("slot", &self.slot)
+            .field("port", &self.port)
+            .field("voice_port", &self.voice_port)
+            .field("baud", &self.baud)
+            .field("pin", &redacted(self.pin.as_ref()))
+            .field("smsc", &self.smsc)
+            .field("group", &self.group)
+            .field("dialect", &self.dialect)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Which modem dialect to use for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectChoice {
+    /// Detect from the modem's identity (AT+CGMI/AT+CGMM).
+    #[default]
+    Auto,
+    /// Plain 3GPP 27.005/27.007 commands only.
+    Generic,
+    /// Quectel modules (EC2x, EG25, M35 …).
+    Quectel,
+    /// SIMCom modules (SIM800, SIM7600 …).
+    Simcom,
+    /// Huawei modems (E1550, E173 …).
+    Huawei,
+}
+
+/// `[console]`: the local maintenance console.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serial device path, `"stdin"`, or `"none"` to disable the console.
+    #[serde(default = "default_console_device")]
+    pub device: String,
+    /// Serial speed of `device`; one of [`STANDARD_BAUDS`].
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// argon2 or bcrypt hash of the console password; no password prompt when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// Log out after this many idle seconds (30..=86400).
+    #[serde(default = "default_idle_logout_secs")]
+    pub idle_logout_secs: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            device: default_console_device(),
+            baud: DEFAULT_BAUD,
+            password_hash: None,
+            idle_logout_secs: DEFAULT_IDLE_LOGOUT_SECS,
+        }
+    }
+}
+
+// Written by hand: a password hash is still worth keeping out of logs.
+impl fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("device", &self.device)
+            .field("baud", &self.baud)
+            .field("password_hash", &redacted(self.password_hash.as_ref()))
+            .field("idle_logout_secs", &self.idle_logout_secs)
+            .finish()
+    }
+}
+
+impl ConsoleConfig {
+    /// Whether the console is switched off (`device = "none"`).
+    pub fn is_disabled(&self) -> bool {
+        self.device == "none"
+    }
+
+    /// Whether the console runs on the process's stdin/stdout (`device = "stdin"`).
+    pub fn is_stdin(&self) -> bool {
+        self.device == "stdin"
+    }
+}
+
+fn redacted(secret: Option<&String>) -> Option<&'static str> {
+    secret.map(|_| "<redacted>")
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
+fn default_log_level() -> String {
+    DEFAULT_LOG_LEVEL.to_owned()
+}
+
+fn default_mqtt_url() -> String {
+    DEFAULT_MQTT_URL.to_owned()
+}
+
+fn default_keep_alive_secs() -> u16 {
+    DEFAULT_KEEP_ALIVE_SECS
+}
+
+fn default_baud() -> u32 {
+    DEFAULT_BAUD
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_console_device() -> String {
+    DEFAULT_CONSOLE_DEVICE.to_owned()
+}
+
+fn default_idle_logout_secs() -> u32 {
+    DEFAULT_IDLE_LOGOUT_SECS
+}

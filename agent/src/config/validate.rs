@@ -1,0 +1,491 @@
+//! Semantic checks on a [`Config`], independent of how it was built.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::endpoint::parse_mqtt_url;
+use super::error::Problem;
+use super::model::{
+    Config, ConsoleConfig, GatewayConfig, LOG_LEVELS, ModemConfig, MqttConfig, STANDARD_BAUDS,
+};
+
+/// Highest allowed `modem.slot`.
+pub const MAX_SLOT: u16 = 64;
+
+impl Config {
+    /// Check every value and cross-reference; returns all problems found (none = valid).
+    ///
+    /// Problems carry key paths but no file or line. TLS files are looked up relative to the
+    /// process's current directory.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        check_gateway(&self.gateway, &mut out);
+        check_mqtt(&self.mqtt, &mut out);
+        check_modems(&self.modems, &mut out);
+        check_console(&self.console, &mut out);
+        out
+    }
+}
+
+fn check_gateway(g: &GatewayConfig, out: &mut Vec<Problem>) {
+    if let Err(msg) = check_name(&g.id, 64) {
+        out.push(Problem::new("gateway.id", msg));
+    }
+    if g.data_dir.as_os_str().is_empty() {
+        out.push(Problem::new("gateway.data_dir", "must not be empty"));
+    }
+    if !LOG_LEVELS.contains(&g.log_level.as_str()) {
+        out.push(Problem::new(
+            "gateway.log_level",
+            format!(
+                "`{}` is not a log level; expected one of: {}",
+                g.log_level,
+                LOG_LEVELS.join(", ")
+            ),
+        ));
+    }
+}
+
+fn check_mqtt(m: &MqttConfig, out: &mut Vec<Problem>) {
+    let tls = match parse_mqtt_url(&m.url) {
+        Ok(endpoint) => Some(endpoint.tls),
+        Err(msg) => {
+            out.push(Problem::new("mqtt.url", msg));
+            None
+        }
+    };
+    if m.username.as_deref() == Some("") {
+        out.push(Problem::new("mqtt.username", "must not be empty"));
+    }
+    if m.password.is_some() && m.username.is_none() {
+        out.push(Problem::new(
+            "mqtt.password",
+            "a password needs mqtt.username too",
+        ));
+    }
+    let files = [
+        ("mqtt.ca_file", &m.ca_file),
+        ("mqtt.cert_file", &m.cert_file),
+        ("mqtt.key_file", &m.key_file),
+    ];
+    for (key, file) in files {
+        let Some(path) = file else { continue };
+        if tls == Some(false) {
+            out.push(Problem::new(
+                key,
+                "TLS files are only used with an mqtts:// url; change mqtt.url or remove this key",
+            ));
+        }
+        if let Err(msg) = check_readable_file(path) {
+            out.push(Problem::new(key, msg));
+        }
+    }
+    match (&m.cert_file, &m.key_file) {
+        (Some(_), None) => out.push(Problem::new(
+            "mqtt.cert_file",
+            "a client certificate needs mqtt.key_file too",
+        )),
+        (None, Some(_)) => out.push(Problem::new(
+            "mqtt.key_file",
+            "a client key needs mqtt.cert_file too",
+        )),
+        _ => {}
+    }
+    if !(5..=3600).contains(&m.keep_alive_secs) {
+        out.push(Problem::new(
+            "mqtt.keep_alive_secs",
+            format!("{} is out of range 5..=3600", m.keep_alive_secs),
+        ));
+    }
+}
+
+fn check_modems(modems: &[ModemConfig], out: &mut Vec<Problem>) {
+    // slot -> first modem index using it; device path -> (index, key) first using it.
+    let mut slots: HashMap<u16, usize> = HashMap::new();
+    let mut devices: HashMap<&str, String> = HashMap::new();
+    for (i, m) in modems.iter().enumerate() {
+        let at = |field: &str| format!("modem[{}].{field}", i + 1);
+        if !(1..=MAX_SLOT).contains(&m.slot) {
+            out.push(Problem::new(
+                at("slot"),
+                format!("{} is out of range 1..={MAX_SLOT}", m.slot),
+            ));
+        } else if let Some(first) = slots.get(&m.slot) {
+            out.push(Problem::new(
+                at("slot"),
+                format!("slot {} is already used by modem[{}]", m.slot, first + 1),
+            ));
+        } else {
+            slots.insert(m.slot, i);
+        }
+
+        let ports = [
+            ("port", Some(&m.port)),
+            ("voice_port", m.voice_port.as_ref()),
+        ];
+        for (field, port) in ports {
+            let Some(port) = port else { continue };
+            if port.trim().is_empty() {
+                out.push(Problem::new(at(field), "must not be empty"));
+                continue;
+            }
+            if let Some(first) = devices.get(port.as_str()) {
+                out.push(Problem::new(
+                    at(field),
+                    format!("{port} is already used by {first}"),
+                ));
+            } else {
+                devices.insert(port, at(field));
+            }
+        }
+
+        if let Err(msg) = check_baud(m.baud) {
+            out.push(Problem::new(at("baud"), msg));
+        }
+        if let Some(pin) = &m.pin {
+            // Never echo the PIN itself.
+            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(Problem::new(at("pin"), "a SIM PIN is 4 to 8 digits"));
+            }
+        }
+        if let Some(smsc) = &m.smsc {
+            let digits = smsc.strip_prefix('+').unwrap_or("");
+            if !(6..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(Problem::new(
+                    at("smsc"),
+                    format!(
+                        "`{smsc}` is not an E.164 number; expected + and 6 to 15 digits, e.g. +380672021111"
+                    ),
+                ));
+            }
+        }
+        if let Some(group) = &m.group {
+            if let Err(msg) = check_name(group, 32) {
+                out.push(Problem::new(at("group"), msg));
+            }
+        }
+    }
+}
+
+fn check_console(c: &ConsoleConfig, out: &mut Vec<Problem>) {
+    if !(c.is_disabled() || c.is_stdin() || c.device.starts_with('/')) {
+        out.push(Problem::new(
+            "console.device",
+            format!(
+                "`{}` is not usable; expected \"stdin\", \"none\" or an absolute device path like /dev/ttyS0",
+                c.device
+            ),
+        ));
+    }
+    if let Err(msg) = check_baud(c.baud) {
+        out.push(Problem::new("console.baud", msg));
+    }
+    if let Some(hash) = &c.password_hash {
+        // Never echo the value: it may be a plain-text password put there by mistake.
+        if !is_password_hash(hash) {
+            out.push(Problem::new(
+                "console.password_hash",
+                "must be an argon2 ($argon2id$v=19$m=…) or bcrypt ($2b$NN$…) hash, never a plain-text password",
+            ));
+        }
+    }
+    if !(30..=86_400).contains(&c.idle_logout_secs) {
+        out.push(Problem::new(
+            "console.idle_logout_secs",
+            format!("{} is out of range 30..=86400", c.idle_logout_secs),
+        ));
+    }
+}
+
+/// 1..=`max` chars of `[A-Za-z0-9_-]`.
+fn check_name(value: &str, max: usize) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if value.chars().count() > max {
+        return Err(format!(
+            "is {} characters long; at most {max} are allowed",
+            value.chars().count()
+        ));
+    }
+    match value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    {
+        Some(bad) => Err(format!(
+            "`{value}` contains {bad:?}; only letters, digits, `_` and `-` are allowed"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_baud(baud: u32) -> Result<(), String> {
+    if STANDARD_BAUDS.contains(&baud) {
+        Ok(())
+    } else {
+        let list: Vec<String> = STANDARD_BAUDS.iter().map(u32::to_string).collect();
+        Err(format!(
+            "{baud} is not a standard rate; expected one of: {}",
+            list.join(", ")
+        ))
+    }
+}
+
+fn check_readable_file(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{shown} does not exist"),
+        _ => format!("cannot access {shown}: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    Ok(())
+}
+
+/// Shape check for PHC argon2 strings and bcrypt (`$2a$`/`$2b$`/`$2y$`) hashes.
+fn is_password_hash(hash: &str) -> bool {
+    if hash.starts_with("$argon2") {
+        is_argon2(hash)
+    } else if hash.starts_with("$2") {
+        is_bcrypt(hash)
+    } else {
+        false
+    }
+}
+
+fn is_argon2(hash: &str) -> bool {
+    // $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH  (the v= part is optional)
+    let mut parts = hash.split('$');
+    if parts.next() != Some("") {
+        return false;
+    }
+    if !matches!(parts.next(), Some("argon2id" | "argon2i" | "argon2d")) {
+        return false;
+    }
+    let rest: Vec<&str> = parts.collect();
+    let rest = match rest.first() {
+        Some(v) if v.starts_with("v=") => &rest[1..],
+        _ => &rest[..],
+    };
+    let b64 = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    match rest {
+        [params, salt, digest] => params.contains("m=") && b64(salt) && b64(digest),
+        _ => false,
+    }
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    // $2b$12$ + 22 chars salt + 31 chars hash, bcrypt's own base64 alphabet.
+    let bytes = hash.as_bytes();
+    bytes.len() == 60
+        && matches!(&hash[..4], "$2a$" | "$2b$" | "$2y$")
+        && bytes[4].is_ascii_digit()
+        && bytes[5].is_ascii_digit()
+        && bytes[6] == b'$'
+        && bytes[7..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARGON: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+    const BCRYPT: &str = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+
+    fn valid() -> Config {
+        Config {
+            gateway: GatewayConfig {
+                id: "gw-01".into(),
+                ..GatewayConfig::default()
+            },
+            modems: vec![
+                ModemConfig {
+                    slot: 1,
+                    port: "/dev/ttyUSB2".into(),
+                    ..ModemConfig::default()
+                },
+                ModemConfig {
+                    slot: 2,
+                    port: "/dev/ttyUSB6".into(),
+                    ..ModemConfig::default()
+                },
+            ],
+            ..Config::default()
+        }
+    }
+
+    fn keys(c: &Config) -> Vec<String> {
+        c.validate().into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn valid_config_has_no_problems() {
+        assert_eq!(valid().validate(), vec![]);
+    }
+
+    #[test]
+    fn default_config_lacks_only_gateway_id() {
+        assert_eq!(keys(&Config::default()), ["gateway.id"]);
+    }
+
+    #[test]
+    fn gateway_id_rules() {
+        for bad in ["", "gw 01", "gw/01", "gw.01", &"x".repeat(65)] {
+            let mut c = valid();
+            c.gateway.id = bad.to_owned();
+            assert_eq!(keys(&c), ["gateway.id"], "{bad:?}");
+        }
+        let mut c = valid();
+        c.gateway.id = "A_b-9".repeat(12) + "1234";
+        assert_eq!(c.gateway.id.len(), 64);
+        assert!(c.validate().is_empty());
+    }
+
+    #[test]
+    fn log_level_must_be_known() {
+        let mut c = valid();
+        c.gateway.log_level = "verbose".into();
+        assert_eq!(keys(&c), ["gateway.log_level"]);
+    }
+
+    #[test]
+    fn pin_rules() {
+        for (pin, ok) in [
+            ("1234", true),
+            ("12345678", true),
+            ("123", false),
+            ("123456789", false),
+            ("12a4", false),
+        ] {
+            let mut c = valid();
+            c.modems[0].pin = Some(pin.into());
+            assert_eq!(c.validate().is_empty(), ok, "{pin}");
+        }
+        let mut c = valid();
+        c.modems[0].pin = Some("98x7".into());
+        assert!(
+            !c.validate()[0].message.contains("98x7"),
+            "PIN must not be echoed"
+        );
+    }
+
+    #[test]
+    fn smsc_rules() {
+        for (smsc, ok) in [
+            ("+380672021111", true),
+            ("+123456", true),
+            ("380672021111", false),
+            ("+12345", false),
+            ("+1234567890123456", false),
+            ("+38 067", false),
+        ] {
+            let mut c = valid();
+            c.modems[0].smsc = Some(smsc.into());
+            assert_eq!(c.validate().is_empty(), ok, "{smsc}");
+        }
+    }
+
+    #[test]
+    fn group_and_baud_rules() {
+        let mut c = valid();
+        c.modems[0].group = Some("kyiv star".into());
+        c.modems[1].baud = 12345;
+        c.console.baud = 300;
+        assert_eq!(
+            keys(&c),
+            ["modem[1].group", "modem[2].baud", "console.baud"]
+        );
+    }
+
+    #[test]
+    fn slots_in_range_and_unique() {
+        let mut c = valid();
+        c.modems[1].slot = 1;
+        let p = c.validate();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].key, "modem[2].slot");
+        assert!(p[0].message.contains("already used by modem[1]"));
+        c.modems[0].slot = 0;
+        c.modems[1].slot = 65;
+        assert_eq!(keys(&c), ["modem[1].slot", "modem[2].slot"]);
+    }
+
+    #[test]
+    fn ports_unique_across_port_and_voice_port() {
+        let mut c = valid();
+        c.modems[1].port = "/dev/ttyUSB2".into();
+        assert_eq!(keys(&c), ["modem[2].port"]);
+        let mut c = valid();
+        c.modems[1].voice_port = Some("/dev/ttyUSB2".into());
+        assert_eq!(keys(&c), ["modem[2].voice_port"]);
+        let mut c = valid();
+        c.modems[0].port = " ".into();
+        assert_eq!(keys(&c), ["modem[1].port"]);
+    }
+
+    #[test]
+    fn mqtt_rules() {
+        let mut c = valid();
+        c.mqtt.password = Some("secret".into());
+        c.mqtt.keep_alive_secs = 4;
+        assert_eq!(keys(&c), ["mqtt.password", "mqtt.keep_alive_secs"]);
+        let mut c = valid();
+        c.mqtt.url = "http://broker".into();
+        assert_eq!(keys(&c), ["mqtt.url"]);
+    }
+
+    #[test]
+    fn password_hash_shapes() {
+        assert!(is_password_hash(ARGON));
+        assert!(is_password_hash(
+            "$argon2i$m=4096,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
+        ));
+        assert!(is_password_hash(BCRYPT));
+        assert!(is_password_hash(&BCRYPT.replacen("$2b$", "$2y$", 1)));
+        for bad in [
+            "hunter2",
+            "$argon2id$",
+            "$argon2x$v=19$m=1,t=1,p=1$a$b",
+            "$2b$12$short",
+            "$1$abc$def",
+            "",
+        ] {
+            assert!(!is_password_hash(bad), "{bad}");
+        }
+        let mut c = valid();
+        c.console.password_hash = Some("hunter2".into());
+        let p = c.validate();
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].message.contains("hunter2"));
+    }
+
+    #[test]
+    fn console_device_and_idle() {
+        for (dev, ok) in [
+            ("stdin", true),
+            ("none", true),
+            ("/dev/ttyAMA0", true),
+            ("ttyS0", false),
+            ("", false),
+        ] {
+            let mut c = valid();
+            c.console.device = dev.into();
+            assert_eq!(c.validate().is_empty(), ok, "{dev}");
+        }
+        let mut c = valid();
+        c.console.idle_logout_secs = 29;
+        assert_eq!(keys(&c), ["console.idle_logout_secs"]);
+    }
+}

@@ -1,0 +1,152 @@
+//! Starting and stopping the whole agent: channels, uplink, console.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::channel::{self, ChannelHandle, ChannelTimings};
+use crate::config::Config;
+use crate::console::{self, AgentView};
+use crate::uplink::{self, UplinkOptions};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory cannot be created.
+    #[error("cannot create data_dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Knobs of a run that are not configuration (version stamp, test timings).
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Version line for the birth message and console.
+    pub version: String,
+    /// Channel timings.
+    pub timings: ChannelTimings,
+    /// Serve the console as configured (off for embedding).
+    pub console: bool,
+}
+
+/// A running agent.
+pub struct Agent {
+    view: AgentView,
+    channels: Vec<ChannelHandle>,
+    uplink: tokio::task::JoinHandle<()>,
+    console: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts everything on the current runtime; stops when `shutdown` turns true.
+    pub fn start(
+        cfg: Config,
+        opts: AgentOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Agent, AgentError> {
+        std::fs::create_dir_all(&cfg.gateway.data_dir).map_err(|source| AgentError::DataDir {
+            path: cfg.gateway.data_dir.display().to_string(),
+            source,
+        })?;
+        let endpoint = cfg
+            .mqtt
+            .endpoint()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        if endpoint.tls {
+            return Err(AgentError::Config(
+                "mqtts:// (TLS) is not supported by this build yet; use mqtt://".into(),
+            ));
+        }
+        let boot_id = uuid::Uuid::new_v4().to_string();
+        tracing::info!(gateway = %cfg.gateway.id, %boot_id, version = %opts.version, "agent starting");
+
+        let channels: Vec<ChannelHandle> = cfg
+            .modems
+            .iter()
+            .filter(|m| m.enabled)
+            .map(|m| channel::spawn(m.clone(), opts.timings.clone(), shutdown.clone()))
+            .collect();
+        let snapshots: Vec<_> = channels.iter().map(|c| c.snapshot.clone()).collect();
+        let (uplink, uplink_status) = uplink::spawn(
+            UplinkOptions {
+                gateway_id: cfg.gateway.id.clone(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                username: cfg.mqtt.username.clone(),
+                password: cfg.mqtt.password.clone(),
+                keep_alive: Duration::from_secs(u64::from(cfg.mqtt.keep_alive_secs)),
+                version: opts.version.clone(),
+                boot_id,
+                max_backoff: Duration::from_secs(30),
+            },
+            snapshots.clone(),
+            shutdown.clone(),
+        );
+        let view = AgentView {
+            gateway_id: cfg.gateway.id.clone(),
+            version: opts.version.clone(),
+            started: Instant::now(),
+            modems: snapshots,
+            uplink: uplink_status,
+            broker: format!("{}:{}", endpoint.host, endpoint.port),
+        };
+        let console = if opts.console {
+            match cfg.console.device.as_str() {
+                "none" => None,
+                "stdin" => {
+                    let v = view.clone();
+                    let sd = shutdown.clone();
+                    Some(tokio::spawn(async move {
+                        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+                        if let Err(e) = console::serve(v, stdin, tokio::io::stdout(), sd).await {
+                            tracing::warn!(error = %e, "console ended");
+                        }
+                    }))
+                }
+                dev => {
+                    tracing::warn!(device = %dev, "serial console with login is not available in this build; console disabled");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Agent {
+            view,
+            channels,
+            uplink,
+            console,
+        })
+    }
+
+    /// The read-only view (status, modems).
+    pub fn view(&self) -> AgentView {
+        self.view.clone()
+    }
+
+    /// Waits until every task has stopped after shutdown (bounded).
+    pub async fn wait(self) {
+        let all = async {
+            for c in self.channels {
+                let _ = c.task.await;
+            }
+            let _ = self.uplink.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 5 s");
+        }
+        if let Some(c) = self.console {
+            c.abort();
+        }
+    }
+}

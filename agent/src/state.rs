@@ -1,0 +1,124 @@
+//! What the agent knows about each modem slot, as published on `…/modem/{slot}/state`.
+
+use serde::Serialize;
+
+/// The life cycle of a modem slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelState {
+    /// The port is not there (unplugged, renumbering, powered off).
+    Absent,
+    /// Port open; syncing, identifying, unlocking the SIM.
+    Initializing,
+    /// SIM ready and registered: can send and receive.
+    Ready,
+    /// Answers, but something is wrong (SIM, registration, repeated timeouts).
+    Degraded,
+    /// A reset is in progress.
+    Resetting,
+}
+
+impl ChannelState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::Absent => "absent",
+            ChannelState::Initializing => "initializing",
+            ChannelState::Ready => "ready",
+            ChannelState::Degraded => "degraded",
+            ChannelState::Resetting => "resetting",
+        }
+    }
+}
+
+/// A slot's current picture, retained on the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModemSnapshot {
+    /// Configured 1-based slot.
+    pub slot: u16,
+    /// Channel state.
+    pub state: ChannelState,
+    /// Configured AT port.
+    pub port: String,
+    /// Dialect in use (detected or forced).
+    pub dialect: String,
+    /// AT+CGMI.
+    pub manufacturer: String,
+    /// AT+CGMM.
+    pub model: String,
+    /// AT+CGMR.
+    pub firmware: String,
+    /// IMEI.
+    pub imei: String,
+    /// IMSI (empty until the SIM is readable).
+    pub imsi: String,
+    /// ICCID.
+    pub iccid: String,
+    /// SIM state (ready, pin-required, busy, absent ...).
+    pub sim: String,
+    /// Registration (home, roaming, searching ...).
+    pub registration: String,
+    /// Operator long name.
+    pub operator: String,
+    /// Operator MCC+MNC.
+    pub operator_numeric: String,
+    /// Signal in dBm, when known.
+    pub signal_dbm: Option<i32>,
+    /// The last problem seen, for technicians.
+    pub error: Option<String>,
+    /// When this picture was taken (RFC 3339).
+    pub ts: String,
+}
+
+impl ModemSnapshot {
+    /// A slot nobody has seen yet.
+    pub fn new(slot: u16, port: &str) -> Self {
+        Self {
+            slot,
+            state: ChannelState::Absent,
+            port: port.to_string(),
+            dialect: String::new(),
+            manufacturer: String::new(),
+            model: String::new(),
+            firmware: String::new(),
+            imei: String::new(),
+            imsi: String::new(),
+            iccid: String::new(),
+            sim: "unknown".into(),
+            registration: "unknown".into(),
+            operator: String::new(),
+            operator_numeric: String::new(),
+            signal_dbm: None,
+            error: None,
+            ts: crate::clock::now_rfc3339(),
+        }
+    }
+
+    /// Equal apart from the timestamp (avoids republishing an unchanged picture).
+    pub fn same_as(&self, other: &ModemSnapshot) -> bool {
+        let mut a = self.clone();
+        a.ts.clone_from(&other.ts);
+        a == *other
+    }
+
+    /// One human line for consoles and logs.
+    pub fn summary(&self) -> String {
+        let signal = self
+            .signal_dbm
+            .map(|d| format!("{d} dBm"))
+            .unwrap_or_else(|| "-".into());
+        format!(
+            "slot {:<2} {:<12} {:<8} {:<22} IMEI {:<15} IMSI {:<15} SIM {:<12} {:<10} {:<14} {}",
+            self.slot,
+            self.state.as_str(),
+            self.dialect,
+            format!("{} {}", self.manufacturer, self.model).trim(),
+            self.imei,
+            self.imsi,
+            self.sim,
+            self.registration,
+            self.operator,
+            signal
+        )
+    }
+}

@@ -1,0 +1,115 @@
+//! The shipped example config validates, and docs/config.md documents every key.
+
+use std::path::PathBuf;
+
+use gsmgw_agent::config::{self, DialectChoice, LogFormat};
+
+fn docs(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("docs")
+        .join(file)
+}
+
+#[test]
+fn config_example_file_validates() {
+    let cfg = match config::load(&docs("gsmgw.example.toml")) {
+        Ok(cfg) => cfg,
+        Err(e) => panic!("docs/gsmgw.example.toml must be valid:\n{e}"),
+    };
+    assert_eq!(cfg.gateway.id, "gw-01");
+    assert_eq!(cfg.gateway.log_format, LogFormat::Text);
+    let endpoint = cfg.mqtt.endpoint().unwrap();
+    assert!(!endpoint.tls, "the example uses plain mqtt://");
+    assert_eq!(cfg.modems.len(), 2);
+    assert_eq!(cfg.modems[0].dialect, DialectChoice::Quectel);
+    assert_eq!(cfg.modems[1].dialect, DialectChoice::Simcom);
+    assert!(cfg.console.is_stdin());
+    assert!(cfg.validate().is_empty());
+}
+
+#[test]
+fn config_docs_describe_every_key() {
+    let text = std::fs::read_to_string(docs("config.md")).unwrap();
+    let keys = [
+        "gateway.id",
+        "gateway.data_dir",
+        "gateway.log_format",
+        "gateway.log_level",
+        "mqtt.url",
+        "mqtt.username",
+        "mqtt.password",
+        "mqtt.ca_file",
+        "mqtt.cert_file",
+        "mqtt.key_file",
+        "mqtt.keep_alive_secs",
+        "modem.slot",
+        "modem.port",
+        "modem.voice_port",
+        "modem.baud",
+        "modem.pin",
+        "modem.smsc",
+        "modem.group",
+        "modem.dialect",
+        "modem.enabled",
+        "console.device",
+        "console.baud",
+        "console.password_hash",
+        "console.idle_logout_secs",
+    ];
+    for key in keys {
+        assert!(
+            text.contains(&format!("### `{key}`")),
+            "docs/config.md lacks a section for {key}"
+        );
+    }
+    // And every key the parser accepts is one of those: a config using them all is valid.
+    let serialized = toml::to_string(&config::Config {
+        gateway: config::GatewayConfig {
+            id: "gw".into(),
+            ..Default::default()
+        },
+        mqtt: config::MqttConfig {
+            username: Some("u".into()),
+            password: Some("p".into()),
+            ..Default::default()
+        },
+        modems: vec![config::ModemConfig {
+            slot: 1,
+            port: "/dev/ttyUSB0".into(),
+            voice_port: Some("/dev/ttyUSB1".into()),
+            pin: Some("1234".into()),
+            smsc: Some("+1234567".into()),
+            group: Some("g".into()),
+            ..Default::default()
+        }],
+        console: config::ConsoleConfig {
+            password_hash: Some(
+                "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW".into(),
+            ),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    let doc: toml::Table = toml::from_str(&serialized).unwrap();
+    for (section, value) in &doc {
+        let tables: Vec<&toml::Table> = match value {
+            toml::Value::Table(t) => vec![t],
+            toml::Value::Array(items) => items.iter().filter_map(|v| v.as_table()).collect(),
+            other => panic!("unexpected top-level value {other:?}"),
+        };
+        for table in tables {
+            for key in table.keys() {
+                let path = format!("{section}.{key}");
+                assert!(keys.contains(&path.as_str()), "{path} is not documented");
+            }
+        }
+    }
+}
+
+#[test]
+fn config_load_of_missing_file_is_io_error() {
+    let err = config::load(&docs("no-such-file.toml")).unwrap_err();
+    assert!(matches!(err, config::ConfigError::Io { .. }), "{err}");
+    assert_eq!(err.exit_code(), 2);
+}

@@ -1,0 +1,99 @@
+//! Board profiles (TOML): which GPIO lines drive each modem slot's power, and how to pulse.
+
+use serde::Deserialize;
+
+use crate::power::PulseStep;
+
+/// A board: its name and one entry per modem slot.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardProfile {
+    /// Board name, e.g. "gw4-rpi".
+    pub name: String,
+    /// GPIO character device, e.g. "/dev/gpiochip0".
+    #[serde(default = "default_chip")]
+    pub gpiochip: String,
+    /// Per-slot pins.
+    #[serde(default)]
+    pub modem: Vec<ModemPins>,
+}
+
+/// Power wiring of one modem slot.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemPins {
+    /// The 1-based slot.
+    pub slot: u16,
+    /// GPIO line offset of the power key.
+    pub power_line: u32,
+    /// Sequence for a power cycle (hard reset).
+    pub power_cycle: Vec<PulseStep>,
+}
+
+fn default_chip() -> String {
+    "/dev/gpiochip0".into()
+}
+
+/// Why a profile is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Not valid TOML or not the schema.
+    #[error("board profile: {0}")]
+    Parse(String),
+    /// Two entries for one slot, or an empty sequence.
+    #[error("board profile: {0}")]
+    Invalid(String),
+}
+
+impl BoardProfile {
+    /// Parses and checks a profile.
+    pub fn parse(text: &str) -> Result<Self, ProfileError> {
+        let p: BoardProfile =
+            toml::from_str(text).map_err(|e| ProfileError::Parse(e.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &p.modem {
+            if !seen.insert(m.slot) {
+                return Err(ProfileError::Invalid(format!(
+                    "slot {} listed twice",
+                    m.slot
+                )));
+            }
+            if m.power_cycle.is_empty() {
+                return Err(ProfileError::Invalid(format!(
+                    "slot {}: empty power_cycle",
+                    m.slot
+                )));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The pins of a slot.
+    pub fn slot(&self, slot: u16) -> Option<&ModemPins> {
+        self.modem.iter().find(|m| m.slot == slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_profile_and_rejects_duplicates() {
+        let text = r#"
+name = "gw4"
+[[modem]]
+slot = 1
+power_line = 17
+power_cycle = [{ high = true, hold_ms = 1200 }, { high = false, hold_ms = 3000 }]
+"#;
+        let p = BoardProfile::parse(text).unwrap();
+        assert_eq!(p.gpiochip, "/dev/gpiochip0");
+        assert_eq!(p.slot(1).unwrap().power_line, 17);
+        let dup = format!(
+            "{text}\n[[modem]]\nslot = 1\npower_line = 18\npower_cycle = [{{ high = true, hold_ms = 1 }}]\n"
+        );
+        assert!(BoardProfile::parse(&dup).is_err());
+        assert!(BoardProfile::parse("name = 1").is_err());
+    }
+}

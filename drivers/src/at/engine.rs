@@ -1,0 +1,677 @@
+//! The AT engine: one task owns the port, runs one command at a time, and hands out URCs.
+//!
+//! Lines are sorted as they arrive: the echo of the command, information lines of the
+//! command in flight, its final result, and unsolicited result codes — which may arrive at any
+//! moment, also between two lines of another command's response. A command's timeout is fixed
+//! when it is written; URCs never extend it.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::framer::{Frame, Framer};
+use super::urc::{self, Urc};
+
+/// Ctrl-Z ends an SMS body after the prompt.
+const CTRL_Z: u8 = 0x1a;
+/// ESC cancels a prompt nobody asked for.
+const ESC: u8 = 0x1b;
+/// After a timeout, wait this long before the next command so a late answer is not taken
+/// for the next command's.
+const RESYNC_GUARD: Duration = Duration::from_millis(300);
+
+/// A command to send.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The command line without its terminator, e.g. `AT+CSQ`.
+    pub text: String,
+    /// How long to wait for the final result.
+    pub timeout: Duration,
+    /// Sent after the `> ` prompt, followed by Ctrl-Z (the SMS PDU for AT+CMGS).
+    pub body: Option<String>,
+    /// Prefix of the information lines this command answers with (`+CSQ:`); lines with other
+    /// URC-looking prefixes go to the URC stream. None: derived from the command.
+    pub expect: Option<String>,
+}
+
+impl Command {
+    /// A command with the default short timeout (queries, settings).
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            timeout: Duration::from_secs(5),
+            body: None,
+            expect: None,
+        }
+    }
+
+    /// Sets the timeout (long for CMGS, ATD, CUSD, COPS=?).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Sets the body sent after the prompt.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The information-line prefix this command answers with, if any.
+    pub fn expected_prefix(&self) -> Option<String> {
+        if let Some(e) = &self.expect {
+            return Some(e.clone());
+        }
+        let upper = self.text.to_ascii_uppercase();
+        let rest = upper.strip_prefix("AT")?;
+        if !(rest.starts_with('+') || rest.starts_with('^') || rest.starts_with('$')) {
+            return None;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| !matches!(c, '=' | '?' | ';'))
+            .collect();
+        // USSD answers arrive later as a URC, even when the modem sends them before OK.
+        if name == "+CUSD" && rest.contains('=') && !rest.contains("=?") {
+            return None;
+        }
+        Some(format!("{name}:"))
+    }
+
+    fn is_dial(&self) -> bool {
+        let u = self.text.to_ascii_uppercase();
+        u.starts_with("ATD") || u.starts_with("ATA")
+    }
+}
+
+/// How a command's response ended successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Final {
+    /// `OK`.
+    Ok,
+    /// `CONNECT` (data calls).
+    Connect,
+    /// No final result came, but the expected information line did (modems that omit OK).
+    Implied,
+}
+
+/// A successful response: information lines and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Information lines, in order, without echo, URCs or the final result.
+    pub lines: Vec<String>,
+    /// The final result.
+    pub final_result: Final,
+}
+
+impl Response {
+    /// The first line that starts with `prefix`, with the prefix removed and trimmed.
+    pub fn field_line(&self, prefix: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find_map(|l| super::fields::after_prefix(l, prefix))
+    }
+
+    /// The first information line, trimmed (for commands like AT+CGSN that print a bare value).
+    pub fn first_line(&self) -> Option<&str> {
+        self.lines.first().map(|s| s.trim())
+    }
+}
+
+/// An error code from `+CME ERROR` / `+CMS ERROR`, numeric or verbose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode {
+    /// The numeric code, when the modem gave one.
+    pub code: Option<u16>,
+    /// The text as the modem printed it.
+    pub text: String,
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl ErrorCode {
+    fn parse(s: &str) -> Self {
+        let text = s.trim().to_string();
+        Self {
+            code: text.parse().ok(),
+            text,
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AtError {
+    /// Plain `ERROR`.
+    #[error("ERROR")]
+    Error,
+    /// `+CME ERROR: <err>`.
+    #[error("+CME ERROR: {0}")]
+    Cme(ErrorCode),
+    /// `+CMS ERROR: <err>`.
+    #[error("+CMS ERROR: {0}")]
+    Cms(ErrorCode),
+    /// `NO CARRIER` to a dial/answer.
+    #[error("NO CARRIER")]
+    NoCarrier,
+    /// `BUSY`.
+    #[error("BUSY")]
+    Busy,
+    /// `NO ANSWER`.
+    #[error("NO ANSWER")]
+    NoAnswer,
+    /// `NO DIALTONE`.
+    #[error("NO DIALTONE")]
+    NoDialtone,
+    /// A vendor's own error word (e.g. `COMMAND NOT SUPPORT`).
+    #[error("vendor error: {0}")]
+    Vendor(String),
+    /// No final result within the command's timeout.
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+    /// The port closed or failed (USB modem gone, reset).
+    #[error("port closed: {0}")]
+    PortClosed(String),
+    /// The engine task has stopped.
+    #[error("AT engine stopped")]
+    EngineGone,
+}
+
+impl AtError {
+    /// The CME error code, if this is one.
+    pub fn cme_code(&self) -> Option<u16> {
+        match self {
+            AtError::Cme(c) => c.code,
+            _ => None,
+        }
+    }
+
+    /// True when the port is gone and the engine must be rebuilt.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, AtError::PortClosed(_) | AtError::EngineGone)
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Vendor words that end a command as an error, besides the standard ones.
+    pub vendor_errors: Vec<String>,
+    /// Capacity of the URC stream; when the consumer lags, the oldest are not kept.
+    pub urc_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            vendor_errors: vec![
+                "COMMAND NOT SUPPORT".into(),
+                "TOO MANY PARAMETERS".into(),
+                "+CME ERROR".into(),
+            ],
+            urc_capacity: 512,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Response, AtError>>;
+
+/// A cloneable handle to send commands to the engine.
+#[derive(Debug, Clone)]
+pub struct AtHandle {
+    tx: mpsc::Sender<(Command, Reply)>,
+}
+
+impl AtHandle {
+    /// Sends a command and waits for its response.
+    pub async fn send(&self, cmd: Command) -> Result<Response, AtError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((cmd, tx))
+            .await
+            .map_err(|_| AtError::EngineGone)?;
+        rx.await.map_err(|_| AtError::EngineGone)?
+    }
+
+    /// Sends `text` with the default timeout.
+    pub async fn cmd(&self, text: &str) -> Result<Response, AtError> {
+        self.send(Command::new(text)).await
+    }
+
+    /// True once the engine task has ended (port gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Starts an engine over `io` on the current tokio runtime.
+/// Returns the command handle and the URC stream (which ends when the port is gone).
+pub fn spawn<IO>(io: IO, config: EngineConfig) -> (AtHandle, mpsc::Receiver<Urc>)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let (urc_tx, urc_rx) = mpsc::channel(config.urc_capacity.max(1));
+    tokio::spawn(run(io, config, cmd_rx, urc_tx));
+    (AtHandle { tx: cmd_tx }, urc_rx)
+}
+
+struct InFlight {
+    cmd: Command,
+    expect: Option<String>,
+    reply: Reply,
+    lines: Vec<String>,
+    deadline: Instant,
+    echo_seen: bool,
+    body_sent: bool,
+    /// The next line is a message body (after `+CMGR:`/`+CMGL:`), whatever it reads.
+    body_line_next: bool,
+}
+
+struct State {
+    config: EngineConfig,
+    urc_tx: mpsc::Sender<Urc>,
+    inflight: Option<InFlight>,
+    /// A `+CMT:`/`+CDS:` header waiting for its PDU line.
+    urc_header: Option<String>,
+    dropped_urcs: u64,
+}
+
+async fn run<IO>(
+    io: IO,
+    config: EngineConfig,
+    mut cmd_rx: mpsc::Receiver<(Command, Reply)>,
+    urc_tx: mpsc::Sender<Urc>,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut framer = Framer::new();
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut st = State {
+        config,
+        urc_tx,
+        inflight: None,
+        urc_header: None,
+        dropped_urcs: 0,
+    };
+    let mut resync_until: Option<Instant> = None;
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+
+    let close_reason = loop {
+        let deadline = st.inflight.as_ref().map(|f| f.deadline).unwrap_or(far);
+        let guard = resync_until.unwrap_or(far);
+        let accepting = st.inflight.is_none() && resync_until.is_none();
+        tokio::select! {
+            biased;
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => break "end of file".to_string(),
+                Err(e) => break e.to_string(),
+                Ok(n) => {
+                    frames.clear();
+                    framer.push(&buf[..n], &mut frames);
+                    for frame in frames.drain(..) {
+                        if let Some(bytes) = st.on_frame(frame) {
+                            if let Err(e) = wr.write_all(&bytes).await {
+                                st.fail(AtError::PortClosed(e.to_string()));
+                            }
+                        }
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(deadline), if st.inflight.is_some() => {
+                if let Some(f) = st.inflight.take() {
+                    let result = match &f.expect {
+                        Some(p) if f.lines.iter().any(|l| super::fields::after_prefix(l, p).is_some()) => {
+                            Ok(Response { lines: f.lines, final_result: Final::Implied })
+                        }
+                        _ => {
+                            tracing::debug!(command = %f.cmd.text, "AT command timed out");
+                            Err(AtError::Timeout(f.cmd.timeout))
+                        }
+                    };
+                    let _ = f.reply.send(result);
+                    framer.reset();
+                    resync_until = Some(Instant::now() + RESYNC_GUARD);
+                }
+            },
+            _ = tokio::time::sleep_until(guard), if resync_until.is_some() => {
+                resync_until = None;
+            },
+            req = cmd_rx.recv(), if accepting => match req {
+                None => return,
+                Some((cmd, reply)) => {
+                    let mut line = cmd.text.clone().into_bytes();
+                    line.push(b'\r');
+                    let expect = cmd.expected_prefix();
+                    let deadline = Instant::now() + cmd.timeout;
+                    if let Err(e) = wr.write_all(&line).await {
+                        let _ = reply.send(Err(AtError::PortClosed(e.to_string())));
+                        break e.to_string();
+                    }
+                    st.inflight = Some(InFlight {
+                        cmd, expect, reply, lines: Vec::new(), deadline,
+                        echo_seen: false, body_sent: false, body_line_next: false,
+                    });
+                }
+            },
+        }
+    };
+    tracing::debug!(reason = %close_reason, dropped_urcs = st.dropped_urcs, "AT port closed");
+    st.fail(AtError::PortClosed(close_reason.clone()));
+    // Everything queued behind fails too, so callers learn at once.
+    cmd_rx.close();
+    while let Some((_, reply)) = cmd_rx.recv().await {
+        let _ = reply.send(Err(AtError::PortClosed(close_reason.clone())));
+    }
+}
+
+impl State {
+    fn fail(&mut self, e: AtError) {
+        if let Some(f) = self.inflight.take() {
+            let _ = f.reply.send(Err(e));
+        }
+    }
+
+    fn emit(&mut self, u: Urc) {
+        match self.urc_tx.try_send(u) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped_urcs += 1;
+                tracing::warn!(
+                    dropped = self.dropped_urcs,
+                    "URC consumer lags; URC dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn unsolicited(&mut self, line: String) {
+        if urc::has_pdu_line(&line) {
+            self.urc_header = Some(line);
+        } else {
+            let u = urc::parse(&line, None);
+            self.emit(u);
+        }
+    }
+
+    /// Handles one frame; returns bytes to write back (the body after a prompt).
+    fn on_frame(&mut self, frame: Frame) -> Option<Vec<u8>> {
+        let line = match frame {
+            Frame::Prompt => {
+                return match self.inflight.as_mut() {
+                    Some(f) if !f.body_sent && f.cmd.body.is_some() => {
+                        f.body_sent = true;
+                        let mut b = f.cmd.body.clone().unwrap_or_default().into_bytes();
+                        b.push(CTRL_Z);
+                        Some(b)
+                    }
+                    _ => Some(vec![ESC]),
+                };
+            }
+            Frame::Overlong(start) => {
+                tracing::warn!(start = %start.chars().take(40).collect::<String>(), "overlong line from modem dropped");
+                return None;
+            }
+            Frame::Line(l) => l,
+        };
+
+        // The PDU line of a +CMT:/+CDS: URC comes right after its header.
+        if let Some(header) = self.urc_header.take() {
+            let u = urc::parse(&header, Some(&line));
+            self.emit(u);
+            return None;
+        }
+
+        let Some(f) = self.inflight.as_mut() else {
+            if is_final(&line, &self.config.vendor_errors) {
+                tracing::debug!(%line, "final result with no command in flight dropped");
+            } else {
+                self.unsolicited(line);
+            }
+            return None;
+        };
+
+        if f.body_line_next {
+            f.body_line_next = false;
+            f.lines.push(line);
+            return None;
+        }
+        if !f.echo_seen && line.eq_ignore_ascii_case(f.cmd.text.trim()) {
+            f.echo_seen = true;
+            return None;
+        }
+        if f.body_sent
+            && f.cmd
+                .body
+                .as_deref()
+                .is_some_and(|b| line.ends_with(b.trim()))
+        {
+            return None; // echo of the body
+        }
+
+        if let Some(result) = classify_final(&line, f.cmd.is_dial(), &self.config.vendor_errors) {
+            if let Some(f) = self.inflight.take() {
+                let _ = f.reply.send(result.map(|final_result| Response {
+                    lines: f.lines,
+                    final_result,
+                }));
+            }
+            return None;
+        }
+
+        let expected = f
+            .expect
+            .as_deref()
+            .is_some_and(|p| super::fields::after_prefix(&line, p).is_some());
+        if !expected && (urc::looks_unsolicited(&line)) {
+            self.unsolicited(line);
+            return None;
+        }
+        if line.starts_with("+CMGR:") || line.starts_with("+CMGL:") {
+            f.body_line_next = true;
+        }
+        f.lines.push(line);
+        None
+    }
+}
+
+/// Recognises a final result line; `dial` makes call-progress words finals.
+fn classify_final(line: &str, dial: bool, vendor: &[String]) -> Option<Result<Final, AtError>> {
+    let l = line.trim();
+    if l == "OK" {
+        return Some(Ok(Final::Ok));
+    }
+    if l.starts_with("CONNECT") {
+        return Some(Ok(Final::Connect));
+    }
+    if l == "ERROR" {
+        return Some(Err(AtError::Error));
+    }
+    if let Some(rest) = l.strip_prefix("+CME ERROR:") {
+        return Some(Err(AtError::Cme(ErrorCode::parse(rest))));
+    }
+    if let Some(rest) = l.strip_prefix("+CMS ERROR:") {
+        return Some(Err(AtError::Cms(ErrorCode::parse(rest))));
+    }
+    if dial {
+        match l {
+            "NO CARRIER" => return Some(Err(AtError::NoCarrier)),
+            "BUSY" => return Some(Err(AtError::Busy)),
+            "NO ANSWER" => return Some(Err(AtError::NoAnswer)),
+            "NO DIALTONE" | "NO DIAL TONE" => return Some(Err(AtError::NoDialtone)),
+            _ => {}
+        }
+    }
+    if vendor.iter().any(|v| v != "+CME ERROR" && l == v) {
+        return Some(Err(AtError::Vendor(l.to_string())));
+    }
+    None
+}
+
+fn is_final(line: &str, vendor: &[String]) -> bool {
+    // Call-progress words outside a dial are URCs (a call ended), not stray finals.
+    classify_final(line, false, vendor).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
+
+    /// A scripted fake modem for unit tests of the engine only (end-to-end tests use the
+    /// simulator on a real pseudo-terminal).
+    async fn modem_reads_line(r: &mut BufReader<tokio::io::ReadHalf<DuplexStream>>) -> String {
+        let mut v = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), r.read_until(b'\r', &mut v)).await;
+        String::from_utf8_lossy(&v).trim().to_string()
+    }
+
+    fn setup() -> (
+        AtHandle,
+        mpsc::Receiver<Urc>,
+        BufReader<tokio::io::ReadHalf<DuplexStream>>,
+        tokio::io::WriteHalf<DuplexStream>,
+    ) {
+        let (a, b) = tokio::io::duplex(4096);
+        let (h, urcs) = spawn(a, EngineConfig::default());
+        let (r, w) = tokio::io::split(b);
+        (h, urcs, BufReader::new(r), w)
+    }
+
+    #[tokio::test]
+    async fn query_with_echo_and_urc_inside_response() {
+        let (h, mut urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move { h.cmd("AT+CMGL=4").await });
+        assert_eq!(modem_reads_line(&mut mr).await, "AT+CMGL=4");
+        mw.write_all(b"AT+CMGL=4\r\r\n+CMGL: 1,0,,3\r\nOK\r\n+CMTI: \"SM\",2\r\n+CMGL: 2,1,,4\r\nERROR\r\n\r\nOK\r\n")
+            .await
+            .unwrap();
+        let resp = task.await.unwrap().unwrap();
+        // "OK" and "ERROR" right after a +CMGL header are message bodies, not finals.
+        assert_eq!(
+            resp.lines,
+            vec!["+CMGL: 1,0,,3", "OK", "+CMGL: 2,1,,4", "ERROR"]
+        );
+        assert_eq!(
+            urcs.recv().await,
+            Some(Urc::NewMessage {
+                storage: "SM".into(),
+                index: 2
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn query_response_is_not_taken_for_urc() {
+        let (h, mut urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move { h.cmd("AT+CREG?").await });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(b"\r\n+CREG: 5,\"AB\",\"CD\"\r\n\r\n+CREG: 2,1\r\n\r\nOK\r\n")
+            .await
+            .unwrap();
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.lines.len(), 2);
+        assert!(urcs.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn cme_error_and_vendor_word() {
+        let (h, _urcs, mut mr, mut mw) = setup();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move { h2.cmd("AT+CPIN?").await });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(b"\r\n+CME ERROR: 14\r\n").await.unwrap();
+        let e = task.await.unwrap().unwrap_err();
+        assert_eq!(e.cme_code(), Some(14));
+        let task = tokio::spawn(async move { h.cmd("AT+QFOO").await });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(b"\r\nCOMMAND NOT SUPPORT\r\n").await.unwrap();
+        assert_eq!(
+            task.await.unwrap().unwrap_err(),
+            AtError::Vendor("COMMAND NOT SUPPORT".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn prompt_gets_body_and_ctrl_z() {
+        let (h, _urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move {
+            h.send(
+                Command::new("AT+CMGS=5")
+                    .body("0011AA")
+                    .timeout(Duration::from_secs(5)),
+            )
+            .await
+        });
+        assert_eq!(modem_reads_line(&mut mr).await, "AT+CMGS=5");
+        mw.write_all(b"\r\n> ").await.unwrap();
+        let mut v = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), mr.read_until(CTRL_Z, &mut v))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, b"0011AA\x1a");
+        mw.write_all(b"\r\n+CMGS: 7\r\n\r\nOK\r\n").await.unwrap();
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.field_line("+CMGS:"), Some("7"));
+    }
+
+    #[tokio::test]
+    async fn missing_final_ok_is_implied_when_info_arrived_and_timeout_otherwise() {
+        let (h, _urcs, mut mr, mut mw) = setup();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move {
+            h2.send(Command::new("AT+CSQ").timeout(Duration::from_millis(200)))
+                .await
+        });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(b"\r\n+CSQ: 20,99\r\n").await.unwrap();
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.final_result, Final::Implied);
+        let e = h
+            .send(Command::new("AT").timeout(Duration::from_millis(100)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AtError::Timeout(_)));
+    }
+
+    #[tokio::test]
+    async fn direct_sms_urc_with_pdu_line_and_call_end_outside_dial() {
+        let (_h, mut urcs, _mr, mut mw) = setup();
+        mw.write_all(b"\r\n+CMT: ,24\r\n0791AABB\r\nNO CARRIER\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            urcs.recv().await,
+            Some(Urc::DirectMessage {
+                pdu: "0791AABB".into()
+            })
+        );
+        assert_eq!(
+            urcs.recv().await,
+            Some(Urc::CallEnded {
+                reason: "NO CARRIER".into()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn port_gone_fails_pending_and_ends_urc_stream() {
+        let (h, mut urcs, mr, mw) = setup();
+        let task = tokio::spawn(async move { h.cmd("AT").await });
+        drop(mr);
+        drop(mw);
+        let e = task.await.unwrap().unwrap_err();
+        assert!(e.is_fatal(), "{e:?}");
+        assert_eq!(urcs.recv().await, None);
+    }
+}

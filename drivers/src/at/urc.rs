@@ -1,0 +1,284 @@
+//! Unsolicited result codes: recognising them among response lines and typing them.
+
+use super::fields::{parse_fields, unquote};
+
+/// An unsolicited result code as the engine hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Urc {
+    /// `RING` or `+CRING: <type>`.
+    Ring,
+    /// `+CLIP: "<number>",<type>,...` — the caller's number (empty when withheld).
+    Clip {
+        /// The caller's number as the network gave it.
+        number: String,
+    },
+    /// `+CMTI: "<mem>",<index>` — a new SMS stored.
+    NewMessage {
+        /// Storage name (SM, ME, MT, SR...).
+        storage: String,
+        /// Index in that storage.
+        index: u32,
+    },
+    /// `+CDSI: "<mem>",<index>` — a status report stored.
+    NewReport {
+        /// Storage name.
+        storage: String,
+        /// Index in that storage.
+        index: u32,
+    },
+    /// `+CMT: [<alpha>],<len>` followed by the PDU line — an SMS routed directly.
+    DirectMessage {
+        /// The PDU in hex, SMSC field included.
+        pdu: String,
+    },
+    /// `+CDS: <len>` followed by the PDU line — a status report routed directly.
+    DirectReport {
+        /// The PDU in hex, SMSC field included.
+        pdu: String,
+    },
+    /// `+CREG` / `+CGREG` / `+CEREG` registration change.
+    Registration {
+        /// Which domain: "CREG", "CGREG" or "CEREG".
+        domain: &'static str,
+        /// 27.007 `<stat>`.
+        stat: u8,
+    },
+    /// `+CUSD: <m>[,"<str>",<dcs>]`.
+    Ussd {
+        /// 0 no further action, 1 further action required, 2 terminated by network ...
+        m: u8,
+        /// The text as the modem printed it (hex when CSCS is UCS2).
+        text: String,
+        /// The data coding scheme, when given.
+        dcs: Option<u32>,
+    },
+    /// A call ended: `NO CARRIER`, `BUSY`, `NO ANSWER` outside a dial command.
+    CallEnded {
+        /// The word the modem used.
+        reason: String,
+    },
+    /// Signal report (vendor forms: `^RSSI:`, `+QIND: "csq"`, `+CSQ:` unsolicited).
+    Signal {
+        /// The raw line.
+        line: String,
+    },
+    /// Modem (re)started: `RDY`, `^BOOT`, `START`...
+    Boot {
+        /// The raw line.
+        line: String,
+    },
+    /// `+CPIN: <code>` unsolicited (SIM state change).
+    SimState {
+        /// READY, SIM PIN, NOT INSERTED ...
+        code: String,
+    },
+    /// Anything else the modem said unprompted.
+    Other(String),
+}
+
+/// Prefixes that begin an unsolicited line on 27.007/27.005 and vendor modems.
+const URC_PREFIXES: &[&str] = &[
+    "RING",
+    "+CRING:",
+    "+CLIP:",
+    "+CMTI:",
+    "+CDSI:",
+    "+CMT:",
+    "+CDS:",
+    "+CBM:",
+    "+CREG:",
+    "+CGREG:",
+    "+CEREG:",
+    "+CUSD:",
+    "+CPIN:",
+    "+CSQ:",
+    "+CIEV:",
+    "+CCWA:",
+    "+COLP:",
+    "+CTZV:",
+    "+CTZE:",
+    "+QIND:",
+    "+QUSIM:",
+    "+CPINR:",
+    "^RSSI:",
+    "^HCSQ:",
+    "^BOOT:",
+    "^MODE:",
+    "^SRVST:",
+    "^SIMST:",
+    "^SYSSTART",
+    "^ORIG:",
+    "^CONF:",
+    "^CONN:",
+    "^CEND:",
+    "^DSFLOWRPT:",
+    "RDY",
+    "Call Ready",
+    "SMS Ready",
+    "PB DONE",
+    "+PACSP",
+    "NO CARRIER",
+    "BUSY",
+    "NO ANSWER",
+];
+
+/// True when `line` looks like an unsolicited result code.
+pub fn looks_unsolicited(line: &str) -> bool {
+    URC_PREFIXES.iter().any(|p| line.starts_with(p))
+}
+
+/// True when the URC header announces a second line carrying a PDU (`+CMT:`, `+CDS:`, `+CBM:`).
+pub fn has_pdu_line(line: &str) -> bool {
+    line.starts_with("+CMT:") || line.starts_with("+CDS:") || line.starts_with("+CBM:")
+}
+
+/// Types an unsolicited line. `pdu` is the second line for `+CMT:`/`+CDS:`.
+pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
+    let rest = |p: &str| line.get(p.len()..).unwrap_or("").trim();
+    if line == "RING" || line.starts_with("+CRING:") {
+        return Urc::Ring;
+    }
+    if line.starts_with("+CLIP:") {
+        let f = parse_fields(rest("+CLIP:"));
+        return Urc::Clip {
+            number: f.first().map(|s| unquote(s)).unwrap_or_default(),
+        };
+    }
+    for (prefix, report) in [("+CMTI:", false), ("+CDSI:", true)] {
+        if line.starts_with(prefix) {
+            let f = parse_fields(rest(prefix));
+            let storage = f.first().map(|s| unquote(s)).unwrap_or_default();
+            if let Some(index) = f.get(1).and_then(|s| s.trim().parse().ok()) {
+                return if report {
+                    Urc::NewReport { storage, index }
+                } else {
+                    Urc::NewMessage { storage, index }
+                };
+            }
+            return Urc::Other(line.to_string());
+        }
+    }
+    if line.starts_with("+CMT:") {
+        return match pdu {
+            Some(p) => Urc::DirectMessage { pdu: p.to_string() },
+            None => Urc::Other(line.to_string()),
+        };
+    }
+    if line.starts_with("+CDS:") {
+        return match pdu {
+            Some(p) => Urc::DirectReport { pdu: p.to_string() },
+            None => Urc::Other(line.to_string()),
+        };
+    }
+    for (prefix, domain) in [
+        ("+CREG:", "CREG"),
+        ("+CGREG:", "CGREG"),
+        ("+CEREG:", "CEREG"),
+    ] {
+        if line.starts_with(prefix) {
+            // Unsolicited form: <stat>[,<lac>,<ci>[,<act>]] (no leading <n>).
+            let f = parse_fields(rest(prefix));
+            if let Some(stat) = f.first().and_then(|s| s.trim().parse().ok()) {
+                return Urc::Registration { domain, stat };
+            }
+            return Urc::Other(line.to_string());
+        }
+    }
+    if line.starts_with("+CUSD:") {
+        let f = parse_fields(rest("+CUSD:"));
+        let m = f.first().and_then(|s| s.trim().parse().ok()).unwrap_or(2);
+        return Urc::Ussd {
+            m,
+            text: f.get(1).map(|s| unquote(s)).unwrap_or_default(),
+            dcs: f.get(2).and_then(|s| s.trim().parse().ok()),
+        };
+    }
+    if line.starts_with("+CPIN:") {
+        return Urc::SimState {
+            code: rest("+CPIN:").to_string(),
+        };
+    }
+    if line.starts_with("^RSSI:")
+        || line.starts_with("^HCSQ:")
+        || line.starts_with("+CSQ:")
+        || line.starts_with("+QIND: \"csq\"")
+    {
+        return Urc::Signal {
+            line: line.to_string(),
+        };
+    }
+    if line == "RDY" || line.starts_with("^BOOT") || line.starts_with("^SYSSTART") {
+        return Urc::Boot {
+            line: line.to_string(),
+        };
+    }
+    if line == "NO CARRIER" || line == "BUSY" || line == "NO ANSWER" {
+        return Urc::CallEnded {
+            reason: line.to_string(),
+        };
+    }
+    Urc::Other(line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_common_urcs() {
+        assert_eq!(
+            parse("+CMTI: \"SM\",3", None),
+            Urc::NewMessage {
+                storage: "SM".into(),
+                index: 3
+            }
+        );
+        assert_eq!(
+            parse("+CDSI: \"SR\",0", None),
+            Urc::NewReport {
+                storage: "SR".into(),
+                index: 0
+            }
+        );
+        assert_eq!(
+            parse("+CLIP: \"+380501234567\",145,,,,0", None),
+            Urc::Clip {
+                number: "+380501234567".into()
+            }
+        );
+        assert_eq!(
+            parse("+CREG: 5,\"1A2B\",\"00C3D4E5\"", None),
+            Urc::Registration {
+                domain: "CREG",
+                stat: 5
+            }
+        );
+        assert_eq!(
+            parse("+CDS: 25", Some("0006")),
+            Urc::DirectReport { pdu: "0006".into() }
+        );
+        assert!(matches!(
+            parse("+CUSD: 0,\"Balance 1\",15", None),
+            Urc::Ussd {
+                m: 0,
+                dcs: Some(15),
+                ..
+            }
+        ));
+        assert!(matches!(parse("^RSSI: 17", None), Urc::Signal { .. }));
+    }
+
+    #[test]
+    fn malformed_urcs_do_not_panic() {
+        for l in [
+            "+CMTI:",
+            "+CMTI: \"SM\",x",
+            "+CREG:",
+            "+CUSD:",
+            "+CLIP:",
+            "+CMT: 3",
+        ] {
+            let _ = parse(l, None);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The generic 3GPP 27.007 dialect: what any modem should understand.
+
+use super::DialectSpec;
+
+/// Generic modem: ICCID via AT+CCID, falling back to reading EF_ICCID with AT+CRSM.
+pub const SPEC: DialectSpec = DialectSpec {
+    name: "generic",
+    iccid_commands: &[
+        ("AT+CCID", "+CCID:"),
+        ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
+    ],
+    vendor_errors: &[],
+    init: &[],
+};

@@ -1,0 +1,11 @@
+//! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones.
+
+use super::DialectSpec;
+
+/// SIMCom modems.
+pub const SPEC: DialectSpec = DialectSpec {
+    name: "simcom",
+    iccid_commands: &[("AT+CICCID", "+ICCID:"), ("AT+CCID", "+CCID:")],
+    vendor_errors: &[],
+    init: &[],
+};

@@ -1,0 +1,998 @@
+//! The simulated modem's state machine: line input, echo, command dispatch, response framing,
+//! URC placement, timers and power/plug lifecycle. Pure logic (no I/O): the runner feeds it bytes,
+//! control messages and clock ticks, and drains its output and actions.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::SimOptions;
+use super::call::CallState;
+use super::dialect::Dialect;
+use super::identity::SimCard;
+use super::network::Network;
+use super::parse::{self, Cmd, Form, Syntax};
+use super::sms::{Mem, Prompt, SmsState};
+use super::ussd::UssdState;
+
+/// How many command lines the `state` snapshot keeps.
+const LOG_LINES: usize = 200;
+/// Longest command line accepted (longer lines are discarded, like a modem's buffer overflow).
+const MAX_LINE: usize = 1024;
+/// Command lines buffered while a response is still pending.
+const MAX_QUEUED: usize = 32;
+
+/// A failing final result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AtError {
+    /// Plain "ERROR" (syntax, unknown command).
+    Error,
+    /// 27.007 equipment error (+CME ERROR).
+    Cme(u16),
+    /// 27.005 message service error (+CMS ERROR).
+    Cms(u16),
+    /// A vendor word instead of ERROR.
+    Vendor(String),
+}
+
+impl From<Syntax> for AtError {
+    fn from(_: Syntax) -> Self {
+        AtError::Error
+    }
+}
+
+/// Final result of a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Final {
+    Ok,
+    Err(AtError),
+    /// Another result word (NO CARRIER, BUSY …).
+    Word(String),
+    /// No final result (the `> ` prompt follows instead).
+    None,
+}
+
+/// What runs after a response has been written.
+#[derive(Debug)]
+pub(crate) enum Post {
+    /// Enter the SMS text/PDU prompt.
+    Prompt(Prompt),
+    /// Restart the modem (AT+CFUN=1,1).
+    Reboot,
+}
+
+/// The outcome of one command.
+#[derive(Debug, Default)]
+pub(crate) struct Resp {
+    /// Information text: blocks of lines kept together (URCs go only between blocks).
+    pub blocks: Vec<Vec<String>>,
+    /// Extra time before the response is written (slow commands).
+    pub delay_ms: u64,
+    /// A final result other than OK.
+    pub fin: Option<Final>,
+    /// Something to do after the response is written.
+    pub post: Option<Post>,
+}
+
+impl Resp {
+    pub(crate) fn ok() -> Resp {
+        Resp::default()
+    }
+    pub(crate) fn line(s: impl Into<String>) -> Resp {
+        Resp {
+            blocks: vec![vec![s.into()]],
+            ..Resp::default()
+        }
+    }
+    /// Each line its own block (URCs may go between them).
+    pub(crate) fn lines(v: Vec<String>) -> Resp {
+        Resp {
+            blocks: v.into_iter().map(|l| vec![l]).collect(),
+            ..Resp::default()
+        }
+    }
+    /// All lines one block.
+    pub(crate) fn block(v: Vec<String>) -> Resp {
+        Resp {
+            blocks: if v.is_empty() { vec![] } else { vec![v] },
+            ..Resp::default()
+        }
+    }
+    pub(crate) fn with_final(mut self, f: Final) -> Resp {
+        self.fin = Some(f);
+        self
+    }
+}
+
+/// Result type of command handlers.
+pub(crate) type CmdResult = Result<Resp, AtError>;
+
+/// Timed events.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    SimReady,
+    SmsReady,
+    Register,
+    Signal,
+    Ring,
+    DialOutcome,
+    UssdReply { text: String, more: bool },
+    StatusReport { mr: u8, status: u8 },
+    CnmaTimeout(u64),
+    NetworkRetry,
+    Unplug,
+    Replug,
+}
+
+/// Requests from the device to the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Close the pty and remove the link.
+    Unplug,
+    /// Open a new pty, point the link at it and boot.
+    Plug,
+}
+
+/// Where URCs due during a response go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrcMode {
+    /// Between the response's lines (real modems do this).
+    Inside,
+    /// Only after the final result.
+    Between,
+}
+
+/// Settings reset at every boot (ATZ/AT&F reset a subset).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub echo: bool,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub cmee: u8,
+    pub cmgf: u8,
+    pub cscs: String,
+    pub cnmi: [u8; 5],
+    pub csms: u8,
+    pub creg_n: u8,
+    pub cgreg_n: u8,
+    pub cereg_n: u8,
+    pub cops_format: u8,
+    pub clip: bool,
+    pub crc: bool,
+    pub colp: bool,
+    pub cusd_n: u8,
+    pub cpms: [Mem; 3],
+    pub cfun: u8,
+    pub sregs: BTreeMap<u32, u32>,
+}
+
+impl Settings {
+    pub(crate) fn defaults(d: Dialect) -> Settings {
+        let p = d.profile();
+        let mut sregs = BTreeMap::new();
+        sregs.insert(0, 0);
+        sregs.insert(3, 13);
+        sregs.insert(4, 10);
+        sregs.insert(5, 8);
+        sregs.insert(7, 60);
+        Settings {
+            echo: true,
+            verbose: true,
+            quiet: false,
+            cmee: 0,
+            cmgf: 0,
+            cscs: p.cscs.to_string(),
+            cnmi: p.cnmi,
+            csms: 0,
+            creg_n: 0,
+            cgreg_n: 0,
+            cereg_n: 0,
+            cops_format: 0,
+            clip: false,
+            crc: false,
+            colp: false,
+            cusd_n: 0,
+            cpms: [Mem::Sm, Mem::Sm, Mem::Sm],
+            cfun: 1,
+            sregs,
+        }
+    }
+}
+
+/// Injected faults.
+#[derive(Debug, Clone)]
+pub(crate) struct Faults {
+    pub latency_ms: u64,
+    pub hang: bool,
+    pub errors: Option<(AtError, u32)>,
+    pub drop_final_ok: u32,
+    pub vendor_error: Option<(String, u32)>,
+    pub urc_mode: UrcMode,
+}
+
+/// Counters shown in the `state` snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    pub commands: u64,
+    pub lines_while_hung: u64,
+    pub reboots: u64,
+    pub dropped_sms: u64,
+    pub dropped_reports: u64,
+    pub garbage_bytes_in: u64,
+    pub unacked: u64,
+}
+
+struct Pending {
+    ready_at: Instant,
+    chunks: Vec<String>,
+    urc_slot: usize,
+    fin: Final,
+    post: Option<Post>,
+}
+
+/// The simulated modem.
+pub(crate) struct Device {
+    pub opts: SimOptions,
+    pub dialect: Dialect,
+    pub plugged: bool,
+    pub powered: bool,
+    pub pty_path: Option<PathBuf>,
+    pub set: Settings,
+    pub sim: SimCard,
+    pub net: Network,
+    pub sms: SmsState,
+    pub calls: CallState,
+    pub ussd: UssdState,
+    pub faults: Faults,
+    pub counters: Counters,
+    pub log: VecDeque<String>,
+    pub prompt: Option<Prompt>,
+    out: Vec<u8>,
+    line: Vec<u8>,
+    last_cr: bool,
+    last_line: Option<String>,
+    pending: Option<Pending>,
+    queued: VecDeque<String>,
+    held: Vec<String>,
+    /// URCs caused by the command being executed: reported after its final result.
+    after: Vec<String>,
+    executing: bool,
+    timers: BTreeMap<(Instant, u64), Event>,
+    seq: u64,
+    actions: Vec<Action>,
+    rng: u64,
+}
+
+impl Device {
+    /// A modem that is not plugged in yet (the runner plugs it).
+    pub(crate) fn new(opts: SimOptions) -> Device {
+        let dialect = opts.dialect;
+        let seed = (super::clock::unix_now() ^ (u64::from(std::process::id()) << 32)) | 1;
+        Device {
+            sim: SimCard::new(opts.pin.clone()),
+            net: Network::new(&opts, dialect),
+            sms: SmsState::new(),
+            calls: CallState::default(),
+            ussd: UssdState::default(),
+            set: Settings::defaults(dialect),
+            faults: Faults {
+                latency_ms: 0,
+                hang: false,
+                errors: None,
+                drop_final_ok: 0,
+                vendor_error: None,
+                urc_mode: UrcMode::Inside,
+            },
+            counters: Counters::default(),
+            log: VecDeque::new(),
+            prompt: None,
+            opts,
+            dialect,
+            plugged: false,
+            powered: false,
+            pty_path: None,
+            out: Vec::new(),
+            line: Vec::new(),
+            last_cr: false,
+            last_line: None,
+            pending: None,
+            queued: VecDeque::new(),
+            held: Vec::new(),
+            after: Vec::new(),
+            executing: false,
+            timers: BTreeMap::new(),
+            seq: 0,
+            actions: Vec::new(),
+            rng: seed,
+        }
+    }
+
+    // ----- lifecycle -------------------------------------------------------------------------
+
+    /// The runner opened a new pty at `path`: power on and boot.
+    pub(crate) fn plugged_in(&mut self, path: PathBuf, now: Instant) {
+        self.plugged = true;
+        self.pty_path = Some(path);
+        self.boot(now);
+    }
+
+    /// Power-on: settings back to defaults, SIM re-initialises, registration is redone.
+    fn boot(&mut self, now: Instant) {
+        self.powered = true;
+        self.set = Settings::defaults(self.dialect);
+        self.reset_io();
+        self.sim.on_boot(now, self.opts.sim_busy_secs);
+        self.net.on_boot();
+        self.sms.on_boot();
+        self.calls.on_boot();
+        self.ussd.on_boot();
+        for u in self.dialect.boot_urcs() {
+            self.urc(u);
+        }
+        let busy = Duration::from_secs_f64(self.opts.sim_busy_secs.clamp(0.0, 86_400.0));
+        self.schedule(now + busy, Event::SimReady);
+        if let Some(ms) = self.opts.signal_urc_interval_ms {
+            self.schedule(now + Duration::from_millis(ms.max(10)), Event::Signal);
+        }
+    }
+
+    fn reset_io(&mut self) {
+        self.line.clear();
+        self.last_cr = false;
+        self.pending = None;
+        self.prompt = None;
+        self.queued.clear();
+        self.held.clear();
+        self.after.clear();
+        self.timers.clear();
+    }
+
+    /// Pull the plug: the port disappears until `replug`.
+    pub(crate) fn unplug(&mut self) {
+        self.plugged = false;
+        self.powered = false;
+        self.pty_path = None;
+        self.reset_io();
+        self.out.clear();
+        self.net.stat = 0;
+        self.actions.push(Action::Unplug);
+    }
+
+    /// Plug back in (after `unplug`); no-op when plugged.
+    pub(crate) fn replug(&mut self) {
+        if !self.plugged {
+            self.actions.push(Action::Plug);
+        }
+    }
+
+    /// Restart: the port goes away now and comes back after `reboot_ms` under a new pts.
+    pub(crate) fn reboot(&mut self, now: Instant) {
+        self.counters.reboots += 1;
+        self.unplug();
+        let ms = self.opts.reboot_ms;
+        self.schedule(now + Duration::from_millis(ms), Event::Replug);
+    }
+
+    /// Actions for the runner.
+    pub(crate) fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Bytes to write to the port.
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- timers ------------------------------------------------------------------------------
+
+    pub(crate) fn schedule(&mut self, at: Instant, ev: Event) {
+        self.seq += 1;
+        self.timers.insert((at, self.seq), ev);
+    }
+
+    /// Remove timers matching `pred`.
+    pub(crate) fn cancel(&mut self, pred: impl Fn(&Event) -> bool) {
+        self.timers.retain(|_, ev| !pred(ev));
+    }
+
+    /// Whether a timer matching `pred` is scheduled.
+    pub(crate) fn scheduled(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        self.timers.values().any(pred)
+    }
+
+    /// Next time `tick` has work to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let t = self.timers.keys().next().map(|(t, _)| *t);
+        match (t, self.pending.as_ref().map(|p| p.ready_at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Run everything due at `now`.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        for _ in 0..10_000 {
+            if self.pending.as_ref().is_some_and(|p| p.ready_at <= now) {
+                self.flush_pending(now);
+                continue;
+            }
+            let due = match self.timers.keys().next() {
+                Some(&(t, s)) if t <= now => (t, s),
+                _ => break,
+            };
+            if let Some(ev) = self.timers.remove(&due) {
+                self.on_event(ev, now);
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, now: Instant) {
+        match ev {
+            Event::SimReady => self.sim_ready(now),
+            Event::SmsReady => {
+                self.sms.ready = true;
+                for u in self.dialect.sms_ready_urcs() {
+                    self.urc(u);
+                }
+                self.deliver_network_queue(now);
+            }
+            Event::Register => self.register_done(now),
+            Event::Signal => {
+                if self.powered {
+                    let rssi = self.net.current_rssi(self.set.cfun);
+                    let line = self.dialect.signal_urc(rssi);
+                    self.urc(line);
+                }
+                if let Some(ms) = self.opts.signal_urc_interval_ms {
+                    self.schedule(now + Duration::from_millis(ms.max(10)), Event::Signal);
+                }
+            }
+            Event::Ring => self.ring(now),
+            Event::DialOutcome => self.dial_outcome(now),
+            Event::UssdReply { text, more } => self.ussd_reply(&text, more),
+            Event::StatusReport { mr, status } => {
+                if let Err(e) = self.status_report(mr, status, now) {
+                    tracing::debug!(mr, "auto status report not sent: {e}");
+                }
+            }
+            Event::CnmaTimeout(id) => self.cnma_timeout(id),
+            Event::NetworkRetry => self.deliver_network_queue(now),
+            Event::Unplug => self.unplug_for_reboot(now),
+            Event::Replug => self.replug(),
+        }
+    }
+
+    fn unplug_for_reboot(&mut self, now: Instant) {
+        self.reboot(now);
+    }
+
+    // ----- output ------------------------------------------------------------------------------
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.faults.hang || !self.plugged {
+            return;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Write raw bytes regardless of the hang fault (the `garbage` op).
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
+        if self.plugged {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
+    fn frame_urc(&self, line: &str) -> String {
+        if self.set.verbose {
+            format!("\r\n{line}\r\n")
+        } else if line == "RING" {
+            "2\r".to_string()
+        } else {
+            format!("{line}\r\n")
+        }
+    }
+
+    /// Emit an unsolicited result code now, or hold it if a response is being written.
+    pub(crate) fn urc(&mut self, line: impl Into<String>) {
+        let line = line.into();
+        if !self.powered || !self.plugged || self.faults.hang {
+            return;
+        }
+        if self.executing {
+            self.after.push(line);
+            return;
+        }
+        if self.pending.is_some() || self.prompt.is_some() {
+            self.held.push(line);
+            return;
+        }
+        let framed = self.frame_urc(&line);
+        self.write(framed.as_bytes());
+    }
+
+    fn write_held(&mut self) {
+        for line in std::mem::take(&mut self.held) {
+            let framed = self.frame_urc(&line);
+            self.write(framed.as_bytes());
+        }
+    }
+
+    fn final_text(&self, f: &Final) -> Option<String> {
+        let (word, code) = match f {
+            Final::None => return None,
+            Final::Ok => ("OK".to_string(), 0),
+            Final::Word(w) => {
+                let code = match w.as_str() {
+                    "CONNECT" => 1,
+                    "RING" => 2,
+                    "NO CARRIER" => 3,
+                    "NO DIALTONE" => 6,
+                    "BUSY" => 7,
+                    "NO ANSWER" => 8,
+                    _ => 4,
+                };
+                (w.clone(), code)
+            }
+            Final::Err(e) => {
+                let w = match e {
+                    AtError::Error => "ERROR".to_string(),
+                    AtError::Vendor(t) => t.clone(),
+                    AtError::Cme(n) => match self.set.cmee {
+                        0 => "ERROR".to_string(),
+                        1 => format!("+CME ERROR: {n}"),
+                        _ => format!("+CME ERROR: {}", cme_text(*n)),
+                    },
+                    AtError::Cms(n) => match self.set.cmee {
+                        2 => format!("+CMS ERROR: {}", cms_text(*n)),
+                        _ => format!("+CMS ERROR: {n}"),
+                    },
+                };
+                (w, 4)
+            }
+        };
+        if self.set.quiet {
+            return Some(String::new());
+        }
+        Some(if self.set.verbose {
+            format!("\r\n{word}\r\n")
+        } else if word.starts_with('+') || code == 4 && word != "ERROR" {
+            format!("{word}\r\n")
+        } else {
+            format!("{code}\r")
+        })
+    }
+
+    fn flush_pending(&mut self, now: Instant) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let inside = self.faults.urc_mode == UrcMode::Inside;
+        for (i, chunk) in p.chunks.iter().enumerate() {
+            if inside && i == p.urc_slot {
+                self.write_held();
+            }
+            self.write(chunk.as_bytes());
+        }
+        if inside {
+            self.write_held();
+        }
+        let mut fin = p.fin;
+        if fin == Final::Ok && self.faults.drop_final_ok > 0 {
+            self.faults.drop_final_ok -= 1;
+            fin = Final::None;
+        }
+        if let Some(t) = self.final_text(&fin) {
+            self.write(t.as_bytes());
+        }
+        let after = std::mem::take(&mut self.after);
+        self.held.extend(after);
+        match p.post {
+            Some(Post::Prompt(prompt)) => {
+                self.write(b"\r\n> ");
+                self.line.clear();
+                self.prompt = Some(prompt);
+                return;
+            }
+            Some(Post::Reboot) => {
+                // The modem needs a moment before the port drops; the client may read the OK.
+                self.schedule(now + Duration::from_millis(100), Event::Unplug);
+            }
+            None => {}
+        }
+        self.write_held();
+        self.run_queued(now);
+    }
+
+    fn run_queued(&mut self, now: Instant) {
+        while self.pending.is_none() && self.prompt.is_none() {
+            let Some(line) = self.queued.pop_front() else {
+                break;
+            };
+            self.execute_line(&line, now);
+        }
+    }
+
+    // ----- input -------------------------------------------------------------------------------
+
+    /// Bytes arrived from the port.
+    pub(crate) fn input(&mut self, bytes: &[u8], now: Instant) {
+        if !self.powered {
+            return;
+        }
+        for &b in bytes {
+            if self.prompt.is_some() {
+                self.prompt_byte(b, now);
+                continue;
+            }
+            match b {
+                b'\r' => {
+                    self.echo(&[b]);
+                    self.end_of_line(now);
+                    self.last_cr = true;
+                }
+                b'\n' => {
+                    if !self.last_cr && !self.line.is_empty() {
+                        self.echo(&[b]);
+                        self.end_of_line(now);
+                    } else if self.last_cr {
+                        self.echo(&[b]);
+                    }
+                    self.last_cr = false;
+                }
+                0x08 | 0x7f => {
+                    self.last_cr = false;
+                    if self.line.pop().is_some() {
+                        self.echo(&[b]);
+                    }
+                }
+                0x20..=0x7e => {
+                    self.last_cr = false;
+                    if self.line.len() < MAX_LINE {
+                        self.line.push(b);
+                    }
+                    self.echo(&[b]);
+                }
+                _ => {
+                    self.counters.garbage_bytes_in += 1;
+                }
+            }
+        }
+    }
+
+    fn echo(&mut self, b: &[u8]) {
+        if self.set.echo {
+            self.write(b);
+        }
+    }
+
+    fn end_of_line(&mut self, now: Instant) {
+        let raw = std::mem::take(&mut self.line);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return;
+        }
+        let line = if trimmed.eq_ignore_ascii_case("A/") {
+            match &self.last_line {
+                Some(l) => l.clone(),
+                None => return,
+            }
+        } else {
+            trimmed.to_string()
+        };
+        if self.faults.hang {
+            self.counters.lines_while_hung += 1;
+            self.log_line(format!("{line} (hung)"));
+            return;
+        }
+        if self.pending.is_some() || self.prompt.is_some() {
+            if self.queued.len() < MAX_QUEUED {
+                self.queued.push_back(line);
+            }
+            return;
+        }
+        self.execute_line(&line, now);
+    }
+
+    fn log_line(&mut self, line: String) {
+        if self.log.len() >= LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    /// Run one command line and schedule (or write) its response.
+    fn execute_line(&mut self, line: &str, now: Instant) {
+        // Anything before "AT" is noise a real modem discards; a line without AT is ignored.
+        let Some(body) = parse::strip_at(line) else {
+            return;
+        };
+        self.counters.commands += 1;
+        self.log_line(line.to_string());
+        self.last_line = Some(line.to_string());
+
+        let mut chunks = Vec::new();
+        let mut urc_slot = None;
+        let mut delay = self.faults.latency_ms;
+        let mut fin = Final::Ok;
+        let mut post = None;
+
+        let forced = self.take_forced_error();
+        match (forced, parse::parse_line(body)) {
+            (Some(e), _) => fin = Final::Err(e),
+            (None, Err(_)) => fin = Final::Err(AtError::Error),
+            (None, Ok(cmds)) => {
+                for cmd in &cmds {
+                    self.executing = true;
+                    let r = self.exec_cmd(cmd, now);
+                    self.executing = false;
+                    match r {
+                        Ok(resp) => {
+                            delay += resp.delay_ms;
+                            if !resp.blocks.is_empty() {
+                                if self.set.verbose {
+                                    chunks.push("\r\n".to_string());
+                                }
+                                for b in &resp.blocks {
+                                    let mut s = String::new();
+                                    for l in b {
+                                        s.push_str(l);
+                                        s.push_str("\r\n");
+                                    }
+                                    chunks.push(s);
+                                    if urc_slot.is_none() {
+                                        urc_slot = Some(chunks.len());
+                                    }
+                                }
+                            }
+                            if let Some(f) = resp.fin {
+                                fin = f;
+                            }
+                            if resp.post.is_some() {
+                                post = resp.post;
+                                break;
+                            }
+                            if fin != Final::Ok {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            fin = Final::Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let ready_at = now + Duration::from_millis(delay);
+        let slot = urc_slot.unwrap_or(chunks.len());
+        self.pending = Some(Pending {
+            ready_at,
+            chunks,
+            urc_slot: slot,
+            fin,
+            post,
+        });
+        if delay == 0 {
+            self.flush_pending(now);
+        }
+    }
+
+    fn take_forced_error(&mut self) -> Option<AtError> {
+        if let Some((text, n)) = &mut self.faults.vendor_error {
+            if *n > 0 {
+                *n -= 1;
+                let e = AtError::Vendor(text.clone());
+                if *n == 0 {
+                    self.faults.vendor_error = None;
+                }
+                return Some(e);
+            }
+        }
+        if let Some((e, n)) = &mut self.faults.errors {
+            if *n > 0 {
+                *n -= 1;
+                let e = e.clone();
+                if *n == 0 {
+                    self.faults.errors = None;
+                }
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Dispatch one command.
+    fn exec_cmd(&mut self, cmd: &Cmd, now: Instant) -> CmdResult {
+        match cmd {
+            Cmd::Basic { name, num } => self.exec_basic(name, *num, now),
+            Cmd::Dial(s) => self.cmd_dial(s, now),
+            Cmd::SReg { reg, value } => match value {
+                None => Ok(Resp::line(format!(
+                    "{:03}",
+                    self.set.sregs.get(reg).copied().unwrap_or(0)
+                ))),
+                Some(v) if *reg < 256 && *v < 256 => {
+                    self.set.sregs.insert(*reg, *v);
+                    Ok(Resp::ok())
+                }
+                Some(_) => Err(AtError::Error),
+            },
+            Cmd::Ext { name, form } => self.exec_ext(name, form, now),
+        }
+    }
+
+    fn exec_basic(&mut self, name: &str, num: Option<u32>, now: Instant) -> CmdResult {
+        let n = num.unwrap_or(0);
+        match name {
+            "E" if n <= 1 => {
+                self.set.echo = n == 1;
+                Ok(Resp::ok())
+            }
+            "V" if n <= 1 => {
+                self.set.verbose = n == 1;
+                Ok(Resp::ok())
+            }
+            "Q" if n <= 1 => {
+                self.set.quiet = n == 1;
+                Ok(Resp::ok())
+            }
+            "Z" | "&F" if n == 0 => {
+                // Back to the stored profile: echo on, verbose, CMEE 0 (the factory profile).
+                let keep_cfun = self.set.cfun;
+                self.set = Settings::defaults(self.dialect);
+                self.set.cfun = keep_cfun;
+                Ok(Resp::ok())
+            }
+            "I" => Ok(Resp::block(self.dialect.ati(&self.opts.imei))),
+            "H" => self.cmd_hangup(now),
+            "A" => self.cmd_answer(now),
+            "X" | "L" | "M" | "&C" | "&D" | "&W" | "&V" | "&K" => Ok(Resp::ok()),
+            _ => Err(AtError::Error),
+        }
+    }
+
+    fn exec_ext(&mut self, name: &str, form: &Form, now: Instant) -> CmdResult {
+        match name {
+            "+CMEE" => self.cmd_cmee(form),
+            "+CFUN" => self.cmd_cfun(form, now),
+            "+CSQ" => self.cmd_csq(form),
+            "+CREG" | "+CGREG" | "+CEREG" => self.cmd_creg(name, form),
+            "+COPS" => self.cmd_cops(form, now),
+            "+CPAS" => self.cmd_cpas(form),
+            "+CGMI" | "+GMI" | "+CGMM" | "+GMM" | "+CGMR" | "+GMR" | "+CGSN" | "+GSN" => {
+                self.cmd_identity(name, form)
+            }
+            "+CIMI" => self.cmd_cimi(form, now),
+            "+CCID" | "+QCCID" | "+CICCID" | "^ICCID" | "+ICCID" => self.cmd_iccid(name, form, now),
+            "+CPIN" => self.cmd_cpin(form, now),
+            "+CPINR" => self.cmd_cpinr(form, now),
+            "+QPINC" | "+SPIC" | "^CPIN" => self.cmd_pin_counts(name, form, now),
+            "+CMGF" | "+CSCS" | "+CSCA" | "+CPMS" | "+CNMI" | "+CSMS" | "+CNMA" | "+CMGR"
+            | "+CMGL" | "+CMGD" | "+CMGS" | "+CSMP" | "+CSDH" => self.exec_sms(name, form, now),
+            "+CLIP" | "+CRC" | "+COLP" | "+CLCC" | "+CHUP" | "+VTS" | "+QPCMV" | "+CPCMREG"
+            | "^DDSETEX" => self.exec_call(name, form, now),
+            "+CUSD" => self.cmd_cusd(form, now),
+            _ => Err(AtError::Error),
+        }
+    }
+
+    fn cmd_cmee(&mut self, form: &Form) -> CmdResult {
+        match form {
+            Form::Read => Ok(Resp::line(format!("+CMEE: {}", self.set.cmee))),
+            Form::Test => Ok(Resp::line("+CMEE: (0-2)")),
+            Form::Set(a) => {
+                self.set.cmee = a.int_in(0, 0, 2)?.unwrap_or(0) as u8;
+                Ok(Resp::ok())
+            }
+            Form::Exec => {
+                self.set.cmee = 0;
+                Ok(Resp::ok())
+            }
+        }
+    }
+
+    // ----- random bytes (the `garbage` op) -----------------------------------------------------
+
+    /// Pseudo-random bytes (xorshift; no security use).
+    pub(crate) fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                (self.rng >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Finish the prompt: write the response (after latency) and leave prompt mode.
+    pub(crate) fn prompt_done(&mut self, resp: Result<Resp, AtError>, now: Instant) {
+        self.prompt = None;
+        let (blocks, delay, fin) = match resp {
+            Ok(r) => (r.blocks, r.delay_ms, r.fin.unwrap_or(Final::Ok)),
+            Err(e) => (vec![], 0, Final::Err(e)),
+        };
+        let mut chunks = Vec::new();
+        if !blocks.is_empty() && self.set.verbose {
+            chunks.push("\r\n".to_string());
+        }
+        let mut slot = None;
+        for b in blocks {
+            chunks.push(b.iter().map(|l| format!("{l}\r\n")).collect());
+            if slot.is_none() {
+                slot = Some(chunks.len());
+            }
+        }
+        let delay = delay + self.faults.latency_ms;
+        self.pending = Some(Pending {
+            ready_at: now + Duration::from_millis(delay),
+            urc_slot: slot.unwrap_or(chunks.len()),
+            chunks,
+            fin,
+            post: None,
+        });
+        if delay == 0 {
+            self.flush_pending(now);
+        }
+    }
+
+    /// Echo a prompt byte (the modem echoes typed PDU/text when ATE1).
+    pub(crate) fn prompt_echo(&mut self, b: u8) {
+        self.echo(&[b]);
+    }
+}
+
+/// +CME ERROR verbose texts (27.007 9.2).
+pub(crate) fn cme_text(n: u16) -> &'static str {
+    match n {
+        0 => "phone failure",
+        3 => "operation not allowed",
+        4 => "operation not supported",
+        10 => "SIM not inserted",
+        11 => "SIM PIN required",
+        12 => "SIM PUK required",
+        13 => "SIM failure",
+        14 => "SIM busy",
+        15 => "SIM wrong",
+        16 => "incorrect password",
+        20 => "memory full",
+        21 => "invalid index",
+        22 => "not found",
+        23 => "memory failure",
+        30 => "no network service",
+        31 => "network timeout",
+        32 => "network not allowed - emergency calls only",
+        50 => "incorrect parameters",
+        _ => "unknown",
+    }
+}
+
+/// +CMS ERROR verbose texts (27.005 3.2.5).
+pub(crate) fn cms_text(n: u16) -> &'static str {
+    match n {
+        300 => "ME failure",
+        301 => "SMS service of ME reserved",
+        302 => "operation not allowed",
+        303 => "operation not supported",
+        304 => "invalid PDU mode parameter",
+        305 => "invalid text mode parameter",
+        310 => "SIM not inserted",
+        311 => "SIM PIN required",
+        312 => "PH-SIM PIN required",
+        313 => "SIM failure",
+        314 => "SIM busy",
+        315 => "SIM wrong",
+        316 => "SIM PUK required",
+        320 => "memory failure",
+        321 => "invalid memory index",
+        322 => "memory full",
+        330 => "SMSC address unknown",
+        331 => "no network service",
+        332 => "network timeout",
+        340 => "no +CNMA acknowledgement expected",
+        _ => "unknown error",
+    }
+}

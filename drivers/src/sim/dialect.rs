@@ -1,0 +1,236 @@
+//! Vendor dialects: identity strings, boot and signal URCs, defaults and quirks per vendor.
+
+/// Modem vendor dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Plain 27.007/27.005 modem without vendor extensions.
+    #[default]
+    Generic,
+    /// Quectel EC25.
+    Quectel,
+    /// SIMCom SIM7600E.
+    Simcom,
+    /// Huawei E3372 (stick firmware).
+    Huawei,
+}
+
+/// What distinguishes one vendor from another.
+pub(crate) struct Profile {
+    pub name: &'static str,
+    pub manufacturer: &'static str,
+    pub model: &'static str,
+    pub revision: &'static str,
+    /// AT+CGMR prints this prefix before the revision (SIMCom: "+CGMR: ").
+    pub cgmr_prefix: &'static str,
+    /// First SMS storage index (Quectel and Huawei count from 0, SIMCom and 27.005 examples from 1).
+    pub first_index: usize,
+    /// Default access technology of the serving cell (+COPS/+CREG AcT).
+    pub act: u8,
+    /// Default +CNMI after boot.
+    pub cnmi: [u8; 5],
+    /// Default +CSCS after boot.
+    pub cscs: &'static str,
+    /// AT+CMGR of an empty slot answers plain OK (true) or +CMS ERROR: 321 (false).
+    pub empty_read_ok: bool,
+}
+
+impl Dialect {
+    /// Lower-case name as used on the command line.
+    pub fn name(self) -> &'static str {
+        self.profile().name
+    }
+
+    pub(crate) fn profile(self) -> &'static Profile {
+        match self {
+            Dialect::Generic => &GENERIC,
+            Dialect::Quectel => &QUECTEL,
+            Dialect::Simcom => &SIMCOM,
+            Dialect::Huawei => &HUAWEI,
+        }
+    }
+
+    /// ATI lines.
+    pub(crate) fn ati(self, imei: &str) -> Vec<String> {
+        let p = self.profile();
+        match self {
+            Dialect::Generic => vec![p.manufacturer.into(), p.model.into(), p.revision.into()],
+            Dialect::Quectel => vec![
+                p.manufacturer.into(),
+                p.model.into(),
+                format!("Revision: {}", p.revision),
+            ],
+            Dialect::Simcom | Dialect::Huawei => vec![
+                format!("Manufacturer: {}", p.manufacturer),
+                format!("Model: {}", p.model),
+                format!("Revision: {}", p.revision),
+                format!("IMEI: {imei}"),
+                if self == Dialect::Huawei {
+                    "+GCAP: +CGSM,+DS,+ES".into()
+                } else {
+                    "+GCAP: +CGSM,+FCLASS,+DS".into()
+                },
+            ],
+        }
+    }
+
+    /// URCs written right after power-on.
+    pub(crate) fn boot_urcs(self) -> Vec<String> {
+        match self {
+            Dialect::Generic => vec![],
+            Dialect::Quectel | Dialect::Simcom => vec!["RDY".into()],
+            Dialect::Huawei => vec!["^BOOT:20841248,0,0,0,72".into()],
+        }
+    }
+
+    /// URCs when the SIM finished initialising; `locked` = a PIN is required.
+    pub(crate) fn sim_ready_urcs(self, locked: bool) -> Vec<String> {
+        let cpin = if locked {
+            "+CPIN: SIM PIN"
+        } else {
+            "+CPIN: READY"
+        };
+        match self {
+            Dialect::Generic => vec![],
+            Dialect::Quectel | Dialect::Simcom => vec![cpin.into()],
+            Dialect::Huawei if locked => vec![],
+            Dialect::Huawei => vec!["^SIMST: 1".into()],
+        }
+    }
+
+    /// URCs when SMS (and phonebook) became usable.
+    pub(crate) fn sms_ready_urcs(self) -> Vec<String> {
+        match self {
+            Dialect::Generic | Dialect::Huawei => vec![],
+            Dialect::Quectel => vec!["+QIND: SMS DONE".into(), "+QIND: PB DONE".into()],
+            Dialect::Simcom => vec!["SMS DONE".into(), "PB DONE".into()],
+        }
+    }
+
+    /// Periodic / on-change unsolicited signal report.
+    pub(crate) fn signal_urc(self, rssi: u8) -> String {
+        match self {
+            Dialect::Huawei => format!("^RSSI:{rssi}"),
+            Dialect::Quectel => format!("+QIND: \"csq\",{rssi},99"),
+            Dialect::Simcom | Dialect::Generic => format!("+CSQ: {rssi},99"),
+        }
+    }
+
+    /// URC when a received message could not be stored because `storage` is full.
+    pub(crate) fn storage_full_urc(self, storage: &str) -> Option<String> {
+        match self {
+            Dialect::Quectel => Some(format!("+QIND: \"smsfull\",\"{storage}\"")),
+            _ => None,
+        }
+    }
+
+    /// Extra URC lines when an outgoing call is answered by the remote party.
+    pub(crate) fn call_connected_urcs(self, idx: usize) -> Vec<String> {
+        match self {
+            Dialect::Huawei => vec![format!("^CONN:{idx},0")],
+            Dialect::Simcom => vec!["VOICE CALL: BEGIN".into()],
+            _ => vec![],
+        }
+    }
+
+    /// Extra URC lines when a call ends (before "NO CARRIER" where that is sent).
+    pub(crate) fn call_ended_urcs(self, idx: usize, secs: u64) -> Vec<String> {
+        match self {
+            Dialect::Huawei => vec![format!("^CEND:{idx},{secs},104,16")],
+            Dialect::Simcom => vec![format!(
+                "VOICE CALL: END: {:02}{:02}{:02}",
+                secs / 3600,
+                (secs / 60) % 60,
+                secs % 60
+            )],
+            _ => vec![],
+        }
+    }
+
+    /// Extra URC lines when an outgoing call starts (Huawei ^ORIG / ^CONF).
+    pub(crate) fn call_origin_urcs(self, idx: usize) -> Vec<String> {
+        match self {
+            Dialect::Huawei => vec![format!("^ORIG:{idx},0"), format!("^CONF:{idx}")],
+            _ => vec![],
+        }
+    }
+
+    /// The command that switches voice to the modem's PCM/USB audio port in this dialect.
+    pub(crate) fn voice_command(self) -> Option<&'static str> {
+        match self {
+            Dialect::Quectel => Some("+QPCMV"),
+            Dialect::Simcom => Some("+CPCMREG"),
+            Dialect::Huawei => Some("^DDSETEX"),
+            Dialect::Generic => None,
+        }
+    }
+}
+
+static GENERIC: Profile = Profile {
+    name: "generic",
+    manufacturer: "Generic",
+    model: "GSM Modem",
+    revision: "1.0.0",
+    cgmr_prefix: "",
+    first_index: 1,
+    act: 0,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+static QUECTEL: Profile = Profile {
+    name: "quectel",
+    manufacturer: "Quectel",
+    model: "EC25",
+    revision: "EC25EFAR06A06M4G",
+    cgmr_prefix: "",
+    first_index: 0,
+    act: 7,
+    cnmi: [2, 1, 0, 0, 0],
+    cscs: "GSM",
+    empty_read_ok: true,
+};
+
+static SIMCOM: Profile = Profile {
+    name: "simcom",
+    manufacturer: "SIMCOM INCORPORATED",
+    model: "SIMCOM_SIM7600E",
+    revision: "LE20B04SIM7600M22",
+    cgmr_prefix: "+CGMR: ",
+    first_index: 1,
+    act: 7,
+    cnmi: [2, 1, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: true,
+};
+
+static HUAWEI: Profile = Profile {
+    name: "huawei",
+    manufacturer: "huawei",
+    model: "E3372",
+    revision: "22.323.01.00.143",
+    cgmr_prefix: "",
+    first_index: 0,
+    act: 7,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+/// Long operator name for a numeric MCC+MNC (small built-in table; else the numeric).
+pub(crate) fn operator_name(numeric: &str) -> (String, String) {
+    let (long, short) = match numeric {
+        "25501" => ("Vodafone UA", "Vodafone"),
+        "25502" | "25503" => ("Kyivstar", "Kyivstar"),
+        "25506" => ("lifecell", "lifecell"),
+        "25507" => ("3Mob", "3Mob"),
+        "26201" => ("Telekom.de", "Telekom"),
+        "26202" => ("Vodafone.de", "Vodafone"),
+        "26203" => ("o2 - de", "o2"),
+        "23410" => ("O2 - UK", "O2"),
+        "20801" => ("Orange F", "Orange"),
+        "310260" => ("T-Mobile", "T-Mobile"),
+        _ => return (numeric.to_string(), numeric.to_string()),
+    };
+    (long.to_string(), short.to_string())
+}

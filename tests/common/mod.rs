@@ -1,0 +1,299 @@
+//! Test harness: a real mosquitto on a free loopback port, simulated modems on real
+//! pseudo-terminals (the `gsmgw modemsim` process), the agent as a process, and an MQTT
+//! subscriber that plays the central server. Everything waits on events with timeouts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+
+/// The gsmgw binary under test.
+pub fn gsmgw_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gsmgw")
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn mosquitto_path() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("mosquitto")
+}
+
+/// A mosquitto broker of our own, on a free loopback port, with its own config and data dir.
+pub struct Broker {
+    child: Option<Child>,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        b.restart();
+        b
+    }
+
+    /// The broker's URL for a gsmgw config.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (the port stays reserved for `restart`).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n",
+                self.port,
+                self.dir.path().join("mosquitto.log").display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(mosquitto_path())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (install it: apt-get install -y mosquitto)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A simulated modem: a `gsmgw modemsim` process on a pseudo-terminal.
+pub struct SimModem {
+    child: Child,
+    /// The port link the agent opens.
+    pub link: PathBuf,
+    /// The control socket.
+    pub control: PathBuf,
+}
+
+impl SimModem {
+    /// Starts a simulated modem with extra `gsmgw modemsim` flags; waits for its port.
+    pub fn start(dir: &Path, name: &str, args: &[&str]) -> SimModem {
+        let link = dir.join(name);
+        let control = dir.join(format!("{name}.sock"));
+        let child = Command::new(gsmgw_bin())
+            .arg("modemsim")
+            .arg("--link")
+            .arg(&link)
+            .arg("--control")
+            .arg(&control)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gsmgw modemsim");
+        let (l, c) = (link.clone(), control.clone());
+        wait_for(Duration::from_secs(10), "the simulated modem's port", || {
+            (l.exists() && c.exists()).then_some(())
+        });
+        SimModem {
+            child,
+            link,
+            control,
+        }
+    }
+
+    /// Sends one control message and returns the reply.
+    pub fn control(&self, msg: Value) -> Value {
+        let mut s = UnixStream::connect(&self.control).expect("connect control socket");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        writeln!(s, "{msg}").expect("write control");
+        let mut line = String::new();
+        BufReader::new(&s)
+            .read_line(&mut line)
+            .expect("read control reply");
+        serde_json::from_str(&line).expect("control reply is JSON")
+    }
+}
+
+impl Drop for SimModem {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent, run as `gsmgw run --config FILE`.
+pub struct AgentProc {
+    child: Child,
+}
+
+impl AgentProc {
+    /// Starts the agent.
+    pub fn start(config: &Path) -> AgentProc {
+        let child = Command::new(gsmgw_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("GSMGW_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gsmgw run");
+        AgentProc { child }
+    }
+
+    /// Asks the agent to stop (SIGTERM) and waits for it; returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the agent hard (a power cut, as far as the broker is concerned).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a gsmgw config for the given modems (slot, port link) into `dir`.
+pub fn write_config(dir: &Path, gateway: &str, mqtt_url: &str, modems: &[(u16, &Path)]) -> PathBuf {
+    let mut text = format!(
+        "[gateway]\nid = \"{gateway}\"\ndata_dir = \"{}\"\n\n[mqtt]\nurl = \"{mqtt_url}\"\nkeep_alive_secs = 5\n",
+        dir.join("data").display()
+    );
+    for (slot, port) in modems {
+        text.push_str(&format!(
+            "\n[[modem]]\nslot = {slot}\nport = \"{}\"\n",
+            port.display()
+        ));
+    }
+    text.push_str("\n[console]\ndevice = \"none\"\n");
+    let path = dir.join("gsmgw.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// An MQTT client playing the central server.
+pub struct Central {
+    client: AsyncClient,
+    rx: tokio::sync::mpsc::UnboundedReceiver<(String, Value, bool)>,
+}
+
+impl Central {
+    /// Connects to the broker and subscribes to `filter`.
+    pub async fn connect(port: u16, filter: &str) -> Central {
+        let id = format!("central-{}", std::process::id() ^ free_port() as u32);
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5));
+        let (client, mut el) = AsyncClient::new(o, 64);
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload)
+                            .unwrap_or(Value::String(String::from_utf8_lossy(&p.payload).into()));
+                        if tx.send((p.topic.clone(), v, p.retain)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        Central { client, rx }
+    }
+
+    /// Waits for a message on `topic` whose payload satisfies `pred`.
+    pub async fn expect(
+        &mut self,
+        topic: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some((t, v, _))) => {
+                    if t == topic && pred(&v) {
+                        return v;
+                    }
+                    seen.push(format!("{t}: {v}"));
+                }
+                _ => panic!(
+                    "no matching message on {topic} within {timeout:?}; saw:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+}
