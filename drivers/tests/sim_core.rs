@@ -46,6 +46,10 @@ async fn echo_until_ate0_and_line_handling() {
     // ATZ restores echo.
     port.cmd("ATZ").await;
     assert_eq!(port.cmd("AT").await, "AT\r\r\nOK\r\n");
+    // Closing and reopening the port is harmless (the simulator holds the slave open).
+    drop(port);
+    let mut port = Port::open(&dir.join("modem")).await;
+    assert_eq!(port.cmd("AT").await, "AT\r\r\nOK\r\n");
     sim.shutdown().await;
     assert!(!dir.join("modem").exists(), "link removed on shutdown");
 }
@@ -409,4 +413,23 @@ async fn control_socket_errors_keep_the_connection() {
     assert_eq!(r["dialect"], json!("huawei"));
     sim.shutdown().await;
     assert!(!dir.join("control.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_signal_urcs_per_dialect() {
+    for (dialect, urc, name) in [
+        (Dialect::Quectel, "\r\n+QIND: \"csq\",20,99\r\n", "sig-q"),
+        (Dialect::Huawei, "\r\n^RSSI:20\r\n", "sig-h"),
+        (Dialect::Generic, "\r\n+CSQ: 20,99\r\n", "sig-g"),
+    ] {
+        let dir = test_dir(name);
+        let opts = SimOptions {
+            signal_urc_interval_ms: Some(150),
+            ..options(&dir, dialect)
+        };
+        let (sim, mut port) = start(opts).await;
+        port.expect(urc).await;
+        port.expect(urc).await;
+        sim.shutdown().await;
+    }
 }

@@ -312,3 +312,28 @@ async fn storage_full_holds_messages_at_the_smsc() {
     port.expect("\r\n+CMTI: \"SM\",0\r\n").await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_mode_basics() {
+    let (sim, mut port, _dir) = start_ready("sms-text", Dialect::Simcom).await;
+    port.cmd("AT+CMGF=1").await;
+    port.send("AT+CMGS=\"+380501234567\"\r");
+    port.expect("\r\n> ").await;
+    port.send("Hello text\x1a");
+    assert_eq!(port.final_result().await, "\r\n+CMGS: 0\r\n\r\nOK\r\n");
+    sms(
+        &sim,
+        json!({"op": "sms", "from": "+380671112233", "text": "Incoming"}),
+    )
+    .await;
+    port.expect("+CMTI: \"SM\",1\r\n").await;
+    let r = port.cmd("AT+CMGR=1").await;
+    assert!(
+        r.starts_with("\r\n+CMGR: \"REC UNREAD\",\"+380671112233\",,\""),
+        "{r:?}"
+    );
+    assert!(r.contains("\r\nIncoming\r\n\r\nOK\r\n"), "{r:?}");
+    let s = sim.control_ok(json!({"op": "state"})).await.unwrap();
+    assert_eq!(s["sms"]["sent"][0]["text"], json!("Hello text"));
+    sim.shutdown().await;
+}

@@ -85,6 +85,25 @@ impl Framer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Garbage in any chunking never panics, never holds more than MAX_LINE, and a clean
+        /// line after it is still recognised.
+        #[test]
+        fn garbage_never_wedges_the_framer(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)) {
+            let mut f = Framer::new();
+            let mut out = Vec::new();
+            for c in &chunks {
+                f.push(c, &mut out);
+                prop_assert!(f.pending() <= MAX_LINE);
+            }
+            out.clear();
+            f.push(b"\r\nOK\r\n", &mut out);
+            let ok = Frame::Line("OK".into());
+            prop_assert_eq!(out.last(), Some(&ok));
+        }
+    }
 
     fn frames(chunks: &[&[u8]]) -> Vec<Frame> {
         let mut f = Framer::new();

@@ -1,11 +1,9 @@
 //! Voice calls: ATD/ATA/ATH/+CHUP, RING/+CRING/+CLIP, +CLCC, +VTS, vendor voice-port commands.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::device::{AtError, CmdResult, Device, Event, Final, Resp};
+use super::device::{AtError, CmdResult, Device, Event, Final, Resp, later};
 use super::parse::Form;
 
 /// 27.007 +CLCC <stat>.
@@ -150,10 +148,7 @@ impl Device {
             self.urc(u);
         }
         let plan = self.calls.next_dial.clone().unwrap_or_default();
-        self.schedule(
-            now + Duration::from_millis(plan.delay_ms),
-            Event::DialOutcome,
-        );
+        self.schedule(later(now, plan.delay_ms), Event::DialOutcome);
         Ok(Resp::ok())
     }
 
@@ -226,7 +221,7 @@ impl Device {
             };
             self.urc(line);
         }
-        let next = now + Duration::from_millis(self.calls.ring_interval_ms.max(100));
+        let next = later(now, self.calls.ring_interval_ms.max(100));
         self.schedule(next, Event::Ring);
     }
 

@@ -1,8 +1,6 @@
 //! Control messages (JSON objects with an "op" field): inject traffic, steer the network, inject
 //! faults, read the state. Same handling for the Unix socket and `SimHandle::control`.
 
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -263,7 +261,7 @@ impl Device {
                     .as_f64()
                     .filter(|s| s.is_finite() && *s >= 0.0)
                     .ok_or("seconds must be a non-negative number")?;
-                self.sim.busy_until = Some(now + Duration::from_secs_f64(secs.min(86_400.0)));
+                self.sim.busy_until = Some(now + super::device::secs(secs));
                 Ok(ok())
             }
             "storage-full" => {

@@ -24,6 +24,23 @@ const MAX_LINE: usize = 1024;
 /// Command lines buffered while a response is still pending.
 const MAX_QUEUED: usize = 32;
 
+/// Longest delay anything is scheduled with (control values beyond are capped, never overflow).
+const MAX_DELAY_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// `now` plus `ms` milliseconds, capped at a week.
+pub(crate) fn later(now: Instant, ms: u64) -> Instant {
+    now + Duration::from_millis(ms.min(MAX_DELAY_MS))
+}
+
+/// A duration of `secs` seconds; NaN, negative and huge values are made sane.
+pub(crate) fn secs(secs: f64) -> Duration {
+    if secs.is_finite() && secs > 0.0 {
+        Duration::from_secs_f64(secs.min(86_400.0))
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// A failing final result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AtError {
@@ -331,10 +348,10 @@ impl Device {
         for u in self.dialect.boot_urcs() {
             self.urc(u);
         }
-        let busy = Duration::from_secs_f64(self.opts.sim_busy_secs.clamp(0.0, 86_400.0));
+        let busy = secs(self.opts.sim_busy_secs);
         self.schedule(now + busy, Event::SimReady);
         if let Some(ms) = self.opts.signal_urc_interval_ms {
-            self.schedule(now + Duration::from_millis(ms.max(10)), Event::Signal);
+            self.schedule(later(now, ms.max(10)), Event::Signal);
         }
     }
 
@@ -372,7 +389,7 @@ impl Device {
         self.counters.reboots += 1;
         self.unplug();
         let ms = self.opts.reboot_ms;
-        self.schedule(now + Duration::from_millis(ms), Event::Replug);
+        self.schedule(later(now, ms), Event::Replug);
     }
 
     /// Actions for the runner.
@@ -446,7 +463,7 @@ impl Device {
                     self.urc(line);
                 }
                 if let Some(ms) = self.opts.signal_urc_interval_ms {
-                    self.schedule(now + Duration::from_millis(ms.max(10)), Event::Signal);
+                    self.schedule(later(now, ms.max(10)), Event::Signal);
                 }
             }
             Event::Ring => self.ring(now),
@@ -597,7 +614,7 @@ impl Device {
             }
             Some(Post::Reboot) => {
                 // The modem needs a moment before the port drops; the client may read the OK.
-                self.schedule(now + Duration::from_millis(100), Event::Unplug);
+                self.schedule(later(now, 100), Event::Unplug);
             }
             None => {}
         }
@@ -730,7 +747,7 @@ impl Device {
                     self.executing = false;
                     match r {
                         Ok(resp) => {
-                            delay += resp.delay_ms;
+                            delay = delay.saturating_add(resp.delay_ms);
                             if !resp.blocks.is_empty() {
                                 if self.set.verbose {
                                     chunks.push("\r\n".to_string());
@@ -766,7 +783,7 @@ impl Device {
                 }
             }
         }
-        let ready_at = now + Duration::from_millis(delay);
+        let ready_at = later(now, delay);
         let slot = urc_slot.unwrap_or(chunks.len());
         self.pending = Some(Pending {
             ready_at,
@@ -926,9 +943,9 @@ impl Device {
                 slot = Some(chunks.len());
             }
         }
-        let delay = delay + self.faults.latency_ms;
+        let delay = delay.saturating_add(self.faults.latency_ms);
         self.pending = Some(Pending {
-            ready_at: now + Duration::from_millis(delay),
+            ready_at: later(now, delay),
             urc_slot: slot.unwrap_or(chunks.len()),
             chunks,
             fin,
@@ -994,5 +1011,97 @@ pub(crate) fn cms_text(n: u16) -> &'static str {
         332 => "network timeout",
         340 => "no +CNMA acknowledgement expected",
         _ => "unknown error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn device() -> (Device, Instant) {
+        let now = Instant::now();
+        let mut d = Device::new(SimOptions::default());
+        d.plugged_in(PathBuf::from("/dev/pts/test"), now);
+        d.tick(now + Duration::from_secs(2));
+        d.take_output();
+        (d, now + Duration::from_secs(2))
+    }
+
+    fn run(d: &mut Device, now: Instant, line: &str) -> String {
+        d.input(line.as_bytes(), now);
+        d.tick(now + Duration::from_secs(5));
+        String::from_utf8_lossy(&d.take_output()).into_owned()
+    }
+
+    #[test]
+    fn urc_goes_between_blocks_while_a_response_is_pending() {
+        let (mut d, now) = device();
+        run(&mut d, now, "ATE0\r");
+        d.faults.latency_ms = 100;
+        d.input(b"ATI\r", now);
+        d.urc("+CMTI: \"SM\",1");
+        d.tick(now + Duration::from_millis(100));
+        let out = String::from_utf8_lossy(&d.take_output()).into_owned();
+        assert_eq!(
+            out,
+            "\r\nGeneric\r\nGSM Modem\r\n1.0.0\r\n\r\n+CMTI: \"SM\",1\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn numeric_results_with_atv0() {
+        let (mut d, now) = device();
+        run(&mut d, now, "ATE0V0\r");
+        assert_eq!(run(&mut d, now, "AT\r"), "0\r");
+        assert_eq!(run(&mut d, now, "AT+NOPE\r"), "4\r");
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let (mut d, now) = device();
+            d.input(&bytes, now);
+            d.input(b"\x1a\x1b\rAT+CMGS=20\r0011\x1a\r", now);
+            d.tick(now + Duration::from_secs(60));
+            d.input(b"AT\r", now + Duration::from_secs(60));
+        }
+
+        #[test]
+        fn any_printable_command_line_is_answered(line in "[ -~]{0,80}") {
+            let (mut d, now) = device();
+            run(&mut d, now, "ATE0\r");
+            let out = run(&mut d, now, &format!("AT{line}\r"));
+            // Every AT line gets a final result unless it opened the prompt.
+            prop_assert!(out.contains("OK") || out.contains("ERROR") || out.contains("> ")
+                || out.contains("NO CARRIER"), "{out:?}");
+        }
+
+        #[test]
+        fn any_control_message_gets_a_reply(
+            op in proptest::sample::select(vec![
+                "state", "sms", "sms-pdu", "report", "auto-report", "cmgs", "cnma-timeout", "call",
+                "hangup", "answer", "dial-result", "ring-interval", "ussd", "ussd-table",
+                "registration", "signal", "operator", "urc", "urc-mode", "latency", "hang",
+                "garbage", "errors", "vendor-error", "drop-final-ok", "sim-busy", "storage-full",
+                "unplug", "replug", "reboot", "nonsense",
+            ]),
+            n in any::<i64>(),
+            s in "\\PC{0,20}",
+        ) {
+            let (mut d, now) = device();
+            for msg in [
+                serde_json::json!({"op": op, "ms": n, "count": n, "stat": n, "rssi": n, "mr": n,
+                    "seconds": n, "delay_ms": n, "text": s, "from": s, "pdu": s, "hex": s,
+                    "enabled": true, "kind": "cme", "result": "busy", "numeric": s}),
+                serde_json::json!({"op": op, "ms": 5, "count": 2, "stat": 1, "rssi": 10, "mr": 0,
+                    "seconds": 0.5, "delay_ms": 1, "text": "hi", "from": "+380501234567",
+                    "enabled": false, "kind": "cms", "result": "answer", "numeric": "25503"}),
+                serde_json::json!({"op": op}),
+            ] {
+                let r = d.control(&msg, now);
+                prop_assert!(r.get("ok").is_some());
+            }
+        }
     }
 }

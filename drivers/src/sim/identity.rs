@@ -1,10 +1,8 @@
 //! Identity (CGMI/CGMM/CGMR/CGSN/CIMI/ICCID) and the SIM card: busy window, PIN/PUK.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-use super::device::{AtError, CmdResult, Device, Resp};
+use super::device::{AtError, CmdResult, Device, Resp, later};
 use super::dialect::Dialect;
 use super::parse::Form;
 
@@ -67,7 +65,7 @@ impl SimCard {
     /// Power-on: the card asks for its PIN again and is busy initialising for `busy_secs`.
     pub(crate) fn on_boot(&mut self, now: Instant, busy_secs: f64) {
         self.initialized = false;
-        self.busy_until = Some(now + Duration::from_secs_f64(busy_secs.clamp(0.0, 86_400.0)));
+        self.busy_until = Some(now + super::device::secs(busy_secs));
         if self.lock == Lock::Ready && self.pin.is_some() {
             self.lock = Lock::Pin;
         }
@@ -113,10 +111,7 @@ impl Device {
 
     /// The SIM is usable: SMS initialises, network registration starts.
     fn sim_unlocked(&mut self, now: Instant) {
-        self.schedule(
-            now + Duration::from_millis(100),
-            super::device::Event::SmsReady,
-        );
+        self.schedule(later(now, 100), super::device::Event::SmsReady);
         self.maybe_register(now);
     }
 

@@ -123,7 +123,7 @@ impl Default for SimOptions {
             iccid: "8938001234567890123".into(),
             operator: "25501".into(),
             pin: None,
-            sim_busy_secs: 0.0,
+            sim_busy_secs: 1.0,
             register_delay_ms: 300,
             rssi: 20,
             smsc: "+380672021111".into(),

@@ -1,11 +1,9 @@
 //! Radio and network: CFUN, CSQ, CREG/CGREG/CEREG (with URCs), COPS, CPAS.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use super::SimOptions;
-use super::device::{AtError, CmdResult, Device, Event, Post, Resp};
+use super::device::{AtError, CmdResult, Device, Event, Post, Resp, later};
 use super::dialect::{Dialect, operator_name};
 use super::identity::Lock;
 use super::parse::Form;
@@ -74,8 +72,8 @@ impl Device {
         }
         self.set_stat(2);
         self.cancel(|e| matches!(e, Event::Register));
-        let delay = Duration::from_millis(self.opts.register_delay_ms);
-        self.schedule(now + delay, Event::Register);
+        let at = later(now, self.opts.register_delay_ms);
+        self.schedule(at, Event::Register);
     }
 
     pub(crate) fn register_done(&mut self, now: Instant) {

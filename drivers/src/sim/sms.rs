@@ -2,13 +2,12 @@
 //! CMGR/CMGL/CMGD, CMGS with the `> ` prompt, status reports, storage full and the SMSC's retries.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::clock;
-use super::device::{AtError, CmdResult, Device, Event, Final, Post, Resp};
+use super::device::{AtError, CmdResult, Device, Event, Final, Post, Resp, later};
 use super::parse::Form;
 use crate::pdu::{self, Pdu, Timestamp};
 
@@ -567,10 +566,7 @@ impl Device {
         if n == 2 && !delivery.report {
             // RP-ERROR: the SMSC keeps the message and retries later.
             self.sms.network_queue.push_front(delivery);
-            self.schedule(
-                now + Duration::from_millis(NETWORK_RETRY_MS),
-                Event::NetworkRetry,
-            );
+            self.schedule(later(now, NETWORK_RETRY_MS), Event::NetworkRetry);
         } else {
             self.deliver_network_queue(now);
         }
@@ -595,7 +591,7 @@ impl Device {
             return;
         }
         self.sms.network_queue.push_front(delivery);
-        let at = Instant::now() + Duration::from_millis(NETWORK_RETRY_MS);
+        let at = later(Instant::now(), NETWORK_RETRY_MS);
         self.schedule(at, Event::NetworkRetry);
     }
 
@@ -831,17 +827,15 @@ impl Device {
                 self.prompt_done(resp, now);
             }
             0x1B => self.prompt_done(Ok(Resp::ok()), now),
-            0x08 => {
-                if p.buf.pop().is_some() {
-                    self.prompt_echo(b);
-                }
+            0x08 if !p.buf.is_empty() => {
+                p.buf.pop();
+                self.prompt_echo(b);
             }
-            b'\r' | b'\n' => {
-                if matches!(p.kind, PromptKind::Text(_)) && b == b'\r' {
-                    p.buf.push(b'\n');
-                    self.prompt_echo(b'\r');
-                    self.write_prompt_again();
-                }
+            // Text mode: a CR inside the text is a line break, and the prompt comes again.
+            b'\r' if matches!(p.kind, PromptKind::Text(_)) => {
+                p.buf.push(b'\n');
+                self.prompt_echo(b'\r');
+                self.write_prompt_again();
             }
             0x20..=0x7e if p.buf.len() < MAX_PROMPT => {
                 p.buf.push(b);
@@ -907,7 +901,7 @@ impl Device {
         });
         let latency = self.sms.send_latency_ms;
         if srr && self.sms.auto_report.enabled {
-            let at = now + Duration::from_millis(latency + self.sms.auto_report.delay_ms);
+            let at = later(now, latency.saturating_add(self.sms.auto_report.delay_ms));
             let status = self.sms.auto_report.status;
             self.schedule(at, Event::StatusReport { mr, status });
         }
@@ -993,7 +987,7 @@ impl Device {
         self.sms.cnma_seq += 1;
         let id = self.sms.cnma_seq;
         self.sms.cnma_pending = Some((id, d));
-        let at = now + Duration::from_millis(self.sms.cnma_timeout_ms);
+        let at = later(now, self.sms.cnma_timeout_ms);
         self.schedule(at, Event::CnmaTimeout(id));
     }
 
@@ -1063,7 +1057,7 @@ impl Device {
                     self.sms.cnma_seq += 1;
                     let id = self.sms.cnma_seq;
                     self.sms.cnma_pending = Some((id, d));
-                    let at = now + Duration::from_millis(self.sms.cnma_timeout_ms);
+                    let at = later(now, self.sms.cnma_timeout_ms);
                     self.schedule(at, Event::CnmaTimeout(id));
                 }
                 Ok(json!({"routed": "direct", "pdu": part.pdu}))

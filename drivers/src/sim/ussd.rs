@@ -1,12 +1,11 @@
 //! USSD: AT+CUSD requests, replies after a delay from a table, network-initiated +CUSD.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::device::{AtError, CmdResult, Device, Event, Resp};
+use super::device::{AtError, CmdResult, Device, Event, Resp, later};
 use super::parse::Form;
 
 /// USSD service state and records.
@@ -103,7 +102,7 @@ impl Device {
                     None => self.ussd.default_reply.clone(),
                 };
                 if let Some(text) = reply {
-                    let at = now + Duration::from_millis(self.ussd.delay_ms);
+                    let at = later(now, self.ussd.delay_ms);
                     self.schedule(at, Event::UssdReply { text, more: false });
                 }
                 Ok(Resp::ok())

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gsmgw_drivers::sim::{Dialect, SimHandle, SimOptions, Simulator};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -25,11 +29,24 @@ enum Chunk {
 
 /// A client on the simulated serial port (raw mode, like the agent opens it).
 pub struct Port {
-    file: File,
+    file: Option<File>,
     rx: mpsc::UnboundedReceiver<Chunk>,
     buf: String,
     closed: bool,
+    /// The pts the link pointed to when opened.
     pub path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.file = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Port {
@@ -55,13 +72,23 @@ impl Port {
         cfmakeraw(&mut t);
         tcsetattr(&file, SetArg::TCSANOW, &t).expect("tcsetattr");
         let path = std::fs::canonicalize(link).expect("canonicalize link");
+        // Non-blocking reads so the reader thread notices when the Port is dropped and closes
+        // its fd too (a real client closing the port closes every fd it has).
+        let flags = fcntl(&file, FcntlArg::F_GETFL).expect("F_GETFL");
+        fcntl(
+            &file,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        )
+        .expect("F_SETFL");
         let mut reader = file.try_clone().expect("clone fd");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_reader = stop.clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let mut b = [0u8; 4096];
-            loop {
+            while !stop_reader.load(Ordering::Relaxed) {
                 match reader.read(&mut b) {
-                    Ok(0) | Err(_) => {
+                    Ok(0) => {
                         let _ = tx.send(Chunk::Closed);
                         return;
                     }
@@ -70,21 +97,41 @@ impl Port {
                             return;
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Chunk::Closed);
+                        return;
+                    }
                 }
             }
         });
         Port {
-            file,
+            file: Some(file),
             rx,
             buf: String::new(),
             closed: false,
             path,
+            stop,
+            thread: Some(thread),
         }
     }
 
     /// Write raw bytes.
     pub fn send_bytes(&mut self, b: &[u8]) {
-        self.file.write_all(b).expect("write to port");
+        let file = self.file.as_mut().expect("port is open");
+        let mut rest = b;
+        // The fd is non-blocking: retry while the pty is momentarily full.
+        while !rest.is_empty() {
+            match file.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("write to port: {e}"),
+            }
+        }
     }
 
     /// Write text.
@@ -233,6 +280,7 @@ pub fn options(dir: &Path, dialect: Dialect) -> SimOptions {
         link: dir.join("modem"),
         control: Some(dir.join("control.sock")),
         dialect,
+        sim_busy_secs: 0.0,
         register_delay_ms: 100,
         reboot_ms: 300,
         ..SimOptions::default()
