@@ -1,7 +1,6 @@
 //! Modem simulator calls and USSD on a real pty.
 #![cfg(feature = "sim")]
 
-#[path = "sim_port.rs"]
 mod sim_port;
 
 use gsmgw_drivers::sim::Dialect;

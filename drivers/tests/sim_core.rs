@@ -2,7 +2,6 @@
 //! unplug/replug and fault injection.
 #![cfg(feature = "sim")]
 
-#[path = "sim_port.rs"]
 mod sim_port;
 
 use std::time::Duration;

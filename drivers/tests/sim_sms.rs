@@ -2,7 +2,6 @@
 //! the prompt and status reports, wrong length, CMGL with a URC inside, storage full.
 #![cfg(feature = "sim")]
 
-#[path = "sim_port.rs"]
 mod sim_port;
 
 use gsmgw_drivers::pdu::{self, Pdu, SubmitOptions};
