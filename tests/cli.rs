@@ -33,15 +33,25 @@ fn config_check_reports_every_problem_with_lines() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let s = String::from_utf8_lossy(&out.stdout);
-    assert!(s.contains("bad.toml:3:") && s.contains("gateway.colour"), "{s}");
-    assert!(s.contains("bad.toml:10:") && s.contains("modem[2].slot"), "{s}");
+    assert!(
+        s.contains("bad.toml:3:") && s.contains("gateway.colour"),
+        "{s}"
+    );
+    assert!(
+        s.contains("bad.toml:10:") && s.contains("modem[2].slot"),
+        "{s}"
+    );
 
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/gsmgw.example.toml");
     let out = Command::new(gsmgw_bin())
         .args(["config", "check", good])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let out = Command::new(gsmgw_bin())
         .args(["config", "check", "/nonexistent/gsmgw.toml"])
@@ -56,7 +66,14 @@ fn at_and_probe_talk_to_a_simulated_modem() {
     let sim = SimModem::start(
         dir.path(),
         "m",
-        &["--dialect", "simcom", "--imei", "866155039876540", "--sim-busy-secs", "0"],
+        &[
+            "--dialect",
+            "simcom",
+            "--imei",
+            "866155039876540",
+            "--sim-busy-secs",
+            "0",
+        ],
     );
     let out = Command::new(gsmgw_bin())
         .args(["at", "--port"])

@@ -16,7 +16,14 @@ async fn central_sees_birth_identified_modems_and_goodbye() {
     let quectel = SimModem::start(
         dir.path(),
         "modem1",
-        &["--dialect", "quectel", "--imei", "861698041234567", "--imsi", "255030123456781"],
+        &[
+            "--dialect",
+            "quectel",
+            "--imei",
+            "861698041234567",
+            "--imsi",
+            "255030123456781",
+        ],
     );
     // A Huawei that reports its signal every 200 ms: the agent must shrug it off.
     let huawei = SimModem::start(
@@ -90,7 +97,9 @@ async fn agent_keeps_running_without_broker_and_publishes_when_it_appears() {
     // The agent brings the modem up with no broker; the simulator sees it configured.
     common::wait_for(T, "the agent to configure the modem", || {
         let st = sim.control(json!({"op": "state"}));
-        st.to_string().contains("AT+CNMI").then_some(())
+        st.to_string()
+            .contains("AT+CNMI")
+            .then_some(())
             .or_else(|| st.to_string().contains("AT+CMGF=0").then_some(()))
     });
     broker.restart();

@@ -1,19 +1,27 @@
 //! The channel: one task per modem slot that owns its AT port.
 //!
-//! Nobody else writes to the port. The channel opens it, brings the modem up (sync,
-//! identify, SIM, settings), keeps its picture current from URCs and a periodic health check,
-//! and starts over when the port disappears (USB modems vanish on reset and come back).
+//! Nobody else writes to the port. The channel finds the port (configured path, or by IMEI
+//! among `port_scan` when the kernel renumbered it), brings the modem up (sync, identify, SIM,
+//! settings), keeps its picture current from URCs and a periodic health check, and recovers
+//! a modem that stops answering: soft reset (AT+CFUN=1,1), then a power cycle through the
+//! board, then reopen — without restarting the process. Every state change and every
+//! recovery step becomes a [`ModemEvent`].
 
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gsmgw_drivers::at::{self, EngineConfig, Urc};
+use gsmgw_board::{ModemPower, PowerPin};
+use gsmgw_drivers::at::{self, AtError, Command, EngineConfig, Urc};
 use gsmgw_drivers::modem::{Dialect, Identity, Modem, ModemError, NetworkStatus};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::{DialectChoice, ModemConfig};
-use crate::state::{ChannelState, ModemSnapshot};
+use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
-/// Timings of a channel (shortened by tests).
+/// Timings of a channel.
 #[derive(Debug, Clone)]
 pub struct ChannelTimings {
     /// Between health checks while ready.
@@ -24,8 +32,10 @@ pub struct ChannelTimings {
     pub reopen_max: Duration,
     /// How long a busy SIM is waited for.
     pub sim_busy_timeout: Duration,
-    /// Consecutive failed health checks before the slot is degraded.
-    pub failures_before_degraded: u32,
+    /// Consecutive unanswered health checks before a recovery starts.
+    pub failures_before_reset: u32,
+    /// How long a reset modem is given to come back before the next step.
+    pub reset_wait: Duration,
 }
 
 impl Default for ChannelTimings {
@@ -35,9 +45,39 @@ impl Default for ChannelTimings {
             reopen_min: Duration::from_millis(500),
             reopen_max: Duration::from_secs(10),
             sim_busy_timeout: Duration::from_secs(60),
-            failures_before_degraded: 3,
+            failures_before_reset: 2,
+            reset_wait: Duration::from_secs(30),
         }
     }
+}
+
+/// Ports held by channels, so a search by IMEI never takes another slot's port.
+#[derive(Debug, Clone, Default)]
+pub struct PortClaims(Arc<Mutex<HashSet<String>>>);
+
+impl PortClaims {
+    fn claim(&self, port: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            g.insert(canonical(port));
+        }
+    }
+    fn release(&self, port: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            g.remove(&canonical(port));
+        }
+    }
+    fn is_claimed(&self, port: &str) -> bool {
+        self.0
+            .lock()
+            .map(|g| g.contains(&canonical(port)))
+            .unwrap_or(false)
+    }
+}
+
+fn canonical(port: &str) -> String {
+    std::fs::canonicalize(port)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| port.to_string())
 }
 
 /// Maps the configured dialect choice to a forced dialect (None = detect).
@@ -51,6 +91,65 @@ pub fn forced_dialect(choice: &DialectChoice) -> Option<Dialect> {
     }
 }
 
+/// `*` wildcard match on a file name (`ttyUSB*`).
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let middle: Vec<&str> = parts.collect();
+    let Some((last, mids)) = middle.split_last() else {
+        return rest.is_empty(); // no '*': exact match
+    };
+    for mid in mids {
+        match rest.find(mid) {
+            Some(i) => rest = rest.get(i + mid.len()..).unwrap_or(""),
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// Expands `port_scan` patterns to existing paths, sorted.
+pub fn scan_candidates(patterns: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in patterns {
+        let Some((dir, file)) = p.rsplit_once('/') else {
+            continue;
+        };
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if wildcard(file, &name) {
+                out.push(Path::new(dir).join(&name).display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What a channel needs besides its modem's config.
+pub struct ChannelContext {
+    /// Timings.
+    pub timings: ChannelTimings,
+    /// Where to search a renumbered port.
+    pub port_scan: Vec<String>,
+    /// Ports in use by all channels.
+    pub claims: PortClaims,
+    /// Power control for hard resets, if the board has one for this slot.
+    pub power: Option<ModemPower<PowerPin>>,
+    /// Where events go.
+    pub events: mpsc::Sender<ModemEvent>,
+    /// Turns true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// A running channel's outputs.
 pub struct ChannelHandle {
     /// The slot.
@@ -62,19 +161,18 @@ pub struct ChannelHandle {
 }
 
 /// Starts the channel task for one configured modem.
-pub fn spawn(
-    cfg: ModemConfig,
-    timings: ChannelTimings,
-    shutdown: watch::Receiver<bool>,
-) -> ChannelHandle {
+pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
     let (tx, rx) = watch::channel(ModemSnapshot::new(cfg.slot, &cfg.port));
     let slot = cfg.slot;
     let task = tokio::spawn(async move {
+        let port = cfg.port.clone();
         let mut ch = Channel {
             cfg,
-            timings,
+            ctx,
             tx,
-            shutdown,
+            port,
+            escalation: 0,
+            trouble_since: None,
         };
         ch.run().await;
     });
@@ -87,15 +185,36 @@ pub fn spawn(
 
 struct Channel {
     cfg: ModemConfig,
-    timings: ChannelTimings,
+    ctx: ChannelContext,
     tx: watch::Sender<ModemSnapshot>,
-    shutdown: watch::Receiver<bool>,
+    /// The port in use (the configured one, or where the modem was found by IMEI).
+    port: String,
+    /// Recovery steps taken since the modem was last ready: 0 none, 1 soft reset, 2 power.
+    escalation: u8,
+    /// When the current trouble started, for the recovery time.
+    trouble_since: Option<Instant>,
 }
 
-/// Why a ready modem's session ended.
+/// Why a session with an open port ended.
 enum SessionEnd {
+    /// The port went away (unplug, USB reset, reboot).
     PortGone(String),
+    /// The modem stopped answering; the modem handle is handed back for a soft reset.
+    Unresponsive(Modem, String),
+    /// Another modem answers on this port.
+    WrongModem(String),
+    /// Stop requested.
     Shutdown,
+}
+
+fn is_silence(e: &ModemError) -> bool {
+    matches!(
+        e,
+        ModemError::At {
+            source: AtError::Timeout(_),
+            ..
+        }
+    )
 }
 
 impl Channel {
@@ -112,55 +231,141 @@ impl Channel {
         });
     }
 
-    fn set_state(&self, state: ChannelState, error: Option<String>) {
-        if state != self.tx.borrow().state {
-            tracing::info!(slot = self.cfg.slot, state = state.as_str(), error = ?error, "modem state");
+    fn event(&self, kind: &str, from: Option<ChannelState>, reason: Option<String>) {
+        let snap = self.tx.borrow().clone();
+        let ev = ModemEvent {
+            slot: self.cfg.slot,
+            kind: kind.to_string(),
+            from,
+            state: snap.state,
+            reason,
+            port: self.port.clone(),
+            imei: snap.imei.clone(),
+            recovery_ms: None,
+        };
+        self.send_event(ev);
+    }
+
+    fn send_event(&self, ev: ModemEvent) {
+        if let Err(e) = self.ctx.events.try_send(ev) {
+            tracing::warn!(slot = self.cfg.slot, error = %e, "modem event not queued");
         }
+    }
+
+    fn set_state(&mut self, state: ChannelState, error: Option<String>) {
+        let before = self.tx.borrow().state;
         self.update(|s| {
             s.state = state;
-            s.error = error;
+            s.error.clone_from(&error);
+            s.port.clone_from(&self.port);
         });
+        if state != before {
+            tracing::info!(slot = self.cfg.slot, state = state.as_str(), error = ?error, "modem state");
+            self.event("state", Some(before), error);
+            if state == ChannelState::Ready {
+                if let Some(t) = self.trouble_since.take() {
+                    let snap = self.tx.borrow().clone();
+                    let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::info!(slot = self.cfg.slot, recovery_ms = ms, "modem recovered");
+                    self.send_event(ModemEvent {
+                        slot: self.cfg.slot,
+                        kind: "recovered".into(),
+                        from: None,
+                        state,
+                        reason: None,
+                        port: self.port.clone(),
+                        imei: snap.imei,
+                        recovery_ms: Some(ms),
+                    });
+                }
+                self.escalation = 0;
+            } else if self.trouble_since.is_none()
+                && matches!(
+                    state,
+                    ChannelState::Absent | ChannelState::Degraded | ChannelState::Resetting
+                )
+                && before == ChannelState::Ready
+            {
+                self.trouble_since = Some(Instant::now());
+            }
+        }
     }
 
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        *self.ctx.shutdown.borrow()
     }
 
     /// Sleeps, returning true if shutdown was requested meanwhile.
     async fn pause(&mut self, d: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(d) => self.stopping(),
-            _ = self.shutdown.changed() => true,
+            _ = self.ctx.shutdown.changed() => true,
         }
     }
 
     async fn run(&mut self) {
-        let mut backoff = self.timings.reopen_min;
+        let mut backoff = self.ctx.timings.reopen_min;
         while !self.stopping() {
-            let port = match gsmgw_drivers::modem::open_port(&self.cfg.port, self.cfg.baud) {
+            let Some(path) = self.locate_port().await else {
+                let why = format!("port {} not found", self.cfg.port);
+                self.set_state(ChannelState::Absent, Some(why));
+                if self.pause(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(self.ctx.timings.reopen_max);
+                continue;
+            };
+            let port = match gsmgw_drivers::modem::open_port(&path, self.cfg.baud) {
                 Ok(p) => p,
                 Err(e) => {
                     self.set_state(
                         ChannelState::Absent,
-                        Some(format!("cannot open {}: {e}", self.cfg.port)),
+                        Some(format!("cannot open {path}: {e}")),
                     );
                     if self.pause(backoff).await {
                         break;
                     }
-                    backoff = (backoff * 2).min(self.timings.reopen_max);
+                    backoff = (backoff * 2).min(self.ctx.timings.reopen_max);
                     continue;
                 }
             };
+            backoff = self.ctx.timings.reopen_min;
+            if path != self.port {
+                self.port = path.clone();
+            }
+            self.ctx.claims.claim(&path);
             self.set_state(ChannelState::Initializing, None);
             let (handle, urcs) = at::spawn(port, EngineConfig::default());
             let modem = Modem::new(handle, Dialect::Generic);
-            match self.session(modem, urcs).await {
-                SessionEnd::Shutdown => break,
+            let end = self.session(modem, urcs).await;
+            match end {
+                SessionEnd::Shutdown => {
+                    self.ctx.claims.release(&path);
+                    break;
+                }
                 SessionEnd::PortGone(why) => {
+                    self.ctx.claims.release(&path);
                     tracing::warn!(slot = self.cfg.slot, %why, "modem port gone");
                     self.set_state(ChannelState::Absent, Some(why));
-                    backoff = self.timings.reopen_min;
-                    if self.pause(backoff).await {
+                    if self.pause(self.ctx.timings.reopen_min).await {
+                        break;
+                    }
+                }
+                SessionEnd::WrongModem(why) => {
+                    self.ctx.claims.release(&path);
+                    tracing::warn!(slot = self.cfg.slot, %why, "wrong modem on port");
+                    self.set_state(ChannelState::Absent, Some(why.clone()));
+                    self.event("wrong-modem", None, Some(why));
+                    // Forget the port: search by IMEI next time.
+                    self.port = self.cfg.port.clone();
+                    if self.pause(self.ctx.timings.reopen_min).await {
+                        break;
+                    }
+                }
+                SessionEnd::Unresponsive(modem, why) => {
+                    let stop = self.recover(modem, &path, why).await;
+                    self.ctx.claims.release(&path);
+                    if stop {
                         break;
                     }
                 }
@@ -168,25 +373,135 @@ impl Channel {
         }
     }
 
-    /// Brings the modem up and serves it until the port goes away or shutdown.
-    async fn session(
-        &mut self,
-        mut modem: Modem,
-        mut urcs: tokio::sync::mpsc::Receiver<Urc>,
-    ) -> SessionEnd {
-        // Bring-up, retried while the modem answers but is not usable yet.
+    /// The port to open: the configured one when it exists (or the one the modem was last
+    /// found at); else, with an IMEI configured, a port among `port_scan` whose modem has it.
+    async fn locate_port(&mut self) -> Option<String> {
+        for p in [&self.port, &self.cfg.port] {
+            if Path::new(p).exists() {
+                return Some(p.clone());
+            }
+        }
+        let imei = self.cfg.imei.clone()?;
+        for candidate in scan_candidates(&self.ctx.port_scan) {
+            if self.ctx.claims.is_claimed(&candidate) || self.stopping() {
+                continue;
+            }
+            if probe_imei(&candidate, self.cfg.baud).await.as_deref() == Some(imei.as_str()) {
+                tracing::info!(slot = self.cfg.slot, port = %candidate, %imei, "modem found by IMEI");
+                let from = self.port.clone();
+                self.port = candidate.clone();
+                self.event(
+                    "port-found",
+                    None,
+                    Some(format!("IMEI {imei} found at {candidate} (was {from})")),
+                );
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// Soft reset, then power cycle, then give up for a while. Returns true on shutdown.
+    async fn recover(&mut self, modem: Modem, path: &str, why: String) -> bool {
+        if self.trouble_since.is_none() {
+            self.trouble_since = Some(Instant::now());
+        }
+        self.escalation = self.escalation.saturating_add(1);
+        let wait = self.ctx.timings.reset_wait;
+        match self.escalation {
+            1 => {
+                self.set_state(ChannelState::Resetting, Some(format!("{why}; soft reset")));
+                self.event("soft-reset", None, Some(why));
+                let r = modem
+                    .at()
+                    .send(Command::new("AT+CFUN=1,1").timeout(Duration::from_secs(3)))
+                    .await;
+                tracing::info!(slot = self.cfg.slot, result = ?r, "soft reset sent");
+                drop(modem);
+                // A USB modem's port vanishes while it restarts; wait for that (briefly)
+                // so the old port is not reopened.
+                self.wait_gone(path, Duration::from_secs(3)).await
+                    || self.wait_back(path, wait).await
+            }
+            2 if self.ctx.power.is_some() => {
+                drop(modem);
+                self.set_state(ChannelState::Resetting, Some(format!("{why}; power cycle")));
+                self.event("power-cycle", None, Some(why));
+                if let Some(power) = self.ctx.power.as_mut() {
+                    if let Err(e) = power.pulse(tokio::time::sleep).await {
+                        tracing::error!(slot = self.cfg.slot, error = %e, "power cycle failed");
+                        self.set_state(
+                            ChannelState::Degraded,
+                            Some(format!("power cycle failed: {e}")),
+                        );
+                    }
+                }
+                self.wait_back(path, wait).await
+            }
+            _ => {
+                drop(modem);
+                let no_power = self.ctx.power.is_none();
+                self.set_state(
+                    ChannelState::Degraded,
+                    Some(if no_power {
+                        format!("{why}; soft reset did not help and no power control is configured")
+                    } else {
+                        format!("{why}; soft reset and power cycle did not help")
+                    }),
+                );
+                // Try again from the start later.
+                self.escalation = 0;
+                self.pause(self.ctx.timings.reopen_max * 6).await
+            }
+        }
+    }
+
+    /// Waits until `path` disappears; true on shutdown.
+    async fn wait_gone(&mut self, path: &str, max: Duration) -> bool {
+        let until = Instant::now() + max;
+        while Path::new(path).exists() && Instant::now() < until {
+            if self.pause(Duration::from_millis(50)).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits until `path` (or, with an IMEI, any candidate) is there again; true on shutdown.
+    async fn wait_back(&mut self, path: &str, max: Duration) -> bool {
+        let until = Instant::now() + max;
+        while !Path::new(path).exists() && Instant::now() < until {
+            if self.cfg.imei.is_some() && !scan_candidates(&self.ctx.port_scan).is_empty() {
+                break;
+            }
+            if self.pause(Duration::from_millis(50)).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Brings the modem up and serves it until the port goes away, the modem goes silent,
+    /// or shutdown.
+    async fn session(&mut self, mut modem: Modem, mut urcs: mpsc::Receiver<Urc>) -> SessionEnd {
         loop {
             match self.bring_up(&mut modem).await {
                 Ok(()) => break,
-                Err(e) if e.is_fatal() => return SessionEnd::PortGone(e.to_string()),
-                Err(e) => {
+                Err(BringUp::WrongModem(why)) => return SessionEnd::WrongModem(why),
+                Err(BringUp::Modem(e)) if e.is_fatal() => {
+                    return SessionEnd::PortGone(e.to_string());
+                }
+                Err(BringUp::Modem(e)) if is_silence(&e) => {
+                    return SessionEnd::Unresponsive(modem, format!("no answer ({e})"));
+                }
+                Err(BringUp::Modem(e)) => {
                     self.set_state(ChannelState::Degraded, Some(e.to_string()));
                     // A refused PIN or a blocked SIM needs a person, not a retry loop.
                     let wait = match e {
                         ModemError::WrongPin(_) | ModemError::PukRequired => {
-                            self.timings.reopen_max * 6
+                            self.ctx.timings.reopen_max * 6
                         }
-                        _ => self.timings.reopen_max,
+                        _ => self.ctx.timings.reopen_max,
                     };
                     if self.drain_urcs_for(&mut urcs, wait).await {
                         return SessionEnd::Shutdown;
@@ -199,71 +514,94 @@ impl Channel {
         }
 
         // URCs queued during bring-up (boot banners, the registration it caused) are stale:
-        // the status was just read.
+        // the status was just read. (Stored SMS are swept by the SMS service, not by URC.)
         while urcs.try_recv().is_ok() {}
 
         let mut failures = 0u32;
-        let mut health = tokio::time::interval(self.timings.health_interval);
+        let mut health = tokio::time::interval(self.ctx.timings.health_interval);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health.tick().await;
         loop {
             tokio::select! {
-                _ = self.shutdown.changed() => return SessionEnd::Shutdown,
+                _ = self.ctx.shutdown.changed() => return SessionEnd::Shutdown,
                 urc = urcs.recv() => match urc {
                     None => return SessionEnd::PortGone("port closed".into()),
-                    Some(u) => {
-                        if let Err(e) = self.on_urc(&modem, u).await {
-                            if e.is_fatal() {
-                                return SessionEnd::PortGone(e.to_string());
-                            }
-                        }
-                    }
+                    Some(u) => match self.on_urc(&modem, u).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_fatal() => return SessionEnd::PortGone(e.to_string()),
+                        Err(e) => tracing::debug!(slot = self.cfg.slot, error = %e, "URC follow-up failed"),
+                    },
                 },
-                _ = health.tick() => match self.refresh(&modem).await {
+                _ = health.tick() => match self.health_check(&modem).await {
                     Ok(()) => failures = 0,
                     Err(e) if e.is_fatal() => return SessionEnd::PortGone(e.to_string()),
-                    Err(e) => {
+                    Err(e) if is_silence(&e) => {
                         failures += 1;
-                        tracing::warn!(slot = self.cfg.slot, failures, error = %e, "health check failed");
-                        if failures >= self.timings.failures_before_degraded {
-                            self.set_state(ChannelState::Degraded, Some(e.to_string()));
+                        if self.trouble_since.is_none() {
+                            self.trouble_since = Some(Instant::now());
                         }
+                        tracing::warn!(slot = self.cfg.slot, failures, error = %e, "modem did not answer the health check");
+                        if failures >= self.ctx.timings.failures_before_reset {
+                            return SessionEnd::Unresponsive(modem, format!("no answer to {failures} health checks"));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(slot = self.cfg.slot, error = %e, "health check failed");
+                        self.set_state(ChannelState::Degraded, Some(e.to_string()));
                     }
                 },
             }
         }
     }
 
+    /// A liveness probe that a hung modem cannot pass quickly, then the full status.
+    async fn health_check(&mut self, modem: &Modem) -> Result<(), ModemError> {
+        modem
+            .at()
+            .send(Command::new("AT").timeout(Duration::from_secs(2)))
+            .await
+            .map_err(|source| ModemError::At {
+                command: "AT".into(),
+                source,
+            })?;
+        self.refresh(modem).await
+    }
+
     /// Waits `d` while still consuming URCs; true if shutdown was requested.
-    async fn drain_urcs_for(
-        &mut self,
-        urcs: &mut tokio::sync::mpsc::Receiver<Urc>,
-        d: Duration,
-    ) -> bool {
-        let until = tokio::time::Instant::now() + d;
+    async fn drain_urcs_for(&mut self, urcs: &mut mpsc::Receiver<Urc>, d: Duration) -> bool {
+        let until = Instant::now() + d;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return self.stopping(),
-                _ = self.shutdown.changed() => return true,
+                _ = self.ctx.shutdown.changed() => return true,
                 u = urcs.recv() => if u.is_none() { return self.stopping() },
             }
         }
     }
 
-    async fn bring_up(&mut self, modem: &mut Modem) -> Result<(), ModemError> {
+    async fn bring_up(&mut self, modem: &mut Modem) -> Result<(), BringUp> {
         self.set_state(ChannelState::Initializing, None);
         modem.sync().await?;
         let mut id = modem.identify(forced_dialect(&self.cfg.dialect)).await?;
+        if let Some(want) = &self.cfg.imei {
+            if &id.imei != want {
+                return Err(BringUp::WrongModem(format!(
+                    "{} has modem IMEI {}, slot {} expects {want}",
+                    self.port, id.imei, self.cfg.slot
+                )));
+            }
+        }
         self.publish_identity(modem.dialect(), &id);
         modem
-            .unlock_sim(self.cfg.pin.as_deref(), self.timings.sim_busy_timeout)
+            .unlock_sim(self.cfg.pin.as_deref(), self.ctx.timings.sim_busy_timeout)
             .await?;
         if id.imsi.is_empty() || id.iccid.is_empty() {
             modem.read_sim_identity(&mut id).await?;
             self.publish_identity(modem.dialect(), &id);
         }
         modem.configure(self.cfg.smsc.as_deref()).await?;
-        self.refresh(modem).await
+        self.refresh(modem).await?;
+        Ok(())
     }
 
     fn publish_identity(&self, dialect: Dialect, id: &Identity) {
@@ -279,13 +617,13 @@ impl Channel {
     }
 
     /// Re-reads the network status and derives the state from it.
-    async fn refresh(&self, modem: &Modem) -> Result<(), ModemError> {
+    async fn refresh(&mut self, modem: &Modem) -> Result<(), ModemError> {
         let st = modem.network_status().await?;
         self.apply_status(&st);
         Ok(())
     }
 
-    fn apply_status(&self, st: &NetworkStatus) {
+    fn apply_status(&mut self, st: &NetworkStatus) {
         let ready =
             st.registration.is_registered() && st.sim == gsmgw_drivers::modem::SimState::Ready;
         let (state, error) = if ready {
@@ -313,7 +651,7 @@ impl Channel {
         self.set_state(state, error);
     }
 
-    async fn on_urc(&self, modem: &Modem, urc: Urc) -> Result<(), ModemError> {
+    async fn on_urc(&mut self, modem: &Modem, urc: Urc) -> Result<(), ModemError> {
         match urc {
             Urc::Registration { .. } | Urc::SimState { .. } => self.refresh(modem).await,
             Urc::Signal { .. } => {
@@ -322,11 +660,11 @@ impl Channel {
                 Ok(())
             }
             Urc::Boot { line } => {
-                // The modem restarted by itself: settings are lost, bring it up again.
-                tracing::warn!(slot = self.cfg.slot, %line, "modem rebooted");
+                // The modem restarted by itself: its settings are gone; bring it up again.
+                tracing::warn!(slot = self.cfg.slot, %line, "modem restarted by itself");
                 Err(ModemError::At {
                     command: "boot".into(),
-                    source: at::AtError::PortClosed(format!("modem restarted ({line})")),
+                    source: AtError::PortClosed(format!("modem restarted ({line})")),
                 })
             }
             other => {
@@ -334,5 +672,62 @@ impl Channel {
                 Ok(())
             }
         }
+    }
+}
+
+/// Why bring-up failed.
+enum BringUp {
+    Modem(ModemError),
+    WrongModem(String),
+}
+
+impl From<ModemError> for BringUp {
+    fn from(e: ModemError) -> Self {
+        BringUp::Modem(e)
+    }
+}
+
+/// Opens `port` briefly and asks for the IMEI; None if nothing sensible answers.
+pub async fn probe_imei(port: &str, baud: u32) -> Option<String> {
+    let p = gsmgw_drivers::modem::open_port(port, baud).ok()?;
+    let (h, _urcs) = at::spawn(p, EngineConfig::default());
+    let cmd = |t: &str| Command::new(t).timeout(Duration::from_secs(1));
+    h.send(cmd("AT")).await.ok()?;
+    let r = h.send(cmd("AT+CGSN")).await.ok()?;
+    let imei: String = r
+        .field_line("+CGSN:")
+        .or_else(|| r.first_line())?
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    (imei.len() == 15).then_some(imei)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("ttyUSB*", "ttyUSB12"));
+        assert!(wildcard("ttyUSB*", "ttyUSB"));
+        assert!(!wildcard("ttyUSB*", "ttyACM0"));
+        assert!(wildcard("modem*.tty", "modem-b.tty"));
+        assert!(!wildcard("modem*.tty", "modem-b.sock"));
+        assert!(wildcard("exact", "exact"));
+        assert!(!wildcard("a*b*c", "ac"));
+        assert!(wildcard("a*b*c", "a-b-c"));
+    }
+
+    #[test]
+    fn scan_finds_matching_files() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["ttyX1", "ttyX2", "other"] {
+            std::fs::write(d.path().join(n), "").unwrap();
+        }
+        let pat = format!("{}/ttyX*", d.path().display());
+        let found = scan_candidates(&[pat]);
+        assert_eq!(found.len(), 2);
+        assert!(found[0].ends_with("ttyX1"));
     }
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::channel::{self, ChannelHandle, ChannelTimings};
+use crate::channel::{self, ChannelContext, ChannelHandle, ChannelTimings, PortClaims};
 use crate::config::Config;
 use crate::console::{self, AgentView};
 use crate::uplink::{self, UplinkOptions};
@@ -67,12 +67,38 @@ impl Agent {
         let boot_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(gateway = %cfg.gateway.id, %boot_id, version = %opts.version, "agent starting");
 
-        let channels: Vec<ChannelHandle> = cfg
-            .modems
-            .iter()
-            .filter(|m| m.enabled)
-            .map(|m| channel::spawn(m.clone(), opts.timings.clone(), shutdown.clone()))
-            .collect();
+        let board = match &cfg.gateway.board_profile {
+            Some(p) => Some(
+                gsmgw_board::BoardProfile::load(p)
+                    .map_err(|e| AgentError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut timings = opts.timings.clone();
+        timings.health_interval =
+            Duration::from_secs(u64::from(cfg.gateway.health_interval_secs.max(1)));
+        let claims = PortClaims::default();
+        let (event_tx, event_rx) = tokio::sync::mpsc::channel(1024);
+        let mut channels: Vec<ChannelHandle> = Vec::new();
+        for m in cfg.modems.iter().filter(|m| m.enabled) {
+            let power = match &board {
+                Some(b) => b
+                    .power_for(m.slot)
+                    .map_err(|e| AgentError::Config(e.to_string()))?,
+                None => None,
+            };
+            channels.push(channel::spawn(
+                m.clone(),
+                ChannelContext {
+                    timings: timings.clone(),
+                    port_scan: cfg.gateway.port_scan.clone(),
+                    claims: claims.clone(),
+                    power,
+                    events: event_tx.clone(),
+                    shutdown: shutdown.clone(),
+                },
+            ));
+        }
         let snapshots: Vec<_> = channels.iter().map(|c| c.snapshot.clone()).collect();
         let (uplink, uplink_status) = uplink::spawn(
             UplinkOptions {
@@ -87,6 +113,7 @@ impl Agent {
                 max_backoff: Duration::from_secs(30),
             },
             snapshots.clone(),
+            event_rx,
             shutdown.clone(),
         );
         let view = AgentView {

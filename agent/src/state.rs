@@ -122,3 +122,29 @@ impl ModemSnapshot {
         )
     }
 }
+
+/// Something that happened to a modem slot, published as a `modem` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModemEvent {
+    /// The slot.
+    pub slot: u16,
+    /// What happened: `state` (a state change), `soft-reset`, `power-cycle`, `port-found`,
+    /// `wrong-modem`, `recovered`.
+    pub kind: String,
+    /// State before (for `state`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<ChannelState>,
+    /// State now.
+    pub state: ChannelState,
+    /// Why, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The port in use.
+    pub port: String,
+    /// The modem's IMEI, when known.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub imei: String,
+    /// For `recovered`: milliseconds from the first sign of trouble to ready again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_ms: Option<u64>,
+}

@@ -13,7 +13,10 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::state::ModemSnapshot;
+use crate::state::{ModemEvent, ModemSnapshot};
+
+/// Events kept in memory while the broker is away (the durable outbox replaces this).
+const MAX_PENDING_EVENTS: usize = 10_000;
 
 /// What the uplink needs to know.
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ pub fn topic_root(gateway_id: &str) -> String {
 pub fn spawn(
     opts: UplinkOptions,
     snapshots: Vec<watch::Receiver<ModemSnapshot>>,
+    events: mpsc::Receiver<ModemEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> (tokio::task::JoinHandle<()>, watch::Receiver<UplinkStatus>) {
     let (status_tx, status_rx) = watch::channel(UplinkStatus::default());
@@ -76,7 +80,7 @@ pub fn spawn(
             }
         });
     }
-    let task = tokio::spawn(run(opts, latest, snap_rx, status_tx, shutdown));
+    let task = tokio::spawn(run(opts, latest, snap_rx, events, status_tx, shutdown));
     (task, status_rx)
 }
 
@@ -93,6 +97,7 @@ async fn run(
     opts: UplinkOptions,
     mut latest: BTreeMap<u16, ModemSnapshot>,
     mut snap_rx: mpsc::Receiver<ModemSnapshot>,
+    mut event_rx: mpsc::Receiver<ModemEvent>,
     status_tx: watch::Sender<UplinkStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -115,6 +120,32 @@ async fn run(
     let mut connected = false;
     let mut dirty: std::collections::BTreeSet<u16> = latest.keys().copied().collect();
     let mut backoff = Duration::from_millis(500);
+    let mut pending_events: std::collections::VecDeque<(String, String)> = Default::default();
+    let mut seq: u64 = 0;
+    let gateway = opts.gateway_id.clone();
+    let envelope = move |seq: u64, ev: &ModemEvent| -> Option<String> {
+        let mut v = serde_json::to_value(ev).ok()?;
+        let obj = v.as_object_mut()?;
+        obj.insert("id".into(), json!(uuid::Uuid::now_v7().to_string()));
+        obj.insert("seq".into(), json!(seq));
+        obj.insert("ts".into(), json!(crate::clock::now_rfc3339()));
+        obj.insert("gateway".into(), json!(gateway));
+        obj.insert("type".into(), json!("modem"));
+        Some(v.to_string())
+    };
+    let event_topic = format!("{root}/event/modem");
+    let flush_events =
+        |client: &AsyncClient, pending: &mut std::collections::VecDeque<(String, String)>| {
+            while let Some((topic, payload)) = pending.front() {
+                if client
+                    .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                    .is_err()
+                {
+                    break;
+                }
+                pending.pop_front();
+            }
+        };
 
     let publish_dirty = |client: &AsyncClient,
                          latest: &BTreeMap<u16, ModemSnapshot>,
@@ -165,10 +196,14 @@ async fn run(
                     }
                     dirty.extend(latest.keys().copied());
                     publish_dirty(&client, &latest, &mut dirty);
+                    flush_events(&client, &mut pending_events);
                 }
                 Ok(_) => {
                     if connected && !dirty.is_empty() {
                         publish_dirty(&client, &latest, &mut dirty);
+                    }
+                    if connected && !pending_events.is_empty() {
+                        flush_events(&client, &mut pending_events);
                     }
                 }
                 Err(e) => {
@@ -190,6 +225,21 @@ async fn run(
                     }
                 }
             },
+            ev = event_rx.recv() => {
+                if let Some(ev) = ev {
+                    seq += 1;
+                    if let Some(payload) = envelope(seq, &ev) {
+                        if pending_events.len() >= MAX_PENDING_EVENTS {
+                            pending_events.pop_front();
+                            tracing::warn!("event buffer full; oldest modem event dropped");
+                        }
+                        pending_events.push_back((event_topic.clone(), payload));
+                        if connected {
+                            flush_events(&client, &mut pending_events);
+                        }
+                    }
+                }
+            }
             s = snap_rx.recv() => {
                 if let Some(s) = s {
                     dirty.insert(s.slot);

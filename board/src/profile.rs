@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::power::PulseStep;
+use crate::pin::{GpioPin, PowerPin, SocketPin};
+use crate::power::{ModemPower, PulseStep};
 
 /// A board: its name and one entry per modem slot.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -18,15 +19,19 @@ pub struct BoardProfile {
     pub modem: Vec<ModemPins>,
 }
 
-/// Power wiring of one modem slot.
+/// Power wiring of one modem slot: a GPIO line, or (simulated boards) a pin socket.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModemPins {
     /// The 1-based slot.
     pub slot: u16,
-    /// GPIO line offset of the power key.
-    pub power_line: u32,
-    /// Sequence for a power cycle (hard reset).
+    /// GPIO line offset of the modem's power enable / power key on `gpiochip`.
+    #[serde(default)]
+    pub power_line: Option<u32>,
+    /// A Unix socket that takes pin levels (the modem simulator's control socket).
+    #[serde(default)]
+    pub power_socket: Option<std::path::PathBuf>,
+    /// Sequence for a power cycle (hard reset), e.g. low 2000 ms then high.
     pub power_cycle: Vec<PulseStep>,
 }
 
@@ -58,6 +63,12 @@ impl BoardProfile {
                     m.slot
                 )));
             }
+            if m.power_line.is_some() == m.power_socket.is_some() {
+                return Err(ProfileError::Invalid(format!(
+                    "slot {}: give exactly one of power_line and power_socket",
+                    m.slot
+                )));
+            }
             if m.power_cycle.is_empty() {
                 return Err(ProfileError::Invalid(format!(
                     "slot {}: empty power_cycle",
@@ -71,6 +82,32 @@ impl BoardProfile {
     /// The pins of a slot.
     pub fn slot(&self, slot: u16) -> Option<&ModemPins> {
         self.modem.iter().find(|m| m.slot == slot)
+    }
+
+    /// Reads and checks a profile file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ProfileError::Parse(format!("{}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// The power control of a slot, if the board wires one. The pin is requested now (high:
+    /// powered) so a missing GPIO line shows at start, not at the first reset.
+    pub fn power_for(&self, slot: u16) -> Result<Option<ModemPower<PowerPin>>, ProfileError> {
+        let Some(m) = self.slot(slot) else {
+            return Ok(None);
+        };
+        let pin = match (&m.power_socket, m.power_line) {
+            (Some(sock), _) => PowerPin::Socket(SocketPin::new(sock)),
+            (None, Some(line)) => PowerPin::Gpio(
+                GpioPin::open(&self.gpiochip, line, true)
+                    .map_err(|e| ProfileError::Invalid(e.to_string()))?,
+            ),
+            (None, None) => return Ok(None),
+        };
+        ModemPower::new(pin, m.power_cycle.clone())
+            .map(Some)
+            .map_err(|e| ProfileError::Invalid(e.to_string()))
     }
 }
 
@@ -89,7 +126,7 @@ power_cycle = [{ high = true, hold_ms = 1200 }, { high = false, hold_ms = 3000 }
 "#;
         let p = BoardProfile::parse(text).unwrap();
         assert_eq!(p.gpiochip, "/dev/gpiochip0");
-        assert_eq!(p.slot(1).unwrap().power_line, 17);
+        assert_eq!(p.slot(1).unwrap().power_line, Some(17));
         let dup = format!(
             "{text}\n[[modem]]\nslot = 1\npower_line = 18\npower_cycle = [{{ high = true, hold_ms = 1 }}]\n"
         );

@@ -139,9 +139,11 @@ impl SimModem {
             .spawn()
             .expect("start gsmgw modemsim");
         let (l, c) = (link.clone(), control.clone());
-        wait_for(Duration::from_secs(10), "the simulated modem's port", || {
-            (l.exists() && c.exists()).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(10),
+            "the simulated modem's port",
+            || (l.exists() && c.exists()).then_some(()),
+        );
         SimModem {
             child,
             link,
@@ -220,13 +222,25 @@ impl Drop for AgentProc {
 
 /// Writes a gsmgw config for the given modems (slot, port link) into `dir`.
 pub fn write_config(dir: &Path, gateway: &str, mqtt_url: &str, modems: &[(u16, &Path)]) -> PathBuf {
+    let modems: Vec<(u16, &Path, &str)> = modems.iter().map(|(s, p)| (*s, *p, "")).collect();
+    write_config_with(dir, gateway, mqtt_url, "", &modems)
+}
+
+/// Like [`write_config`], with extra `[gateway]` lines and extra lines per modem.
+pub fn write_config_with(
+    dir: &Path,
+    gateway: &str,
+    mqtt_url: &str,
+    gateway_extra: &str,
+    modems: &[(u16, &Path, &str)],
+) -> PathBuf {
     let mut text = format!(
-        "[gateway]\nid = \"{gateway}\"\ndata_dir = \"{}\"\n\n[mqtt]\nurl = \"{mqtt_url}\"\nkeep_alive_secs = 5\n",
+        "[gateway]\nid = \"{gateway}\"\ndata_dir = \"{}\"\n{gateway_extra}\n\n[mqtt]\nurl = \"{mqtt_url}\"\nkeep_alive_secs = 5\n",
         dir.join("data").display()
     );
-    for (slot, port) in modems {
+    for (slot, port, extra) in modems {
         text.push_str(&format!(
-            "\n[[modem]]\nslot = {slot}\nport = \"{}\"\n",
+            "\n[[modem]]\nslot = {slot}\nport = \"{}\"\n{extra}\n",
             port.display()
         ));
     }
@@ -240,6 +254,8 @@ pub fn write_config(dir: &Path, gateway: &str, mqtt_url: &str, modems: &[(u16, &
 pub struct Central {
     client: AsyncClient,
     rx: tokio::sync::mpsc::UnboundedReceiver<(String, Value, bool)>,
+    /// Everything received so far, in order (for assertions on sequences).
+    pub log: Vec<(String, Value)>,
 }
 
 impl Central {
@@ -269,7 +285,11 @@ impl Central {
                 }
             }
         });
-        Central { client, rx }
+        Central {
+            client,
+            rx,
+            log: Vec::new(),
+        }
     }
 
     /// Waits for a message on `topic` whose payload satisfies `pred`.
@@ -284,6 +304,7 @@ impl Central {
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some((t, v, _))) => {
+                    self.log.push((t.clone(), v.clone()));
                     if t == topic && pred(&v) {
                         return v;
                     }

@@ -62,6 +62,17 @@ pub struct GatewayConfig {
     /// Log level: one of [`LOG_LEVELS`].
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// Board profile (TOML) with each slot's power pin, for hard resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_profile: Option<PathBuf>,
+    /// Where to look for a modem whose port vanished or was renumbered (glob patterns with
+    /// `*` in the file name), matched by the modem's `imei`.
+    #[serde(default = "default_port_scan")]
+    pub port_scan: Vec<String>,
+    /// Seconds between modem health checks (1..=3600); two failed checks in a row start a
+    /// recovery (soft reset, then power cycle).
+    #[serde(default = "default_health_interval")]
+    pub health_interval_secs: u32,
 }
 
 impl Default for GatewayConfig {
@@ -71,8 +82,23 @@ impl Default for GatewayConfig {
             data_dir: default_data_dir(),
             log_format: LogFormat::default(),
             log_level: default_log_level(),
+            board_profile: None,
+            port_scan: default_port_scan(),
+            health_interval_secs: default_health_interval(),
         }
     }
+}
+
+/// Default `gateway.health_interval_secs`.
+pub const DEFAULT_HEALTH_INTERVAL_SECS: u32 = 30;
+
+fn default_health_interval() -> u32 {
+    DEFAULT_HEALTH_INTERVAL_SECS
+}
+
+/// Default `gateway.port_scan`.
+pub fn default_port_scan() -> Vec<String> {
+    vec!["/dev/ttyUSB*".into(), "/dev/ttyACM*".into()]
 }
 
 /// Log line format.
@@ -155,6 +181,10 @@ pub struct ModemConfig {
     /// PCM/voice port, if the modem carries voice over USB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_port: Option<String>,
+    /// The modem's IMEI: when set, the modem answering on `port` must have it, and a modem
+    /// whose port was renumbered is found again among `gateway.port_scan` by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imei: Option<String>,
     /// Serial speed of the AT port; one of [`STANDARD_BAUDS`].
     #[serde(default = "default_baud")]
     pub baud: u32,
@@ -181,6 +211,7 @@ impl Default for ModemConfig {
             slot: 0,
             port: String::new(),
             voice_port: None,
+            imei: None,
             baud: DEFAULT_BAUD,
             pin: None,
             smsc: None,
@@ -198,6 +229,7 @@ impl fmt::Debug for ModemConfig {
             .field("slot", &self.slot)
             .field("port", &self.port)
             .field("voice_port", &self.voice_port)
+            .field("imei", &self.imei)
             .field("baud", &self.baud)
             .field("pin", &redacted(self.pin.as_ref()))
             .field("smsc", &self.smsc)

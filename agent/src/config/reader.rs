@@ -21,7 +21,15 @@ use super::model::{Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig
 pub(crate) const SYNTAX_KEY: &str = "syntax";
 
 const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console"];
-const GATEWAY_KEYS: &[&str] = &["id", "data_dir", "log_format", "log_level"];
+const GATEWAY_KEYS: &[&str] = &[
+    "id",
+    "data_dir",
+    "log_format",
+    "log_level",
+    "board_profile",
+    "port_scan",
+    "health_interval_secs",
+];
 const MQTT_KEYS: &[&str] = &[
     "url",
     "username",
@@ -35,6 +43,7 @@ const MODEM_KEYS: &[&str] = &[
     "slot",
     "port",
     "voice_port",
+    "imei",
     "baud",
     "pin",
     "smsc",
@@ -218,6 +227,9 @@ impl Reader {
                 "data_dir" => self.set(&key, v, &mut out.data_dir),
                 "log_format" => self.set(&key, v, &mut out.log_format),
                 "log_level" => self.set(&key, v, &mut out.log_level),
+                "board_profile" => self.set_opt(&key, v, &mut out.board_profile),
+                "port_scan" => self.set(&key, v, &mut out.port_scan),
+                "health_interval_secs" => self.set(&key, v, &mut out.health_interval_secs),
                 _ => self.unknown("gateway", name, k.span(), GATEWAY_KEYS),
             }
         }
@@ -298,6 +310,7 @@ impl Reader {
                     self.set(&key, v, &mut out.port);
                 }
                 "voice_port" => self.set_opt(&key, v, &mut out.voice_port),
+                "imei" => self.set_opt(&key, v, &mut out.imei),
                 "baud" => self.set(&key, v, &mut out.baud),
                 "pin" => self.set_opt(&key, v, &mut out.pin),
                 "smsc" => self.set_opt(&key, v, &mut out.smsc),

@@ -34,6 +34,34 @@ fn check_gateway(g: &GatewayConfig, out: &mut Vec<Problem>) {
     if g.data_dir.as_os_str().is_empty() {
         out.push(Problem::new("gateway.data_dir", "must not be empty"));
     }
+    if let Some(p) = &g.board_profile {
+        match gsmgw_board::BoardProfile::load(p) {
+            Ok(_) => {}
+            Err(e) => out.push(Problem::new("gateway.board_profile", e.to_string())),
+        }
+    }
+    if !(1..=3600).contains(&g.health_interval_secs) {
+        out.push(Problem::new(
+            "gateway.health_interval_secs",
+            format!("{} is out of range 1..=3600", g.health_interval_secs),
+        ));
+    }
+    for pattern in &g.port_scan {
+        if !pattern.starts_with('/') {
+            out.push(Problem::new(
+                "gateway.port_scan",
+                format!("`{pattern}` must be an absolute path pattern such as /dev/ttyUSB*"),
+            ));
+        } else if pattern
+            .rsplit_once('/')
+            .is_some_and(|(dir, _)| dir.contains('*'))
+        {
+            out.push(Problem::new(
+                "gateway.port_scan",
+                format!("`{pattern}`: `*` is only allowed in the file name"),
+            ));
+        }
+    }
     if !LOG_LEVELS.contains(&g.log_level.as_str()) {
         out.push(Problem::new(
             "gateway.log_level",
@@ -117,6 +145,12 @@ fn check_modems(modems: &[ModemConfig], out: &mut Vec<Problem>) {
             ));
         } else {
             slots.insert(m.slot, i);
+        }
+
+        if let Some(imei) = &m.imei {
+            if !(imei.len() == 15 && imei.bytes().all(|b| b.is_ascii_digit())) {
+                out.push(Problem::new(at("imei"), "an IMEI is 15 digits"));
+            }
         }
 
         let ports = [

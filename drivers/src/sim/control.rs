@@ -220,7 +220,27 @@ impl Device {
             }
             "hang" => {
                 self.faults.hang = bool_field(msg, "enabled")?;
+                self.faults.hang_cure = match msg.get("cured_by").and_then(Value::as_str) {
+                    None | Some("never") => super::device::HangCure::Never,
+                    Some("reset") => super::device::HangCure::Reset,
+                    Some("power") => super::device::HangCure::Power,
+                    Some(other) => {
+                        return Err(format!(
+                            "cured_by must be never, reset or power, not {other:?}"
+                        ));
+                    }
+                };
                 Ok(ok())
+            }
+            "pin" | "power" => {
+                let on = match (msg.get("level"), msg.get("on")) {
+                    (Some(v), _) | (None, Some(v)) => {
+                        v.as_bool().ok_or("level/on must be true or false")?
+                    }
+                    (None, None) => return Err("missing field level (or on)".into()),
+                };
+                self.set_power(on, now);
+                Ok(json!({"ok": true, "powered": self.powered}))
             }
             "garbage" => {
                 let bytes = match (msg.get("hex").and_then(Value::as_str), opt_u64(msg, "len")?) {
@@ -290,6 +310,14 @@ impl Device {
             "replug" => {
                 if self.plugged {
                     return Err("already plugged".into());
+                }
+                if let Some(link) = msg.get("link") {
+                    let link = link.as_str().ok_or("link must be a path")?;
+                    if link.is_empty() {
+                        return Err("link must not be empty".into());
+                    }
+                    self.actions
+                        .push(super::device::Action::Relink(link.into()));
                 }
                 self.cancel(|e| matches!(e, Event::Replug));
                 self.replug();
@@ -403,6 +431,8 @@ impl Device {
                 "commands": self.counters.commands,
                 "lines_while_hung": self.counters.lines_while_hung,
                 "reboots": self.counters.reboots,
+                "power_offs": self.counters.power_offs,
+                "power_ons": self.counters.power_ons,
                 "dropped_sms": self.counters.dropped_sms,
                 "dropped_reports": self.counters.dropped_reports,
                 "unacked": self.counters.unacked,

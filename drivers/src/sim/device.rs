@@ -150,6 +150,8 @@ pub(crate) enum Action {
     Unplug,
     /// Open a new pty, point the link at it and boot.
     Plug,
+    /// From now on the port appears under this link (a USB port renumbered).
+    Relink(std::path::PathBuf),
 }
 
 /// Where URCs due during a response go.
@@ -223,10 +225,23 @@ impl Settings {
 pub(crate) struct Faults {
     pub latency_ms: u64,
     pub hang: bool,
+    /// What ends the hang besides the `hang` op: nothing, a soft reset, or a power cycle.
+    pub hang_cure: HangCure,
     pub errors: Option<(AtError, u32)>,
     pub drop_final_ok: u32,
     pub vendor_error: Option<(String, u32)>,
     pub urc_mode: UrcMode,
+}
+
+/// What a hang gives way to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HangCure {
+    /// Only the `hang` op ends it.
+    Never,
+    /// AT+CFUN=1,1 still gets through and the reboot ends it (or a power cycle).
+    Reset,
+    /// Only a power cycle ends it.
+    Power,
 }
 
 /// Counters shown in the `state` snapshot.
@@ -235,6 +250,8 @@ pub(crate) struct Counters {
     pub commands: u64,
     pub lines_while_hung: u64,
     pub reboots: u64,
+    pub power_offs: u64,
+    pub power_ons: u64,
     pub dropped_sms: u64,
     pub dropped_reports: u64,
     pub garbage_bytes_in: u64,
@@ -278,7 +295,7 @@ pub(crate) struct Device {
     executing: bool,
     timers: BTreeMap<(Instant, u64), Event>,
     seq: u64,
-    actions: Vec<Action>,
+    pub(crate) actions: Vec<Action>,
     rng: u64,
 }
 
@@ -297,6 +314,7 @@ impl Device {
             faults: Faults {
                 latency_ms: 0,
                 hang: false,
+                hang_cure: HangCure::Never,
                 errors: None,
                 drop_final_ok: 0,
                 vendor_error: None,
@@ -381,6 +399,32 @@ impl Device {
     pub(crate) fn replug(&mut self) {
         if !self.plugged {
             self.actions.push(Action::Plug);
+        }
+    }
+
+    /// The power-enable line: low cuts the supply (the port vanishes), high restores it (the
+    /// modem boots and its port appears after `reboot_ms`). A power cycle ends any hang
+    /// except one set with `cured_by: "never"`.
+    pub(crate) fn set_power(&mut self, on: bool, now: Instant) {
+        if on {
+            if self.powered || self.scheduled(|e| matches!(e, Event::Replug)) {
+                return;
+            }
+            self.counters.power_ons += 1;
+            if self.faults.hang_cure != HangCure::Never {
+                self.faults.hang = false;
+            }
+            let ms = self.opts.reboot_ms;
+            self.schedule(later(now, ms), Event::Replug);
+        } else {
+            self.cancel(|e| matches!(e, Event::Replug));
+            if self.powered || self.plugged {
+                self.counters.power_offs += 1;
+                if self.plugged {
+                    self.unplug();
+                }
+                self.powered = false;
+            }
         }
     }
 
@@ -700,9 +744,15 @@ impl Device {
             trimmed.to_string()
         };
         if self.faults.hang {
-            self.counters.lines_while_hung += 1;
-            self.log_line(format!("{line} (hung)"));
-            return;
+            let reset = line.replace(' ', "").eq_ignore_ascii_case("AT+CFUN=1,1");
+            if reset && self.faults.hang_cure == HangCure::Reset {
+                // The firmware's watchdog still takes a reset: it reboots and the hang is gone.
+                self.faults.hang = false;
+            } else {
+                self.counters.lines_while_hung += 1;
+                self.log_line(format!("{line} (hung)"));
+                return;
+            }
         }
         if self.pending.is_some() || self.prompt.is_some() {
             if self.queued.len() < MAX_QUEUED {

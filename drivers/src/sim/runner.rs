@@ -23,10 +23,9 @@ pub(crate) async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
     if opts.imei.is_empty() || opts.link.as_os_str().is_empty() {
         return Err(SimError::Option("link and imei must not be empty".into()));
     }
-    let link = opts.link.clone();
     let mut device = Device::new(opts.clone());
     let first = Pty::open(None)?;
-    pty::replace_link(&link, first.path())?;
+    pty::replace_link(&opts.link, first.path())?;
     device.plugged_in(first.path().to_path_buf(), Instant::now());
 
     let (tx, rx) = mpsc::channel(64);
@@ -41,7 +40,7 @@ pub(crate) async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
     };
     let control_path = opts.control.clone();
     let task = tokio::spawn(async move {
-        run_device(device, Some(first), rx).await;
+        let link = run_device(device, Some(first), rx).await;
         pty::remove_link(&link);
         if let Some(p) = control_path {
             let _ = std::fs::remove_file(p);
@@ -76,13 +75,23 @@ async fn sleep_opt(at: Option<Instant>) {
     }
 }
 
-async fn run_device(mut device: Device, mut pty: Option<Pty>, mut rx: mpsc::Receiver<Request>) {
-    let link = device.opts.link.clone();
+async fn run_device(
+    mut device: Device,
+    mut pty: Option<Pty>,
+    mut rx: mpsc::Receiver<Request>,
+) -> PathBuf {
+    let mut link = device.opts.link.clone();
     let mut last_path: Option<PathBuf> = pty.as_ref().map(|p| p.path().to_path_buf());
     let mut backlog: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        apply_actions(&mut device, &mut pty, &mut last_path, &mut backlog, &link);
+        apply_actions(
+            &mut device,
+            &mut pty,
+            &mut last_path,
+            &mut backlog,
+            &mut link,
+        );
         backlog.extend(device.take_output());
         if let Some(p) = &pty {
             while !backlog.is_empty() {
@@ -120,7 +129,7 @@ async fn run_device(mut device: Device, mut pty: Option<Pty>, mut rx: mpsc::Rece
                 None | Some(Request::Shutdown) => break,
                 Some(Request::Control(msg, reply)) => {
                     let mut v = device.control(&msg, Instant::now());
-                    apply_actions(&mut device, &mut pty, &mut last_path, &mut backlog, &link);
+                    apply_actions(&mut device, &mut pty, &mut last_path, &mut backlog, &mut link);
                     let op = msg.get("op").and_then(Value::as_str).unwrap_or("");
                     if matches!(op, "unplug" | "replug" | "reboot") {
                         if let Some(m) = v.as_object_mut() {
@@ -134,6 +143,7 @@ async fn run_device(mut device: Device, mut pty: Option<Pty>, mut rx: mpsc::Rece
             _ = sleep_opt(deadline) => device.tick(Instant::now()),
         }
     }
+    link
 }
 
 fn apply_actions(
@@ -141,7 +151,7 @@ fn apply_actions(
     pty: &mut Option<Pty>,
     last_path: &mut Option<PathBuf>,
     backlog: &mut Vec<u8>,
-    link: &std::path::Path,
+    link: &mut PathBuf,
 ) {
     for action in device.take_actions() {
         match action {
@@ -161,6 +171,10 @@ fn apply_actions(
                 }
                 Err(e) => tracing::warn!("modemsim: cannot open a new pty: {e}"),
             },
+            Action::Relink(new) => {
+                pty::remove_link(link);
+                *link = new;
+            }
         }
     }
 }
