@@ -57,11 +57,12 @@ enum Cmd {
     At {
         #[command(flatten)]
         port: PortArgs,
-        /// Seconds to wait for the final result.
+        /// Seconds to wait for each command's final result.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
-        /// The command, e.g. AT+CSQ.
-        command: String,
+        /// One or more commands, sent in order, e.g. AT+CSQ AT+COPS?.
+        #[arg(required = true)]
+        commands: Vec<String>,
     },
     /// SMS PDU tools: decode and encode, as JSON.
     Pdu {
@@ -205,8 +206,8 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
         Cmd::At {
             port,
             timeout,
-            command,
-        } => at_command(&port, timeout, &command).await,
+            commands,
+        } => at_command(&port, timeout, &commands).await,
         Cmd::Modemsim(args) => {
             init_logging(log_json);
             modemsim(args).await
@@ -293,7 +294,9 @@ async fn open_engine(
 async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {
     let (h, _urcs) = open_engine(port).await?;
     let mut modem = Modem::new(h, Dialect::Generic);
-    modem.sync().await?;
+    if let Err(e) = modem.sync().await {
+        bail!("no modem answers on {} ({e})", port.port);
+    }
     let id = modem.identify(dialect).await?;
     let sim = modem.sim_state().await?;
     let status = if sim == gsmgw_drivers::modem::SimState::Ready {
@@ -315,37 +318,39 @@ async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn at_command(port: &PortArgs, timeout: f64, command: &str) -> Result<ExitCode> {
+async fn at_command(port: &PortArgs, timeout: f64, commands: &[String]) -> Result<ExitCode> {
     if !(0.0..=600.0).contains(&timeout) {
         bail!("--timeout must be between 0 and 600 seconds");
     }
     let (h, mut urcs) = open_engine(port).await?;
-    let result = h
-        .send(Command::new(command).timeout(Duration::from_secs_f64(timeout)))
-        .await;
-    while let Ok(u) = urcs.try_recv() {
-        eprintln!("URC {u:?}");
-    }
-    match result {
-        Ok(r) => {
-            for l in &r.lines {
-                println!("{l}");
-            }
-            println!(
-                "{}",
-                match r.final_result {
-                    at::Final::Ok => "OK",
-                    at::Final::Connect => "CONNECT",
-                    at::Final::Implied => "(no final result)",
+    for command in commands {
+        let result = h
+            .send(Command::new(command.as_str()).timeout(Duration::from_secs_f64(timeout)))
+            .await;
+        while let Ok(u) = urcs.try_recv() {
+            eprintln!("URC {u:?}");
+        }
+        match result {
+            Ok(r) => {
+                for l in &r.lines {
+                    println!("{l}");
                 }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("{e}");
-            Ok(ExitCode::from(1))
+                println!(
+                    "{}",
+                    match r.final_result {
+                        at::Final::Ok => "OK",
+                        at::Final::Connect => "CONNECT",
+                        at::Final::Implied => "(no final result)",
+                    }
+                );
+            }
+            Err(e) => {
+                println!("{e}");
+                return Ok(ExitCode::from(1));
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn modemsim(a: SimArgs) -> Result<ExitCode> {

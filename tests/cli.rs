@@ -78,12 +78,13 @@ fn at_and_probe_talk_to_a_simulated_modem() {
     let out = Command::new(gsmgw_bin())
         .args(["at", "--port"])
         .arg(&sim.link)
-        .arg("AT+CGSN")
+        .args(["AT+CGSN", "AT+CGMI"])
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{s}");
-    assert!(s.contains("866155039876540") && s.contains("OK"), "{s}");
+    assert!(s.contains("866155039876540") && s.contains("SIMCOM"), "{s}");
+    assert_eq!(s.matches("OK").count(), 2, "{s}");
 
     let out = Command::new(gsmgw_bin())
         .args(["at", "--port"])
@@ -103,4 +104,77 @@ fn at_and_probe_talk_to_a_simulated_modem() {
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert_eq!(v["dialect"], "simcom");
     assert_eq!(v["identity"]["imei"], "866155039876540");
+}
+
+#[test]
+fn probe_identifies_every_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, manufacturer, iccid) in [
+        ("generic", "Generic", "89490200001234567890"),
+        ("quectel", "Quectel", "89380030123456789012"),
+        ("simcom", "SIMCOM", "89380010987654321098"),
+        ("huawei", "huawei", "89380060555444333221"),
+    ] {
+        let sim = SimModem::start(
+            dir.path(),
+            dialect,
+            &[
+                "--dialect",
+                dialect,
+                "--imei",
+                "352099001761481",
+                "--imsi",
+                "255030123456781",
+                "--iccid",
+                iccid,
+                "--sim-busy-secs",
+                "0",
+            ],
+        );
+        let out = Command::new(gsmgw_bin())
+            .args(["probe", "--port"])
+            .arg(&sim.link)
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{dialect}: {s}");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["dialect"], dialect, "{s}");
+        assert!(
+            v["identity"]["manufacturer"]
+                .as_str()
+                .unwrap()
+                .contains(manufacturer),
+            "{s}"
+        );
+        assert_eq!(v["identity"]["imei"], "352099001761481", "{s}");
+        assert_eq!(v["identity"]["imsi"], "255030123456781", "{s}");
+        assert_eq!(v["identity"]["iccid"], iccid, "{s}");
+        assert_eq!(v["sim"], "ready", "{s}");
+    }
+}
+
+#[test]
+fn probe_says_so_in_one_line_when_no_modem_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimModem::start(dir.path(), "mute", &["--sim-busy-secs", "0"]);
+    assert_eq!(
+        sim.control(serde_json::json!({"op": "hang", "enabled": true}))["ok"],
+        true
+    );
+    let out = Command::new(gsmgw_bin())
+        .args(["probe", "--port"])
+        .arg(&sim.link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no modem answers"), "{err}");
+    let out = Command::new(gsmgw_bin())
+        .args(["probe", "--port", "/nonexistent/ttyUSB9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
 }

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{DialectChoice, ModemConfig};
+use crate::events::Events;
+use crate::sms_in::{Inbox, InboxError};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
 /// Timings of a channel.
@@ -144,8 +146,10 @@ pub struct ChannelContext {
     pub claims: PortClaims,
     /// Power control for hard resets, if the board has one for this slot.
     pub power: Option<ModemPower<PowerPin>>,
-    /// Where events go.
+    /// Where modem events go.
     pub events: mpsc::Sender<ModemEvent>,
+    /// The store-backed event sink (received SMS, reports).
+    pub sink: Events,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -166,8 +170,10 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
     let slot = cfg.slot;
     let task = tokio::spawn(async move {
         let port = cfg.port.clone();
+        let inbox = Inbox::new(cfg.slot, ctx.sink.clone());
         let mut ch = Channel {
             cfg,
+            inbox,
             ctx,
             tx,
             port,
@@ -186,6 +192,7 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
 struct Channel {
     cfg: ModemConfig,
     ctx: ChannelContext,
+    inbox: Inbox,
     tx: watch::Sender<ModemSnapshot>,
     /// The port in use (the configured one, or where the modem was found by IMEI).
     port: String,
@@ -514,10 +521,16 @@ impl Channel {
         }
 
         // URCs queued during bring-up (boot banners, the registration it caused) are stale:
-        // the status was just read. (Stored SMS are swept by the SMS service, not by URC.)
+        // the status was just read, and the sweep below reads every stored message.
         while urcs.try_recv().is_ok() {}
+        self.inbox.reset();
+        self.inbox.imsi = self.tx.borrow().imsi.clone();
+        if let Some(end) = self.sweep(&modem).await {
+            return end;
+        }
 
         let mut failures = 0u32;
+        let mut ticks = 0u64;
         let mut health = tokio::time::interval(self.ctx.timings.health_interval);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health.tick().await;
@@ -533,7 +546,17 @@ impl Channel {
                     },
                 },
                 _ = health.tick() => match self.health_check(&modem).await {
-                    Ok(()) => failures = 0,
+                    Ok(()) => {
+                        failures = 0;
+                        ticks += 1;
+                        // A sweep about every minute catches messages whose +CMTI was lost.
+                        let every = (60 / self.ctx.timings.health_interval.as_secs().max(1)).max(1);
+                        if ticks % every == 0 || self.inbox.sweep_failed {
+                            if let Some(end) = self.sweep(&modem).await {
+                                return end;
+                            }
+                        }
+                    }
                     Err(e) if e.is_fatal() => return SessionEnd::PortGone(e.to_string()),
                     Err(e) if is_silence(&e) => {
                         failures += 1;
@@ -550,6 +573,47 @@ impl Channel {
                         self.set_state(ChannelState::Degraded, Some(e.to_string()));
                     }
                 },
+            }
+        }
+    }
+
+    /// Reads all stored messages; Some(end) when the session must end.
+    async fn sweep(&mut self, modem: &Modem) -> Option<SessionEnd> {
+        match self.inbox.sweep(modem).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(slot = self.cfg.slot, messages = n, "stored messages taken");
+                }
+                None
+            }
+            Err(e) => self.inbox_failed(e).await,
+        }
+    }
+
+    /// What a failed receive means for the session.
+    async fn inbox_failed(&mut self, e: InboxError) -> Option<SessionEnd> {
+        match e {
+            InboxError::Modem(e) if e.is_fatal() => Some(SessionEnd::PortGone(e.to_string())),
+            InboxError::Modem(e) => {
+                tracing::warn!(slot = self.cfg.slot, error = %e, "reading messages failed; retried at the next sweep");
+                None
+            }
+            InboxError::Store(e) => {
+                // The message stays on the SIM: nothing is lost, it is taken when the store can.
+                let code = if matches!(e, crate::store::StoreError::DiskFull) {
+                    "disk-full"
+                } else {
+                    "storage-full"
+                };
+                self.ctx
+                    .sink
+                    .alarm(
+                        code,
+                        &format!("received SMS left on the SIM: {e}"),
+                        Some(self.cfg.slot),
+                    )
+                    .await;
+                None
             }
         }
     }
@@ -652,6 +716,26 @@ impl Channel {
     }
 
     async fn on_urc(&mut self, modem: &Modem, urc: Urc) -> Result<(), ModemError> {
+        let received = match &urc {
+            Urc::NewMessage { storage, index } | Urc::NewReport { storage, index } => {
+                Some(self.inbox.on_stored(modem, storage, *index).await)
+            }
+            Urc::DirectMessage { pdu } | Urc::DirectReport { pdu } => {
+                Some(self.inbox.on_direct(pdu).await)
+            }
+            _ => None,
+        };
+        if let Some(r) = received {
+            if let Err(e) = r {
+                if let Some(SessionEnd::PortGone(why)) = self.inbox_failed(e).await {
+                    return Err(ModemError::At {
+                        command: "AT+CMGR".into(),
+                        source: AtError::PortClosed(why),
+                    });
+                }
+            }
+            return Ok(());
+        }
         match urc {
             Urc::Registration { .. } | Urc::SimState { .. } => self.refresh(modem).await,
             Urc::Signal { .. } => {

@@ -2,10 +2,14 @@
 
 pub mod channel;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod console;
+pub mod events;
 pub mod runtime;
+pub mod sms_in;
 pub mod state;
+pub mod store;
 pub mod uplink;
 
 pub use runtime::{Agent, AgentError, AgentOptions};

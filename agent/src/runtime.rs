@@ -1,12 +1,18 @@
 //! Starting and stopping the whole agent: channels, uplink, console.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use tokio::sync::watch;
 
 use crate::channel::{self, ChannelContext, ChannelHandle, ChannelTimings, PortClaims};
 use crate::config::Config;
 use crate::console::{self, AgentView};
+use crate::events::Events;
+use crate::state::ModemEvent;
+use crate::store::{EventClass, Store, StoreOptions};
 use crate::uplink::{self, UplinkOptions};
 
 /// Why the agent could not start.
@@ -23,6 +29,9 @@ pub enum AgentError {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
+    /// The store cannot be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Knobs of a run that are not configuration (version stamp, test timings).
@@ -64,6 +73,15 @@ impl Agent {
                 "mqtts:// (TLS) is not supported by this build yet; use mqtt://".into(),
             ));
         }
+        let (store, store_alarms) =
+            Store::open(StoreOptions::in_dir(&cfg.gateway.data_dir), &cfg.gateway.id)?;
+        let events = Events::new(store, Arc::new(Notify::new()));
+        for alarm in store_alarms {
+            let ev = events.clone();
+            tokio::spawn(async move {
+                ev.alarm("store-corrupt", &alarm.to_string(), None).await;
+            });
+        }
         let boot_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(gateway = %cfg.gateway.id, %boot_id, version = %opts.version, "agent starting");
 
@@ -78,7 +96,20 @@ impl Agent {
         timings.health_interval =
             Duration::from_secs(u64::from(cfg.gateway.health_interval_secs.max(1)));
         let claims = PortClaims::default();
-        let (event_tx, event_rx) = tokio::sync::mpsc::channel(1024);
+        let (event_tx, mut event_rx) = tokio::sync::mpsc::channel::<ModemEvent>(1024);
+        {
+            // Modem events are committed to the outbox (telemetry: the retained state topic
+            // always carries the latest picture, so these may go first when the store is full).
+            let ev = events.clone();
+            tokio::spawn(async move {
+                while let Some(e) = event_rx.recv().await {
+                    let body = serde_json::to_value(&e).unwrap_or_default();
+                    if let Err(err) = ev.emit("modem", EventClass::Telemetry, body).await {
+                        tracing::warn!(slot = e.slot, error = %err, "modem event not stored");
+                    }
+                }
+            });
+        }
         let mut channels: Vec<ChannelHandle> = Vec::new();
         for m in cfg.modems.iter().filter(|m| m.enabled) {
             let power = match &board {
@@ -95,6 +126,7 @@ impl Agent {
                     claims: claims.clone(),
                     power,
                     events: event_tx.clone(),
+                    sink: events.clone(),
                     shutdown: shutdown.clone(),
                 },
             ));
@@ -111,9 +143,10 @@ impl Agent {
                 version: opts.version.clone(),
                 boot_id,
                 max_backoff: Duration::from_secs(30),
+                slots: cfg.modems.iter().map(|m| m.slot).collect(),
             },
             snapshots.clone(),
-            event_rx,
+            events.clone(),
             shutdown.clone(),
         );
         let view = AgentView {

@@ -1,22 +1,30 @@
 //! The uplink to the central server over MQTT.
 //!
-//! Birth and will on `gsmgw/{id}/status` (retained), each slot's picture on
-//! `gsmgw/{id}/modem/{slot}/state` (retained). The modems never wait on the broker: while it
-//! is away the latest pictures are kept and published on the next connect, with exponential
-//! backoff and jitter between attempts. (The durable event outbox joins this in the
-//! store-and-forward work.)
+//! - Birth and will on `gsmgw/{id}/status` (retained); each slot's picture on
+//!   `gsmgw/{id}/modem/{slot}/state` (retained), republished after every reconnect.
+//! - The publish pump: outbox rows go out in seq order on `gsmgw/{id}/event/{type}` at QoS 1
+//!   with a bounded in-flight window. rumqttc keeps unacked publishes in memory only and reuses
+//!   packet ids, so the pump maps packet ids to rows itself, deletes a row only when its PUBACK
+//!   has arrived, and after a reconnect starts again from the oldest row not yet acknowledged.
+//! - Commands on `gsmgw/{id}/cmd/{verb}` (QoS 1, manual acks): validated, committed as a job,
+//!   then acknowledged, then answered on `gsmgw/{id}/reply/{request_id}`.
+//!
+//! The modems never wait on the broker: events are durable in the store while it is away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
-use serde_json::json;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::state::{ModemEvent, ModemSnapshot};
+use crate::commands::{self, INVALID_REPLY};
+use crate::events::Events;
+use crate::state::ModemSnapshot;
+use crate::store::{NewJob, StoreError, Submitted};
 
-/// Events kept in memory while the broker is away (the durable outbox replaces this).
-const MAX_PENDING_EVENTS: usize = 10_000;
+/// Outbox rows in flight (sent, not yet acknowledged) at most.
+pub const WINDOW: usize = 100;
 
 /// What the uplink needs to know.
 #[derive(Debug, Clone)]
@@ -39,6 +47,8 @@ pub struct UplinkOptions {
     pub boot_id: String,
     /// Longest wait between reconnect attempts.
     pub max_backoff: Duration,
+    /// Configured slots (commands naming another slot are refused).
+    pub slots: Vec<u16>,
 }
 
 /// The uplink's state, for consoles.
@@ -50,6 +60,8 @@ pub struct UplinkStatus {
     pub connects: u32,
     /// The last connection error.
     pub last_error: Option<String>,
+    /// Outbox rows acknowledged by the broker since start.
+    pub acked: u64,
 }
 
 /// Topic root for a gateway.
@@ -61,7 +73,7 @@ pub fn topic_root(gateway_id: &str) -> String {
 pub fn spawn(
     opts: UplinkOptions,
     snapshots: Vec<watch::Receiver<ModemSnapshot>>,
-    events: mpsc::Receiver<ModemEvent>,
+    events: Events,
     shutdown: watch::Receiver<bool>,
 ) -> (tokio::task::JoinHandle<()>, watch::Receiver<UplinkStatus>) {
     let (status_tx, status_rx) = watch::channel(UplinkStatus::default());
@@ -80,7 +92,10 @@ pub fn spawn(
             }
         });
     }
-    let task = tokio::spawn(run(opts, latest, snap_rx, events, status_tx, shutdown));
+    let task = tokio::spawn(async move {
+        let mut up = Uplink::new(opts, events, latest, status_tx);
+        up.run(snap_rx, shutdown).await;
+    });
     (task, status_rx)
 }
 
@@ -93,190 +108,405 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_millis(u64::from(nanos) % ms)
 }
 
-async fn run(
+struct Uplink {
     opts: UplinkOptions,
-    mut latest: BTreeMap<u16, ModemSnapshot>,
-    mut snap_rx: mpsc::Receiver<ModemSnapshot>,
-    mut event_rx: mpsc::Receiver<ModemEvent>,
+    events: Events,
+    root: String,
+    client: AsyncClient,
+    eventloop: rumqttc::EventLoop,
     status_tx: watch::Sender<UplinkStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let root = topic_root(&opts.gateway_id);
-    let status_topic = format!("{root}/status");
-    let offline = json!({"online": false, "boot_id": opts.boot_id}).to_string();
-    let mut mo = MqttOptions::new(opts.gateway_id.clone(), opts.host.clone(), opts.port);
-    mo.set_keep_alive(opts.keep_alive)
-        .set_clean_session(false)
-        .set_last_will(LastWill::new(
-            status_topic.clone(),
-            offline.clone(),
-            QoS::AtLeastOnce,
-            true,
-        ));
-    if let Some(u) = &opts.username {
-        mo.set_credentials(u.clone(), opts.password.clone().unwrap_or_default());
-    }
-    let (client, mut eventloop) = AsyncClient::new(mo, 256);
-    let mut connected = false;
-    let mut dirty: std::collections::BTreeSet<u16> = latest.keys().copied().collect();
-    let mut backoff = Duration::from_millis(500);
-    let mut pending_events: std::collections::VecDeque<(String, String)> = Default::default();
-    let mut seq: u64 = 0;
-    let gateway = opts.gateway_id.clone();
-    let envelope = move |seq: u64, ev: &ModemEvent| -> Option<String> {
-        let mut v = serde_json::to_value(ev).ok()?;
-        let obj = v.as_object_mut()?;
-        obj.insert("id".into(), json!(uuid::Uuid::now_v7().to_string()));
-        obj.insert("seq".into(), json!(seq));
-        obj.insert("ts".into(), json!(crate::clock::now_rfc3339()));
-        obj.insert("gateway".into(), json!(gateway));
-        obj.insert("type".into(), json!("modem"));
-        Some(v.to_string())
-    };
-    let event_topic = format!("{root}/event/modem");
-    let flush_events =
-        |client: &AsyncClient, pending: &mut std::collections::VecDeque<(String, String)>| {
-            while let Some((topic, payload)) = pending.front() {
-                if client
-                    .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
-                    .is_err()
-                {
-                    break;
-                }
-                pending.pop_front();
-            }
-        };
+    latest: BTreeMap<u16, ModemSnapshot>,
+    /// Slots whose picture is not yet handed to the client.
+    dirty: std::collections::BTreeSet<u16>,
+    connected: bool,
+    /// Our publish requests in the order rumqttc will send them: Some(seq) for outbox rows.
+    requested: VecDeque<Option<u64>>,
+    /// Packet id → outbox seq, for rows sent and not yet acknowledged.
+    inflight: HashMap<u16, u64>,
+    /// Outbox rows handed to the client in this connection and not yet acknowledged.
+    outbox_inflight: usize,
+    /// Highest seq handed to the client in this connection.
+    cursor: u64,
+    /// Acknowledged seqs, deleted in batches by a helper task.
+    acked_tx: mpsc::UnboundedSender<u64>,
+}
 
-    let publish_dirty = |client: &AsyncClient,
-                         latest: &BTreeMap<u16, ModemSnapshot>,
-                         dirty: &mut std::collections::BTreeSet<u16>| {
-        let pending: Vec<u16> = dirty.iter().copied().collect();
+impl Uplink {
+    fn new(
+        opts: UplinkOptions,
+        events: Events,
+        latest: BTreeMap<u16, ModemSnapshot>,
+        status_tx: watch::Sender<UplinkStatus>,
+    ) -> Self {
+        let root = topic_root(&opts.gateway_id);
+        let offline = json!({"online": false, "boot_id": opts.boot_id}).to_string();
+        let mut mo = MqttOptions::new(opts.gateway_id.clone(), opts.host.clone(), opts.port);
+        mo.set_keep_alive(opts.keep_alive)
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_inflight(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX))
+            .set_max_packet_size(256 * 1024, 256 * 1024)
+            .set_last_will(LastWill::new(
+                format!("{root}/status"),
+                offline,
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(u) = &opts.username {
+            mo.set_credentials(u.clone(), opts.password.clone().unwrap_or_default());
+        }
+        let (client, eventloop) = AsyncClient::new(mo, 1024);
+        let (acked_tx, acked_rx) = mpsc::unbounded_channel();
+        tokio::spawn(delete_acked(events.clone(), acked_rx));
+        let dirty = latest.keys().copied().collect();
+        Self {
+            opts,
+            events,
+            root,
+            client,
+            eventloop,
+            status_tx,
+            latest,
+            dirty,
+            connected: false,
+            requested: VecDeque::new(),
+            inflight: HashMap::new(),
+            outbox_inflight: 0,
+            cursor: 0,
+            acked_tx,
+        }
+    }
+
+    /// Hands a publish to the client and records it for packet-id mapping.
+    fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>, seq: Option<u64>) -> bool {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
+            Ok(()) => {
+                self.requested.push_back(seq);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "publish not queued");
+                false
+            }
+        }
+    }
+
+    fn publish_states(&mut self) {
+        let pending: Vec<u16> = self.dirty.iter().copied().collect();
         for slot in pending {
-            let Some(s) = latest.get(&slot) else {
-                dirty.remove(&slot);
+            let Some(s) = self.latest.get(&slot) else {
+                self.dirty.remove(&slot);
                 continue;
             };
-            let payload = match serde_json::to_string(s) {
+            let payload = match serde_json::to_vec(s) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(slot, error = %e, "cannot encode modem state");
-                    dirty.remove(&slot);
+                    self.dirty.remove(&slot);
                     continue;
                 }
             };
-            let topic = format!("{root}/modem/{slot}/state");
-            if client
-                .try_publish(topic, QoS::AtLeastOnce, true, payload)
-                .is_ok()
-            {
-                dirty.remove(&slot);
+            let topic = format!("{}/modem/{slot}/state", self.root);
+            if self.publish(topic, true, payload, None) {
+                self.dirty.remove(&slot);
             } else {
-                break; // request queue full: try again after the next event
-            }
-        }
-    };
-
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            ev = eventloop.poll() => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    connected = true;
-                    backoff = Duration::from_millis(500);
-                    status_tx.send_modify(|s| { s.connected = true; s.connects += 1; s.last_error = None; });
-                    tracing::info!(host = %opts.host, port = opts.port, "connected to broker");
-                    let birth = json!({
-                        "online": true,
-                        "version": opts.version,
-                        "boot_id": opts.boot_id,
-                        "ts": crate::clock::now_rfc3339(),
-                    }).to_string();
-                    if let Err(e) = client.try_publish(status_topic.clone(), QoS::AtLeastOnce, true, birth) {
-                        tracing::warn!(error = %e, "birth message not queued");
-                    }
-                    dirty.extend(latest.keys().copied());
-                    publish_dirty(&client, &latest, &mut dirty);
-                    flush_events(&client, &mut pending_events);
-                }
-                Ok(_) => {
-                    if connected && !dirty.is_empty() {
-                        publish_dirty(&client, &latest, &mut dirty);
-                    }
-                    if connected && !pending_events.is_empty() {
-                        flush_events(&client, &mut pending_events);
-                    }
-                }
-                Err(e) => {
-                    let first_failure = status_tx.borrow().last_error.is_none();
-                    if connected {
-                        tracing::warn!(error = %e, "broker connection lost; keeping state until it is back");
-                    } else if first_failure {
-                        tracing::warn!(host = %opts.host, port = opts.port, error = %e, "broker not reachable; keeping state until it is");
-                    } else {
-                        tracing::debug!(error = %e, "broker still not reachable");
-                    }
-                    connected = false;
-                    status_tx.send_modify(|s| { s.connected = false; s.last_error = Some(e.to_string()); });
-                    let wait = backoff + jitter(backoff / 2);
-                    backoff = (backoff * 2).min(opts.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => break,
-                    }
-                }
-            },
-            ev = event_rx.recv() => {
-                if let Some(ev) = ev {
-                    seq += 1;
-                    if let Some(payload) = envelope(seq, &ev) {
-                        if pending_events.len() >= MAX_PENDING_EVENTS {
-                            pending_events.pop_front();
-                            tracing::warn!("event buffer full; oldest modem event dropped");
-                        }
-                        pending_events.push_back((event_topic.clone(), payload));
-                        if connected {
-                            flush_events(&client, &mut pending_events);
-                        }
-                    }
-                }
-            }
-            s = snap_rx.recv() => {
-                if let Some(s) = s {
-                    dirty.insert(s.slot);
-                    latest.insert(s.slot, s);
-                    if connected {
-                        publish_dirty(&client, &latest, &mut dirty);
-                    }
-                }
+                break;
             }
         }
     }
 
-    // Say goodbye properly (retained offline), then let the event loop deliver it.
-    if connected {
-        if client
-            .try_publish(status_topic, QoS::AtLeastOnce, true, offline)
-            .is_ok()
-        {
-            // The goodbye is the last publish queued: wait for the ack of the last one sent.
-            let flush = async {
-                let mut last = None;
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => last = Some(pkid),
-                        Ok(Event::Incoming(Packet::PubAck(ack))) if Some(ack.pkid) == last => break,
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
+    /// Sends outbox rows after the cursor while the window has room.
+    async fn refill(&mut self) {
+        while self.connected && self.outbox_inflight < WINDOW {
+            let room = WINDOW - self.outbox_inflight;
+            let rows = match self.events.store().pending(self.cursor, room).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    return;
                 }
             };
-            let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+            if rows.is_empty() {
+                return;
+            }
+            for row in rows {
+                let topic = format!("{}/event/{}", self.root, row.event_type);
+                if !self.publish(topic, false, row.payload, Some(row.seq)) {
+                    return;
+                }
+                self.cursor = row.seq;
+                self.outbox_inflight += 1;
+            }
         }
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while eventloop.poll().await.is_ok() {}
-        })
-        .await;
     }
-    status_tx.send_modify(|s| s.connected = false);
+
+    fn on_disconnect(&mut self, e: &rumqttc::ConnectionError) {
+        let first_failure = self.status_tx.borrow().last_error.is_none();
+        if self.connected {
+            tracing::warn!(error = %e, "broker connection lost; events stay in the store");
+        } else if first_failure {
+            tracing::warn!(host = %self.opts.host, port = self.opts.port, error = %e, "broker not reachable; events stay in the store");
+        } else {
+            tracing::debug!(error = %e, "broker still not reachable");
+        }
+        self.connected = false;
+        // rumqttc would retransmit its in-memory copies; the store is the source of truth,
+        // and the pump resends from the oldest unacknowledged row after the reconnect.
+        self.eventloop.pending.clear();
+        self.requested.clear();
+        self.inflight.clear();
+        self.outbox_inflight = 0;
+        self.cursor = 0;
+        self.status_tx.send_modify(|s| {
+            s.connected = false;
+            s.last_error = Some(e.to_string());
+        });
+    }
+
+    async fn on_connack(&mut self) {
+        self.connected = true;
+        self.requested.clear();
+        self.inflight.clear();
+        self.outbox_inflight = 0;
+        self.cursor = 0;
+        self.status_tx.send_modify(|s| {
+            s.connected = true;
+            s.connects += 1;
+            s.last_error = None;
+        });
+        tracing::info!(host = %self.opts.host, port = self.opts.port, "connected to broker");
+        if let Err(e) = self
+            .client
+            .try_subscribe(format!("{}/cmd/#", self.root), QoS::AtLeastOnce)
+        {
+            tracing::error!(error = %e, "cannot subscribe to commands");
+        }
+        let birth = json!({
+            "online": true,
+            "version": self.opts.version,
+            "boot_id": self.opts.boot_id,
+            "ts": crate::clock::now_rfc3339(),
+        })
+        .to_string()
+        .into_bytes();
+        let topic = format!("{}/status", self.root);
+        self.publish(topic, true, birth, None);
+        self.dirty.extend(self.latest.keys().copied());
+        self.publish_states();
+        self.refill().await;
+    }
+
+    async fn run(
+        &mut self,
+        mut snap_rx: mpsc::Receiver<ModemSnapshot>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let wake = self.events.wake();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                ev = self.eventloop.poll() => match ev {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff = Duration::from_millis(500);
+                        self.on_connack().await;
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Some(Some(seq)) = self.requested.pop_front() {
+                            self.inflight.insert(pkid, seq);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Some(seq) = self.inflight.remove(&ack.pkid) {
+                            self.outbox_inflight = self.outbox_inflight.saturating_sub(1);
+                            self.status_tx.send_modify(|s| s.acked += 1);
+                            let _ = self.acked_tx.send(seq);
+                            self.refill().await;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => self.on_command(p).await,
+                    Ok(_) => {
+                        if self.connected && !self.dirty.is_empty() {
+                            self.publish_states();
+                        }
+                    }
+                    Err(e) => {
+                        self.on_disconnect(&e);
+                        let wait = backoff + jitter(backoff / 2);
+                        backoff = (backoff * 2).min(self.opts.max_backoff);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.changed() => break,
+                        }
+                    }
+                },
+                _ = wake.notified(), if self.connected => self.refill().await,
+                s = snap_rx.recv() => {
+                    if let Some(s) = s {
+                        self.dirty.insert(s.slot);
+                        self.latest.insert(s.slot, s);
+                        if self.connected {
+                            self.publish_states();
+                        }
+                    }
+                }
+            }
+        }
+        self.goodbye().await;
+    }
+
+    /// Validates a command, commits its job, acknowledges the message, replies.
+    async fn on_command(&mut self, p: Publish) {
+        let prefix = format!("{}/cmd/", self.root);
+        let verb = p.topic.strip_prefix(&prefix).unwrap_or("").to_string();
+        let reply = match commands::parse(&verb, &p.payload, &self.opts.slots) {
+            Err(rej) => {
+                tracing::info!(%verb, code = rej.code, reason = %rej.message, "command refused");
+                let rid = rej.request_id.clone();
+                (
+                    rid.clone().unwrap_or_else(|| INVALID_REPLY.to_string()),
+                    json!({"request_id": rid, "ok": false, "error": {"code": rej.code, "message": rej.message}}),
+                )
+            }
+            Ok(cmd) => {
+                let (state, outcome) = match cmd.verb.as_str() {
+                    "ping" => (
+                        "done",
+                        Some(
+                            json!({"pong": true, "version": self.opts.version, "ts": crate::clock::now_rfc3339()}),
+                        ),
+                    ),
+                    _ => ("queued", None),
+                };
+                let job = NewJob {
+                    request_id: cmd.request_id.clone(),
+                    verb: cmd.verb.clone(),
+                    payload: cmd.payload.clone(),
+                    slot: cmd.slot,
+                    state: state.to_string(),
+                    outcome: outcome.clone(),
+                    event: None,
+                };
+                let rid = cmd.request_id.clone();
+                match self.events.store().submit_job(job).await {
+                    Ok(Submitted::New { job_id, .. }) => {
+                        tracing::info!(verb = %cmd.verb, request_id = %rid, job_id, "command accepted");
+                        self.events.committed();
+                        let mut result = json!({"job_id": job_id, "state": state});
+                        merge(&mut result, outcome.as_ref());
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": true, "result": result}),
+                        )
+                    }
+                    Ok(Submitted::Existing {
+                        job_id,
+                        state,
+                        outcome,
+                        ..
+                    }) => {
+                        tracing::info!(request_id = %rid, job_id, "repeated request_id answered from the store");
+                        let mut result =
+                            json!({"job_id": job_id, "state": state, "duplicate": true});
+                        merge(&mut result, outcome.as_ref());
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": true, "result": result}),
+                        )
+                    }
+                    Err(StoreError::Full { rows, bytes }) => {
+                        let msg = format!(
+                            "the gateway's store is full ({rows} events, {bytes} bytes waiting); command refused"
+                        );
+                        self.events.alarm("storage-full", &msg, None).await;
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": false, "error": {"code": "storage-full", "message": msg}}),
+                        )
+                    }
+                    Err(e) => {
+                        tracing::error!(request_id = %rid, error = %e, "command not stored");
+                        if matches!(e, StoreError::DiskFull) {
+                            self.events.alarm("disk-full", &e.to_string(), None).await;
+                        }
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": false, "error": {"code": "internal", "message": e.to_string()}}),
+                        )
+                    }
+                }
+            }
+        };
+        // Committed (or refused): now the broker may forget the command.
+        if let Err(e) = self.client.try_ack(&p) {
+            tracing::warn!(error = %e, "command ack not queued");
+        }
+        let topic = format!("{}/reply/{}", self.root, reply.0);
+        self.publish(topic, false, reply.1.to_string().into_bytes(), None);
+    }
+
+    /// Says goodbye (retained offline), then lets the event loop deliver it.
+    async fn goodbye(&mut self) {
+        if self.connected {
+            let offline = json!({"online": false, "boot_id": self.opts.boot_id})
+                .to_string()
+                .into_bytes();
+            let topic = format!("{}/status", self.root);
+            if self.publish(topic, true, offline, None) {
+                // The goodbye is the last publish queued: wait for the ack of the last one sent.
+                let eventloop = &mut self.eventloop;
+                let flush = async {
+                    let mut last = None;
+                    loop {
+                        match eventloop.poll().await {
+                            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => last = Some(pkid),
+                            Ok(Event::Incoming(Packet::PubAck(ack))) if Some(ack.pkid) == last => {
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+            }
+            let _ = self.client.try_disconnect();
+            let eventloop = &mut self.eventloop;
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while eventloop.poll().await.is_ok() {}
+            })
+            .await;
+        }
+        self.status_tx.send_modify(|s| s.connected = false);
+    }
+}
+
+fn merge(into: &mut Value, from: Option<&Value>) {
+    if let (Some(obj), Some(Value::Object(extra))) = (into.as_object_mut(), from) {
+        for (k, v) in extra {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// Deletes acknowledged rows in batches (one transaction for many acks).
+async fn delete_acked(events: Events, mut rx: mpsc::UnboundedReceiver<u64>) {
+    let mut batch = Vec::new();
+    while let Some(seq) = rx.recv().await {
+        batch.push(seq);
+        while batch.len() < 2048 {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = events.store().delete(std::mem::take(&mut batch)).await {
+            // Not fatal: the rows are sent again after the next reconnect (the central server
+            // deduplicates by id).
+            tracing::error!(error = %e, "cannot delete acknowledged rows");
+        }
+    }
 }

@@ -66,14 +66,30 @@ impl Broker {
         b
     }
 
+    /// What the broker logged (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
     /// The broker's URL for a gsmgw config.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
-    /// Stops the broker (the port stays reserved for `restart`).
+    /// Stops the broker cleanly (SIGTERM: it saves its persistent sessions); the port stays
+    /// reserved for `restart`.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -86,8 +102,9 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n",
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nlog_dest file {}\n# run as root (CI): keep root, so the data dir stays writable\nuser root\n",
                 self.port,
+                self.dir.path().display(),
                 self.dir.path().join("mosquitto.log").display()
             ),
         )
@@ -262,8 +279,16 @@ impl Central {
     /// Connects to the broker and subscribes to `filter`.
     pub async fn connect(port: u16, filter: &str) -> Central {
         let id = format!("central-{}", std::process::id() ^ free_port() as u32);
+        Self::connect_as(port, filter, &id, true).await
+    }
+
+    /// Like `connect`, with a client id and session kind of our own (a persistent session
+    /// keeps receiving across broker restarts).
+    pub async fn connect_as(port: u16, filter: &str, id: &str, clean: bool) -> Central {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
+        o.set_clean_session(clean);
+        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
         let (client, mut el) = AsyncClient::new(o, 64);
         client
             .subscribe(filter, QoS::AtLeastOnce)
@@ -290,6 +315,14 @@ impl Central {
             rx,
             log: Vec::new(),
         }
+    }
+
+    /// Publishes a command payload (QoS 1).
+    pub async fn send(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .expect("publish");
     }
 
     /// Waits for a message on `topic` whose payload satisfies `pred`.

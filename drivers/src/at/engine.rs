@@ -601,6 +601,38 @@ mod tests {
         );
     }
 
+    /// Transcript of a SIMCom right after power-on: echo still on, boot URCs, SIM busy.
+    #[tokio::test]
+    async fn transcript_echo_on_sim_busy_at_start_with_boot_urcs() {
+        let (h, mut urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move { h.cmd("AT+CPIN?").await });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(b"AT+CPIN?\r\r\nRDY\r\n\r\n+CME ERROR: 14\r\n")
+            .await
+            .unwrap();
+        let e = task.await.unwrap().unwrap_err();
+        assert_eq!(e.cme_code(), Some(14));
+        assert_eq!(urcs.recv().await, Some(Urc::Boot { line: "RDY".into() }));
+    }
+
+    /// Transcript of a Huawei E173 that reports its signal every two seconds: ^RSSI and
+    /// the periodic ^BOOT chatter land inside a +COPS? answer and must not disturb it.
+    #[tokio::test]
+    async fn transcript_huawei_rssi_and_boot_inside_response() {
+        let (h, mut urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move { h.cmd("AT+COPS?").await });
+        modem_reads_line(&mut mr).await;
+        mw.write_all(
+            b"\r\n^RSSI:17\r\n\r\n+COPS: 0,0,\"Kyivstar\",2\r\n\r\n^BOOT:12345678,0,0,0,72\r\n\r\nOK\r\n",
+        )
+        .await
+        .unwrap();
+        let r = task.await.unwrap().unwrap();
+        assert_eq!(r.lines, vec!["+COPS: 0,0,\"Kyivstar\",2"]);
+        assert!(matches!(urcs.recv().await, Some(Urc::Signal { .. })));
+        assert!(matches!(urcs.recv().await, Some(Urc::Other(l)) if l.starts_with("^BOOT")));
+    }
+
     #[tokio::test]
     async fn prompt_gets_body_and_ctrl_z() {
         let (h, _urcs, mut mr, mut mw) = setup();

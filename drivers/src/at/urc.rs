@@ -62,7 +62,7 @@ pub enum Urc {
         /// The raw line.
         line: String,
     },
-    /// Modem (re)started: `RDY`, `^BOOT`, `START`...
+    /// Modem (re)started: `RDY` (Quectel, SIMCom), `^SYSSTART`.
     Boot {
         /// The raw line.
         line: String,
@@ -207,7 +207,8 @@ pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
             line: line.to_string(),
         };
     }
-    if line == "RDY" || line.starts_with("^BOOT") || line.starts_with("^SYSSTART") {
+    // Huawei repeats ^BOOT periodically as chatter; only these mean the modem restarted.
+    if line == "RDY" || line.starts_with("^SYSSTART") {
         return Urc::Boot {
             line: line.to_string(),
         };

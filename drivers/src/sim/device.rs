@@ -505,6 +505,11 @@ impl Device {
                     let rssi = self.net.current_rssi(self.set.cfun);
                     let line = self.dialect.signal_urc(rssi);
                     self.urc(line);
+                    // Huawei sticks also repeat their ^BOOT line with the periodic reports:
+                    // it is chatter, not a restart.
+                    if self.dialect == super::dialect::Dialect::Huawei {
+                        self.urc("^BOOT:20841248,0,0,0,72");
+                    }
                 }
                 if let Some(ms) = self.opts.signal_urc_interval_ms {
                     self.schedule(later(now, ms.max(10)), Event::Signal);

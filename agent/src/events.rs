@@ -1,0 +1,62 @@
+//! Where the agent's events go: committed to the store's outbox first, then the publish pump
+//! is woken to send them.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::store::{EventClass, NewEvent, OutboxRow, Store, StoreError};
+
+/// A cheap handle to record events durably and wake the publisher.
+#[derive(Clone)]
+pub struct Events {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+impl Events {
+    /// Events into `store`; `wake` is notified after each commit.
+    pub fn new(store: Store, wake: Arc<Notify>) -> Self {
+        Self { store, wake }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The notifier the publish pump waits on.
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Tells the pump that rows were committed by someone else (a job update with an event).
+    pub fn committed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Commits an event and wakes the pump. Returns only once the event is durable.
+    pub async fn emit(
+        &self,
+        event_type: &str,
+        class: EventClass,
+        body: Value,
+    ) -> Result<OutboxRow, StoreError> {
+        let row = self
+            .store
+            .append(NewEvent::new(event_type, class, body))
+            .await?;
+        self.wake.notify_one();
+        Ok(row)
+    }
+
+    /// Raises an `alarm` event; failures are logged (an alarm must never take anything down).
+    pub async fn alarm(&self, code: &str, message: &str, slot: Option<u16>) {
+        tracing::error!(%code, %message, ?slot, "alarm");
+        let body = json!({"code": code, "message": message, "slot": slot});
+        if let Err(e) = self.emit("alarm", EventClass::Critical, body).await {
+            tracing::error!(%code, error = %e, "alarm could not be stored");
+        }
+    }
+}

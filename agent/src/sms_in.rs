@@ -1,0 +1,259 @@
+//! Receiving SMS on a channel: read from the modem's storage, commit, only then delete.
+//!
+//! A message announced by +CMTI (any storage), found by the periodic AT+CMGL sweep (URCs get
+//! lost), or routed directly (+CMT) is decoded; a single-part message becomes an
+//! `sms-received` event, a part of a longer one is kept in the store until all its parts are
+//! there (across reboots), and only once that is committed is the message deleted from the
+//! modem (AT+CMGD). Status reports (SR storage, +CDSI, +CDS) become `sms-status` events and
+//! never touch a real SMS.
+
+use gsmgw_drivers::modem::{Modem, ModemError, StoredMessage};
+use gsmgw_drivers::pdu::{self, Deliver, Pdu, StatusReport};
+use serde_json::{Value, json};
+
+use crate::events::Events;
+use crate::store::{EventClass, NewEvent, PartOutcome, StoreError, StoredPart};
+
+/// Why a stored message was left on the modem.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// Talking to the modem failed.
+    #[error(transparent)]
+    Modem(#[from] ModemError),
+    /// The store refused (full, disk full): the message stays on the SIM until it takes it.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Per-channel receiving state.
+pub struct Inbox {
+    slot: u16,
+    events: Events,
+    /// IMSI of the SIM, for the events.
+    pub imsi: String,
+    /// The storage AT+CMGR/CMGD currently work on.
+    selected: Option<String>,
+    /// The last sweep failed (SIM still busy after start, say): sweep again soon.
+    pub sweep_failed: bool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Inbox {
+    /// An inbox for `slot`.
+    pub fn new(slot: u16, events: Events) -> Self {
+        Self {
+            slot,
+            events,
+            imsi: String::new(),
+            selected: None,
+            sweep_failed: false,
+        }
+    }
+
+    /// Forgets per-session state (after the port was reopened).
+    pub fn reset(&mut self) {
+        self.selected = None;
+    }
+
+    async fn select(&mut self, modem: &Modem, storage: &str) -> Result<(), ModemError> {
+        if self.selected.as_deref() != Some(storage) {
+            self.selected = None;
+            modem.select_read_storage(storage).await?;
+            self.selected = Some(storage.to_string());
+        }
+        Ok(())
+    }
+
+    /// +CMTI / +CDSI: read that index of that storage, commit, delete.
+    pub async fn on_stored(
+        &mut self,
+        modem: &Modem,
+        storage: &str,
+        index: u32,
+    ) -> Result<(), InboxError> {
+        self.select(modem, storage).await?;
+        if let Some(msg) = modem.read_message(index).await? {
+            self.take(modem, storage, msg).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads every message of every storage (at start and periodically: URCs get lost).
+    pub async fn sweep(&mut self, modem: &Modem) -> Result<usize, InboxError> {
+        self.sweep_failed = true;
+        let n = self.sweep_all(modem).await?;
+        self.sweep_failed = false;
+        Ok(n)
+    }
+
+    async fn sweep_all(&mut self, modem: &Modem) -> Result<usize, InboxError> {
+        let mut storages = match modem.read_storages().await {
+            Ok(s) => s,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(_) => vec!["SM".to_string()],
+        };
+        // "MT" is SM and ME together: reading it as well would see messages twice.
+        storages.retain(|s| matches!(s.as_str(), "SM" | "ME" | "SR"));
+        let mut taken = 0;
+        for storage in storages {
+            self.select(modem, &storage).await?;
+            for msg in modem.list_messages().await? {
+                if self.take(modem, &storage, msg).await? {
+                    taken += 1;
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// +CMT / +CDS: a message routed to us without storage.
+    pub async fn on_direct(&mut self, pdu_hex: &str) -> Result<(), InboxError> {
+        self.commit(pdu_hex).await.map(|_| ())
+    }
+
+    /// Commits one stored message and deletes it; returns true if it was taken.
+    async fn take(
+        &mut self,
+        modem: &Modem,
+        storage: &str,
+        msg: StoredMessage,
+    ) -> Result<bool, InboxError> {
+        if !self.commit(&msg.pdu).await? {
+            return Ok(false);
+        }
+        tracing::debug!(slot = self.slot, %storage, index = msg.index, "message committed; deleting from modem");
+        modem.delete_message(msg.index).await?;
+        Ok(true)
+    }
+
+    /// Commits the message's meaning; false when it is not ours to take (a stored outgoing
+    /// message).
+    async fn commit(&mut self, pdu_hex: &str) -> Result<bool, InboxError> {
+        match pdu::decode(pdu_hex) {
+            Ok(Pdu::Deliver(d)) => self.deliver(d).await.map(|_| true),
+            Ok(Pdu::StatusReport(r)) => self.report(r).await.map(|_| true),
+            Ok(Pdu::Submit(_)) => Ok(false),
+            Err(e) => {
+                // Kept as an event with the raw PDU: nothing is lost, and it does not sit on
+                // the SIM forever being read again.
+                tracing::warn!(slot = self.slot, error = %e, "undecodable PDU");
+                let body = json!({
+                    "slot": self.slot, "imsi": self.imsi, "pdu": pdu_hex,
+                    "error": e.to_string(), "received_at": crate::clock::now_rfc3339(),
+                    "complete": false, "parts": 1,
+                });
+                self.events
+                    .emit("sms-received", EventClass::Critical, body)
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn body(&self, d: &Deliver, text: String, parts: usize, complete: bool) -> Value {
+        json!({
+            "slot": self.slot,
+            "imsi": self.imsi,
+            "from": d.from.to_string(),
+            "text": text,
+            "data": if d.encoding == pdu::Encoding::EightBit { json!(pdu::to_hex(&d.data)) } else { Value::Null },
+            "encoding": d.encoding.as_str(),
+            "class": d.class,
+            "smsc": d.smsc.as_ref().map(|a| a.to_string()),
+            "sent_at": d.scts.to_rfc3339(),
+            "received_at": crate::clock::now_rfc3339(),
+            "parts": parts,
+            "complete": complete,
+        })
+    }
+
+    async fn deliver(&mut self, d: Deliver) -> Result<(), InboxError> {
+        let Some(c) = d.concat.filter(|c| c.total > 1) else {
+            let body = self.body(&d, d.text.clone(), 1, true);
+            let row = self
+                .events
+                .emit("sms-received", EventClass::Critical, body)
+                .await?;
+            tracing::info!(slot = self.slot, seq = row.seq, "SMS received");
+            return Ok(());
+        };
+        let part = StoredPart {
+            slot: self.slot,
+            sender: d.from.to_string(),
+            reference: c.reference,
+            total: c.total,
+            seq: c.seq,
+            part: json!({
+                "text": d.text,
+                "encoding": d.encoding.as_str(),
+                "smsc": d.smsc.as_ref().map(|a| a.to_string()),
+                "sent_at": d.scts.to_rfc3339(),
+                "class": d.class,
+            }),
+            received_ms: now_ms(),
+        };
+        let key = part.key();
+        match self.events.store().put_part(part).await? {
+            PartOutcome::Stored { have } => {
+                tracing::info!(slot = self.slot, %key, have, total = c.total, "SMS part stored");
+            }
+            PartOutcome::Duplicate => {
+                tracing::info!(slot = self.slot, %key, seq = c.seq, "duplicate SMS part");
+            }
+            PartOutcome::Complete(parts) => {
+                let text: String = parts
+                    .iter()
+                    .map(|p| p.part["text"].as_str().unwrap_or(""))
+                    .collect();
+                let mut body = self.body(&d, text, parts.len(), true);
+                if let (Some(obj), Some(first)) = (body.as_object_mut(), parts.first()) {
+                    obj.insert("sent_at".into(), first.part["sent_at"].clone());
+                    obj.insert("reference".into(), json!(c.reference));
+                }
+                let row = self
+                    .events
+                    .store()
+                    .complete_message(
+                        key,
+                        NewEvent::new("sms-received", EventClass::Critical, body),
+                    )
+                    .await?;
+                self.events.committed();
+                tracing::info!(
+                    slot = self.slot,
+                    seq = row.seq,
+                    parts = parts.len(),
+                    "multipart SMS received"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn report(&mut self, r: StatusReport) -> Result<(), InboxError> {
+        let body = json!({
+            "slot": self.slot,
+            "imsi": self.imsi,
+            "to": r.recipient.to_string(),
+            "mr": r.mr,
+            "state": match r.status_class() {
+                pdu::StatusClass::Delivered => "delivered",
+                pdu::StatusClass::Pending => "pending",
+                pdu::StatusClass::Failed => "failed",
+            },
+            "status": r.status,
+            "submitted_at": r.scts.to_rfc3339(),
+            "discharged_at": r.discharge_time.to_rfc3339(),
+        });
+        self.events
+            .emit("sms-status", EventClass::Critical, body)
+            .await?;
+        Ok(())
+    }
+}

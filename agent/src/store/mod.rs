@@ -1,0 +1,370 @@
+//! The durable store: outbox, jobs, multipart SMS parts and counters in one SQLite file.
+//!
+//! One database (`data_dir/gsmgw.db`) in WAL mode with `synchronous=FULL`. All writes go
+//! through a single writer thread that owns the write connection and commits whatever is
+//! queued as one transaction (group commit); a caller's future resolves only after its data
+//! is committed. Reads run on their own connections in tokio's blocking pool. [`Store`] is a
+//! cheap handle (an `Arc`); the writer stops once every handle is dropped, or on
+//! [`Store::close`].
+//!
+//! Outbox bound: when an event would take the outbox past `max_rows` or `max_bytes`, the
+//! oldest telemetry rows are dropped to make room (counted in
+//! [`StoreStats::dropped_telemetry`]); when no telemetry is left to drop, the event is refused
+//! with [`StoreError::Full`] and the caller keeps its source (e.g. leaves the SMS on the SIM).
+//! `alarm` events may go [`ALARM_RESERVE_ROWS`] / [`ALARM_RESERVE_BYTES`] past the bound so
+//! the full-store alarm itself is recorded.
+//!
+//! A future dropped after it queued its write may still see that write committed.
+
+mod envelope;
+mod error;
+mod reader;
+mod schema;
+mod types;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use envelope::ENVELOPE_KEYS;
+pub use error::{StoreAlarm, StoreError};
+pub use schema::SCHEMA_VERSION;
+pub use types::{
+    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, DB_FILE_NAME, EventClass, Job, NewEvent, NewJob,
+    OutboxRow, PartKey, PartOutcome, StoreOptions, StoreStats, StoredPart, Submitted,
+};
+
+use envelope::Prepared;
+use writer::{JobRow, Op, Reply, Request, Writer};
+
+/// Idle reader connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Handle to the store; clone it freely.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Op>,
+    path: PathBuf,
+    gateway_json: String,
+    readers: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+    exited: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Inner {
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => schema::open_reader(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `opts.path` and starts its writer.
+    ///
+    /// A damaged database is moved aside (kept, renamed `<file>.corrupt-<unix ms>` with its
+    /// -wal/-shm), a fresh one is started, and a [`StoreAlarm`] says so. A database from a
+    /// newer schema version is an error ([`StoreError::FutureSchema`]) and is left untouched.
+    pub fn open(
+        opts: StoreOptions,
+        gateway_id: &str,
+    ) -> Result<(Store, Vec<StoreAlarm>), StoreError> {
+        let gateway_json = envelope::gateway_json(gateway_id)?;
+        let (conn, alarms) = schema::open_writer(&opts.path)?;
+        let batch_max = opts.batch_max.max(1);
+        let writer = Writer::new(conn, opts.max_rows, opts.max_bytes, batch_max)?;
+        let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(256));
+        let (exited_tx, exited) = watch::channel(false);
+        std::thread::Builder::new()
+            .name("gsmgw-store".into())
+            .spawn(move || {
+                writer.run(rx);
+                let _ = exited_tx.send(true);
+            })
+            .map_err(|e| StoreError::io(&opts.path, e))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                tx,
+                path: opts.path,
+                gateway_json,
+                readers: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+                exited,
+            }),
+        };
+        Ok((store, alarms))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends one event; resolves once it is committed.
+    pub async fn append(&self, ev: NewEvent) -> Result<OutboxRow, StoreError> {
+        let ev = self.prepare(ev)?;
+        match self.call(Request::Append(ev)).await? {
+            Reply::Row(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Appends several events in one transaction, all or nothing.
+    pub async fn append_many(&self, evs: Vec<NewEvent>) -> Result<Vec<OutboxRow>, StoreError> {
+        let evs = evs
+            .into_iter()
+            .map(|ev| self.prepare(ev))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.call(Request::AppendMany(evs)).await? {
+            Reply::Rows(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Outbox rows with seq > `after_seq`, ascending, at most `limit`.
+    pub async fn pending(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(move |c| reader::pending(c, after_seq, limit))
+            .await
+    }
+
+    /// Deletes outbox rows (on PUBACK); unknown seqs are ignored.
+    pub async fn delete(&self, seqs: Vec<u64>) -> Result<(), StoreError> {
+        match self.call(Request::Delete(seqs)).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Figures about the outbox, jobs and the writer.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        match self.call(Request::Stats).await? {
+            Reply::Stats(s) => Ok(*s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Records a command as a job unless its request_id was seen before; refused with
+    /// [`StoreError::Full`] while the outbox holds nothing droppable at its bound.
+    pub async fn submit_job(&self, job: NewJob) -> Result<Submitted, StoreError> {
+        let row = JobRow {
+            payload: encode(&job.payload)?,
+            outcome: job.outcome.as_ref().map(encode).transpose()?,
+            request_id: job.request_id,
+            verb: job.verb,
+            slot: job.slot,
+            state: job.state,
+        };
+        let event = job.event.map(|ev| self.prepare(ev)).transpose()?;
+        match self.call(Request::SubmitJob(row, event)).await? {
+            Reply::Submitted(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Changes a job's state (and outcome, when given) and appends `event`, atomically.
+    pub async fn update_job(
+        &self,
+        job_id: i64,
+        state: &str,
+        outcome: Option<Value>,
+        event: Option<NewEvent>,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let req = Request::UpdateJob {
+            job_id,
+            state: state.to_owned(),
+            outcome: outcome.as_ref().map(encode).transpose()?,
+            event: event.map(|ev| self.prepare(ev)).transpose()?,
+        };
+        match self.call(req).await? {
+            Reply::MaybeRow(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One job by id.
+    pub async fn job(&self, job_id: i64) -> Result<Option<Job>, StoreError> {
+        self.read(move |c| reader::job(c, job_id)).await
+    }
+
+    /// Jobs in `state`, oldest first, at most `limit`.
+    pub async fn jobs_in_state(&self, state: &str, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let state = state.to_owned();
+        self.read(move |c| reader::jobs_in_state(c, &state, limit))
+            .await
+    }
+
+    /// Stores one part of a multipart SMS; `Complete` hands back all parts (still stored:
+    /// finish with [`Store::complete_message`]).
+    pub async fn put_part(&self, part: StoredPart) -> Result<PartOutcome, StoreError> {
+        let json = encode(&part.part)?;
+        match self.call(Request::PutPart(part, json)).await? {
+            Reply::Part(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Appends the assembled message's event and deletes its parts, in one transaction.
+    pub async fn complete_message(
+        &self,
+        key: PartKey,
+        event: NewEvent,
+    ) -> Result<OutboxRow, StoreError> {
+        let ev = self.prepare(event)?;
+        match self.call(Request::CompleteMessage(key, ev)).await? {
+            Reply::Row(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Incomplete messages whose newest part arrived before `older_than_ms` (unix ms).
+    pub async fn stale_parts(
+        &self,
+        older_than_ms: i64,
+    ) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
+        self.read(move |c| reader::stale_parts(c, older_than_ms))
+            .await
+    }
+
+    /// Messages whose parts are all stored but not yet completed (a crash in between).
+    pub async fn complete_parts(&self) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
+        self.read(reader::complete_parts).await
+    }
+
+    /// Adds `delta` to a persistent counter; returns its new value.
+    pub async fn counter_add(&self, name: &str, delta: i64) -> Result<i64, StoreError> {
+        match self
+            .call(Request::CounterAdd(name.to_owned(), delta))
+            .await?
+        {
+            Reply::Count(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A persistent counter's value (0 if never set).
+    pub async fn counter_get(&self, name: &str) -> Result<i64, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| reader::counter(c, &name)).await
+    }
+
+    /// Commits what is queued, stops the writer and closes the database; later calls on any
+    /// handle fail with [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let r = self.call(Request::Close).await;
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.writer_exited().await;
+        match r {
+            Ok(_) | Err(StoreError::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves once the writer thread has stopped (after `close`, or after the last handle
+    /// is dropped); holds no handle itself.
+    pub fn writer_exited(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.exited.clone();
+        async move {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
+
+    fn prepare(&self, ev: NewEvent) -> Result<Prepared, StoreError> {
+        Prepared::new(ev, &self.inner.gateway_json)
+    }
+
+    async fn call(&self, req: Request) -> Result<Reply, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Op { req, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.take_reader()?;
+            let r = f(&conn);
+            inner.give_back(conn);
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("reader task: {e}")))?
+    }
+
+    /// Test hook: runs `f` on the write connection inside the writer's transaction.
+    #[cfg(test)]
+    async fn exec_on_writer(
+        &self,
+        f: impl Fn(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        match self.call(Request::Exec(Box::new(f))).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn encode(v: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+fn unexpected(reply: Reply) -> StoreError {
+    StoreError::Internal(format!("unexpected writer reply {reply:?}"))
+}

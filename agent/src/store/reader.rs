@@ -1,0 +1,210 @@
+//! Read-only queries, run on reader connections (and a few by the writer inside its
+//! transaction). Readers see committed data only, which is all any caller was told about.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::error::StoreError;
+use super::types::{Job, OutboxRow, PartKey, StoredPart};
+
+/// Decodes a JSON column that must hold a value.
+pub(crate) fn parse_json(s: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// Decodes a nullable JSON column.
+pub(crate) fn parse_json_opt(s: Option<&str>) -> Result<Option<Value>, StoreError> {
+    s.map(parse_json).transpose()
+}
+
+/// Outbox rows with seq > `after_seq`, ascending, at most `limit`.
+pub(crate) fn pending(
+    conn: &Connection,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, type, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![after, limit], |r| {
+        Ok(OutboxRow {
+            seq: r.get::<_, i64>(0)? as u64,
+            id: r.get(1)?,
+            event_type: r.get(2)?,
+            payload: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+const JOB_COLUMNS: &str =
+    "job_id, request_id, verb, payload, state, slot, outcome, created_ms, updated_ms";
+
+/// Raw job columns, decoded after the statement is done.
+type JobColumns = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<u16>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn job_columns(r: &Row<'_>) -> rusqlite::Result<JobColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn decode_job(c: JobColumns) -> Result<Job, StoreError> {
+    let (job_id, request_id, verb, payload, state, slot, outcome, created_ms, updated_ms) = c;
+    Ok(Job {
+        job_id,
+        request_id,
+        verb,
+        payload: parse_json(&payload)?,
+        state,
+        slot,
+        outcome: parse_json_opt(outcome.as_deref())?,
+        created_ms,
+        updated_ms,
+    })
+}
+
+/// One job by id.
+pub(crate) fn job(conn: &Connection, job_id: i64) -> Result<Option<Job>, StoreError> {
+    let c = conn
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?1"))?
+        .query_row([job_id], job_columns)
+        .optional()?;
+    c.map(decode_job).transpose()
+}
+
+/// Jobs in `state`, oldest first.
+pub(crate) fn jobs_in_state(
+    conn: &Connection,
+    state: &str,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?1 ORDER BY job_id LIMIT ?2"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![state, limit], job_columns)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_job).collect()
+}
+
+/// A counter's value (0 when it was never set).
+pub(crate) fn counter(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+type PartColumns = (u16, String, u16, u8, u8, String, i64);
+
+fn part_columns(r: &Row<'_>) -> rusqlite::Result<PartColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn decode_part(c: PartColumns) -> Result<StoredPart, StoreError> {
+    let (slot, sender, reference, total, seq, json, received_ms) = c;
+    Ok(StoredPart {
+        slot,
+        sender,
+        reference,
+        total,
+        seq,
+        part: parse_json(&json)?,
+        received_ms,
+    })
+}
+
+const PART_COLUMNS: &str = "slot, sender, reference, total, seq, part_json, received_ms";
+
+/// The stored parts of one message, in seq order.
+pub(crate) fn load_parts(conn: &Connection, key: &PartKey) -> Result<Vec<StoredPart>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PART_COLUMNS} FROM sms_parts
+         WHERE slot = ?1 AND sender = ?2 AND reference = ?3 AND total = ?4 ORDER BY seq"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![key.slot, key.sender, key.reference, key.total],
+            part_columns,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_part).collect()
+}
+
+/// Messages whose parts pass `having` (SQL over `COUNT(*)`, `MAX(received_ms)`, `total`
+/// and `?1`), with their parts in seq order.
+fn part_groups(
+    conn: &Connection,
+    having: &str,
+    arg: i64,
+) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PART_COLUMNS} FROM sms_parts
+         JOIN (SELECT slot AS g_slot, sender AS g_sender, reference AS g_ref, total AS g_total
+               FROM sms_parts GROUP BY slot, sender, reference, total HAVING {having})
+           ON slot = g_slot AND sender = g_sender AND reference = g_ref AND total = g_total
+         ORDER BY slot, sender, reference, total, seq"
+    ))?;
+    let rows = stmt
+        .query_map([arg], part_columns)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut groups: BTreeMap<PartKey, Vec<StoredPart>> = BTreeMap::new();
+    for c in rows {
+        let part = decode_part(c)?;
+        groups.entry(part.key()).or_default().push(part);
+    }
+    Ok(groups.into_iter().collect())
+}
+
+/// Incomplete messages whose newest part arrived before `older_than_ms`.
+pub(crate) fn stale_parts(
+    conn: &Connection,
+    older_than_ms: i64,
+) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
+    part_groups(
+        conn,
+        "COUNT(*) < total AND MAX(received_ms) < ?1",
+        older_than_ms,
+    )
+}
+
+/// Messages with all their parts present (left by a crash between `put_part` and
+/// `complete_message`).
+pub(crate) fn complete_parts(
+    conn: &Connection,
+) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
+    part_groups(conn, "COUNT(*) >= total AND ?1 = ?1", 0)
+}

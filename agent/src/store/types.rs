@@ -1,0 +1,267 @@
+//! The values that go in and out of the store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE_NAME: &str = "gsmgw.db";
+
+/// Rows an `alarm` event may use beyond `max_rows`, so the full-store alarm itself is recorded.
+pub const ALARM_RESERVE_ROWS: u64 = 1000;
+
+/// Payload bytes an `alarm` event may use beyond `max_bytes`.
+pub const ALARM_RESERVE_BYTES: u64 = 1 << 20;
+
+/// Where the store lives and how big its outbox may grow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The SQLite database file (its folder is created).
+    pub path: PathBuf,
+    /// Outbox bound in rows.
+    pub max_rows: u64,
+    /// Outbox bound in payload bytes.
+    pub max_bytes: u64,
+    /// Most queued operations committed in one transaction.
+    pub batch_max: usize,
+}
+
+impl StoreOptions {
+    /// Defaults (1 000 000 rows, 256 MiB, batches of 1024) for the database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_rows: 1_000_000,
+            max_bytes: 256 << 20,
+            batch_max: 1024,
+        }
+    }
+
+    /// Defaults for `data_dir/gsmgw.db`.
+    pub fn in_dir(data_dir: &Path) -> Self {
+        Self::new(data_dir.join(DB_FILE_NAME))
+    }
+}
+
+/// Whether an event may be dropped when the outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventClass {
+    /// Signal changes, modem state: dropped oldest-first at the bound.
+    Telemetry,
+    /// SMS, calls, command results, alarms: never dropped; refused at the bound instead.
+    Critical,
+}
+
+impl EventClass {
+    /// Value of the `class` column.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            EventClass::Telemetry => 0,
+            EventClass::Critical => 1,
+        }
+    }
+
+    /// Index into per-class totals.
+    pub(crate) fn index(self) -> usize {
+        self.code() as usize
+    }
+}
+
+/// An event to append to the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The `type` of the event and last part of its topic: "modem", "sms-received", "alarm" …
+    pub event_type: String,
+    /// Whether it may be dropped at the bound.
+    pub class: EventClass,
+    /// Fields beside the envelope; envelope keys here are ignored.
+    pub body: Map<String, Value>,
+}
+
+impl NewEvent {
+    /// An event from a JSON object body (anything else becomes an empty body).
+    pub fn new(event_type: impl Into<String>, class: EventClass, body: Value) -> Self {
+        let body = match body {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Self {
+            event_type: event_type.into(),
+            class,
+            body,
+        }
+    }
+}
+
+/// One stored event, as it is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Per-gateway sequence number: monotonic, never reused, survives restarts.
+    pub seq: u64,
+    /// UUID v7 of the event.
+    pub id: String,
+    /// Event type (topic suffix).
+    pub event_type: String,
+    /// The full JSON envelope.
+    pub payload: Vec<u8>,
+}
+
+/// Figures about the store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Rows in the outbox.
+    pub rows: u64,
+    /// Payload bytes in the outbox.
+    pub bytes: u64,
+    /// Of `rows`, how many are telemetry.
+    pub telemetry_rows: u64,
+    /// Lowest seq still in the outbox.
+    pub oldest_seq: Option<u64>,
+    /// Seq the next event will get.
+    pub next_seq: u64,
+    /// Jobs counted by state.
+    pub jobs_by_state: BTreeMap<String, u64>,
+    /// Stored multipart SMS parts.
+    pub sms_parts: u64,
+    /// Telemetry rows dropped at the bound, ever.
+    pub dropped_telemetry: u64,
+    /// Transactions the writer committed since open (group commit: far fewer than operations).
+    pub transactions: u64,
+    /// Operations the writer carried out since open.
+    pub operations: u64,
+}
+
+/// A command from central to record as a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// The command's `request_id`; a repeated one is never executed twice.
+    pub request_id: String,
+    /// The command verb.
+    pub verb: String,
+    /// The command's parameters.
+    pub payload: Value,
+    /// The modem slot it targets, if any.
+    pub slot: Option<u16>,
+    /// Initial state, e.g. "queued" or "done".
+    pub state: String,
+    /// Outcome, when the job is done at once.
+    pub outcome: Option<Value>,
+    /// An event appended in the same transaction.
+    pub event: Option<NewEvent>,
+}
+
+/// What `submit_job` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new job was recorded.
+    New {
+        /// Its id.
+        job_id: i64,
+        /// The event appended with it.
+        event: Option<OutboxRow>,
+    },
+    /// The request_id was seen before; nothing was changed.
+    Existing {
+        /// The earlier job.
+        job_id: i64,
+        /// Its verb.
+        verb: String,
+        /// Its state now.
+        state: String,
+        /// Its outcome, if any.
+        outcome: Option<Value>,
+    },
+}
+
+/// A recorded job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Store-assigned id.
+    pub job_id: i64,
+    /// Central's request id.
+    pub request_id: String,
+    /// The command verb.
+    pub verb: String,
+    /// The command's parameters.
+    pub payload: Value,
+    /// Current state.
+    pub state: String,
+    /// Target slot.
+    pub slot: Option<u16>,
+    /// Outcome once known.
+    pub outcome: Option<Value>,
+    /// When it was recorded (unix ms).
+    pub created_ms: i64,
+    /// When its state last changed (unix ms).
+    pub updated_ms: i64,
+}
+
+/// Identifies one multipart SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartKey {
+    /// Modem slot it arrived on.
+    pub slot: u16,
+    /// Originating address.
+    pub sender: String,
+    /// Concatenation reference number.
+    pub reference: u16,
+    /// Number of parts.
+    pub total: u8,
+}
+
+impl fmt::Display for PartKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "slot {} ref {} total {} from {}",
+            self.slot, self.reference, self.total, self.sender
+        )
+    }
+}
+
+/// One part of a multipart SMS, kept until the whole message is assembled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPart {
+    /// Modem slot.
+    pub slot: u16,
+    /// Originating address.
+    pub sender: String,
+    /// Concatenation reference number.
+    pub reference: u16,
+    /// Number of parts.
+    pub total: u8,
+    /// This part's number, 1-based.
+    pub seq: u8,
+    /// The decoded part, as the caller wants it back.
+    pub part: Value,
+    /// When it arrived (unix ms).
+    pub received_ms: i64,
+}
+
+impl StoredPart {
+    /// The message this part belongs to.
+    pub fn key(&self) -> PartKey {
+        PartKey {
+            slot: self.slot,
+            sender: self.sender.clone(),
+            reference: self.reference,
+            total: self.total,
+        }
+    }
+}
+
+/// What `put_part` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartOutcome {
+    /// Stored; `have` parts of the message are now present.
+    Stored {
+        /// Parts present.
+        have: u8,
+    },
+    /// That part was already stored; nothing changed.
+    Duplicate,
+    /// All parts are present (in seq order); finish with `complete_message`.
+    Complete(Vec<StoredPart>),
+}

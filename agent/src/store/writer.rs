@@ -1,0 +1,681 @@
+//! The single writer: a std thread that owns the write connection and commits queued
+//! operations in groups.
+//!
+//! Group commit: take the first queued operation, drain whatever else is queued (up to
+//! `batch_max`), run them all in one transaction, COMMIT, and only then reply to each caller,
+//! so a caller's future resolves only once its data is durable. An operation refused for a
+//! reason of its own (outbox full, unknown job …) is undone alone, through a savepoint or by
+//! checking before it writes; a SQLite failure (disk full …) rolls the whole group back, which
+//! is then retried one operation per transaction so each caller gets its own answer.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::envelope::{Prepared, unix_ms};
+use super::error::StoreError;
+use super::reader::{load_parts, parse_json_opt};
+use super::types::{
+    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, OutboxRow, PartKey, PartOutcome, StoreStats,
+    StoredPart, Submitted,
+};
+
+/// Counter names the store keeps for itself.
+pub(crate) const RESERVED_COUNTERS: [&str; 2] = ["next_seq", "dropped_telemetry"];
+
+/// A job as the writer records it (JSON already encoded by the caller).
+#[derive(Debug)]
+pub(crate) struct JobRow {
+    pub request_id: String,
+    pub verb: String,
+    pub payload: String,
+    pub slot: Option<u16>,
+    pub state: String,
+    pub outcome: Option<String>,
+}
+
+/// What the writer is asked to do.
+pub(crate) enum Request {
+    Append(Prepared),
+    AppendMany(Vec<Prepared>),
+    Delete(Vec<u64>),
+    SubmitJob(JobRow, Option<Prepared>),
+    UpdateJob {
+        job_id: i64,
+        state: String,
+        outcome: Option<String>,
+        event: Option<Prepared>,
+    },
+    PutPart(StoredPart, String),
+    CompleteMessage(PartKey, Prepared),
+    CounterAdd(String, i64),
+    Stats,
+    Close,
+    /// Test hook: run SQL on the write connection inside the writer's transaction.
+    #[cfg(test)]
+    Exec(Box<dyn Fn(&Connection) -> rusqlite::Result<()> + Send>),
+}
+
+impl Request {
+    /// Whether the operation may be refused after it has written, so needs a savepoint.
+    fn needs_savepoint(&self) -> bool {
+        match self {
+            Request::AppendMany(_)
+            | Request::SubmitJob(..)
+            | Request::UpdateJob { .. }
+            | Request::CompleteMessage(..) => true,
+            #[cfg(test)]
+            Request::Exec(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The writer's answer.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Row(OutboxRow),
+    Rows(Vec<OutboxRow>),
+    MaybeRow(Option<OutboxRow>),
+    Done,
+    Submitted(Submitted),
+    Part(PartOutcome),
+    Count(i64),
+    Stats(Box<StoreStats>),
+}
+
+/// A queued operation and where its answer goes.
+pub(crate) struct Op {
+    pub req: Request,
+    pub reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+/// How an operation failed.
+enum OpError {
+    /// Refused on its own account; the transaction is still good.
+    Refused(StoreError),
+    /// SQLite failed; the whole transaction must go.
+    Fatal(StoreError),
+}
+
+impl From<rusqlite::Error> for OpError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpError::Fatal(e.into())
+    }
+}
+
+/// Outbox rows and payload bytes per class.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    rows: [u64; 2],
+    bytes: [u64; 2],
+}
+
+impl Totals {
+    fn rows(&self) -> u64 {
+        self.rows[0] + self.rows[1]
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes[0] + self.bytes[1]
+    }
+    fn add(&mut self, class: usize, size: u64) {
+        self.rows[class] += 1;
+        self.bytes[class] += size;
+    }
+    fn sub(&mut self, class: usize, size: u64) {
+        self.rows[class] = self.rows[class].saturating_sub(1);
+        self.bytes[class] = self.bytes[class].saturating_sub(size);
+    }
+}
+
+/// What the writer keeps in memory; snapshotted and restored around anything rolled back.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    next_seq: u64,
+    dropped: u64,
+    totals: Totals,
+    /// Values last written to `counters`.
+    flushed_seq: u64,
+    flushed_dropped: u64,
+}
+
+/// The writer: its connection, its memory and its limits.
+pub(crate) struct Writer {
+    conn: Connection,
+    st: State,
+    max_rows: u64,
+    max_bytes: u64,
+    batch_max: usize,
+    transactions: u64,
+    operations: u64,
+}
+
+const TELEMETRY: usize = 0;
+const CRITICAL: usize = 1;
+
+impl Writer {
+    /// Takes over `conn` (migrated) and loads the counters and outbox totals.
+    pub fn new(
+        conn: Connection,
+        max_rows: u64,
+        max_bytes: u64,
+        batch_max: usize,
+    ) -> Result<Self, StoreError> {
+        let counter = |name: &str| -> Result<u64, StoreError> {
+            let v: Option<i64> = conn
+                .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(v.unwrap_or(0).max(0) as u64)
+        };
+        let mut next_seq = counter("next_seq")?.max(1);
+        let dropped = counter("dropped_telemetry")?;
+        // Belt and braces: never hand out a seq at or below one already stored.
+        let max_seq: Option<i64> =
+            conn.query_row("SELECT MAX(seq) FROM outbox", [], |r| r.get(0))?;
+        if let Some(m) = max_seq {
+            next_seq = next_seq.max(m as u64 + 1);
+        }
+        let mut totals = Totals::default();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT class, COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox GROUP BY class",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let class: i64 = r.get(0)?;
+                let idx = if class == 0 { TELEMETRY } else { CRITICAL };
+                totals.rows[idx] += r.get::<_, i64>(1)? as u64;
+                totals.bytes[idx] += r.get::<_, i64>(2)? as u64;
+            }
+        }
+        Ok(Self {
+            conn,
+            st: State {
+                next_seq,
+                dropped,
+                totals,
+                flushed_seq: 0,
+                flushed_dropped: dropped,
+            },
+            max_rows,
+            max_bytes,
+            batch_max: batch_max.max(1),
+            transactions: 0,
+            operations: 0,
+        })
+    }
+
+    /// Serves operations until every sender is gone or `Close` arrives.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let mut batch: Vec<Op> = Vec::with_capacity(self.batch_max);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < self.batch_max {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let close = batch.iter().any(|op| matches!(op.req, Request::Close));
+            self.process(&mut batch);
+            if close {
+                break;
+            }
+        }
+        // Whatever is still queued is dropped: those callers see `Closed`.
+        rx.close();
+        tracing::debug!(
+            transactions = self.transactions,
+            operations = self.operations,
+            "store writer stopped"
+        );
+    }
+
+    /// Runs one group and replies to each caller.
+    fn process(&mut self, batch: &mut Vec<Op>) {
+        let snapshot = self.st;
+        match self.run_txn(batch.iter().map(|op| &op.req)) {
+            Ok(results) => {
+                for (op, r) in batch.drain(..).zip(results) {
+                    let _ = op.reply.send(r);
+                }
+            }
+            Err(e) => {
+                self.abort();
+                self.st = snapshot;
+                if batch.len() > 1 {
+                    tracing::warn!(error = %e, ops = batch.len(), "store group failed; retrying one by one");
+                    for op in batch.drain(..) {
+                        let snap = self.st;
+                        let r = match self.run_txn(std::iter::once(&op.req)) {
+                            Ok(mut v) => v
+                                .pop()
+                                .unwrap_or_else(|| Err(StoreError::Internal("no result".into()))),
+                            Err(e) => {
+                                self.abort();
+                                self.st = snap;
+                                Err(e)
+                            }
+                        };
+                        let _ = op.reply.send(r);
+                    }
+                } else {
+                    tracing::warn!(error = %e, "store operation failed");
+                    for op in batch.drain(..) {
+                        let _ = op.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rolls back whatever transaction is open (SQLite may have done it already).
+    fn abort(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "store rollback failed");
+            }
+        }
+    }
+
+    fn sql(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// One transaction over `reqs`: results per operation, or the error that sank them all.
+    fn run_txn<'a>(
+        &mut self,
+        reqs: impl Iterator<Item = &'a Request>,
+    ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+        self.abort();
+        self.sql("BEGIN IMMEDIATE")?;
+        let mut out = Vec::new();
+        for req in reqs {
+            self.operations += 1;
+            let r = if req.needs_savepoint() {
+                self.sql("SAVEPOINT op")?;
+                let snap = self.st;
+                match self.exec(req) {
+                    Ok(v) => {
+                        self.sql("RELEASE op")?;
+                        Ok(v)
+                    }
+                    Err(OpError::Refused(e)) => {
+                        self.sql("ROLLBACK TO op")?;
+                        self.sql("RELEASE op")?;
+                        self.st = snap;
+                        Err(e)
+                    }
+                    Err(OpError::Fatal(e)) => return Err(e),
+                }
+            } else {
+                match self.exec(req) {
+                    Ok(v) => Ok(v),
+                    Err(OpError::Refused(e)) => Err(e),
+                    Err(OpError::Fatal(e)) => return Err(e),
+                }
+            };
+            out.push(r);
+        }
+        self.flush_counters()?;
+        self.sql("COMMIT")?;
+        self.transactions += 1;
+        Ok(out)
+    }
+
+    /// Writes the in-memory counters into this transaction.
+    fn flush_counters(&mut self) -> rusqlite::Result<()> {
+        if self.st.next_seq != self.st.flushed_seq {
+            self.conn
+                .prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'next_seq'")?
+                .execute([self.st.next_seq as i64])?;
+            self.st.flushed_seq = self.st.next_seq;
+        }
+        if self.st.dropped != self.st.flushed_dropped {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO counters(name, value) VALUES ('dropped_telemetry', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([self.st.dropped as i64])?;
+            self.st.flushed_dropped = self.st.dropped;
+        }
+        Ok(())
+    }
+
+    /// Carries out one operation inside the open transaction.
+    fn exec(&mut self, req: &Request) -> Result<Reply, OpError> {
+        match req {
+            Request::Append(ev) => Ok(Reply::Row(self.insert_event(ev)?)),
+            Request::AppendMany(evs) => {
+                let mut rows = Vec::with_capacity(evs.len());
+                for ev in evs {
+                    rows.push(self.insert_event(ev)?);
+                }
+                Ok(Reply::Rows(rows))
+            }
+            Request::Delete(seqs) => {
+                self.delete(seqs)?;
+                Ok(Reply::Done)
+            }
+            Request::SubmitJob(job, event) => self.submit_job(job, event.as_ref()),
+            Request::UpdateJob {
+                job_id,
+                state,
+                outcome,
+                event,
+            } => self.update_job(*job_id, state, outcome.as_deref(), event.as_ref()),
+            Request::PutPart(part, json) => self.put_part(part, json),
+            Request::CompleteMessage(key, ev) => self.complete_message(key, ev),
+            Request::CounterAdd(name, delta) => self.counter_add(name, *delta),
+            Request::Stats => self.stats(),
+            Request::Close => Ok(Reply::Done),
+            #[cfg(test)]
+            Request::Exec(f) => {
+                f(&self.conn)?;
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn full(&self) -> OpError {
+        OpError::Refused(StoreError::Full {
+            rows: self.st.totals.rows(),
+            bytes: self.st.totals.bytes(),
+        })
+    }
+
+    /// Allocates the next seq and stores `ev` under it, within the bound policy.
+    fn insert_event(&mut self, ev: &Prepared) -> Result<OutboxRow, OpError> {
+        let seq = self.st.next_seq;
+        let payload = ev.payload(seq);
+        let size = payload.len() as u64;
+        self.make_room(ev.is_alarm(), size)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox(seq, id, type, class, payload, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                seq as i64,
+                ev.id,
+                ev.event_type,
+                ev.class.code(),
+                payload,
+                ev.created_ms
+            ])?;
+        self.st.next_seq += 1;
+        self.st.totals.add(ev.class.index(), size);
+        Ok(OutboxRow {
+            seq,
+            id: ev.id.clone(),
+            event_type: ev.event_type.clone(),
+            payload,
+        })
+    }
+
+    /// Makes room for one row of `size` bytes by dropping the oldest telemetry, or refuses
+    /// (before writing anything) when even dropping all telemetry would not be enough.
+    fn make_room(&mut self, alarm: bool, size: u64) -> Result<(), OpError> {
+        let (max_rows, max_bytes) = if alarm {
+            (
+                self.max_rows.saturating_add(ALARM_RESERVE_ROWS),
+                self.max_bytes.saturating_add(ALARM_RESERVE_BYTES),
+            )
+        } else {
+            (self.max_rows, self.max_bytes)
+        };
+        let fits = |rows: u64, bytes: u64| rows < max_rows && bytes + size <= max_bytes;
+        let t = self.st.totals;
+        if fits(t.rows(), t.bytes()) {
+            return Ok(());
+        }
+        if !fits(t.rows[CRITICAL], t.bytes[CRITICAL]) {
+            return Err(self.full());
+        }
+        loop {
+            let t = self.st.totals;
+            if fits(t.rows(), t.bytes()) {
+                return Ok(());
+            }
+            let row_excess = (t.rows() + 1).saturating_sub(max_rows);
+            let byte_excess = (t.bytes() + size).saturating_sub(max_bytes);
+            let avg = (t.bytes[TELEMETRY] / t.rows[TELEMETRY].max(1)).max(1);
+            let n = row_excess.max(byte_excess.div_ceil(avg)).max(1);
+            if self.evict_telemetry(n)? == 0 {
+                return Err(OpError::Fatal(StoreError::Internal(
+                    "outbox totals out of step with the table".into(),
+                )));
+            }
+        }
+    }
+
+    /// Deletes the `n` oldest telemetry rows; returns how many went.
+    fn evict_telemetry(&mut self, n: u64) -> Result<u64, OpError> {
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM outbox WHERE seq IN
+               (SELECT seq FROM outbox WHERE class = 0 ORDER BY seq LIMIT ?1)
+             RETURNING length(payload)",
+        )?;
+        let mut rows = stmt.query([n as i64])?;
+        let mut deleted = 0;
+        while let Some(r) = rows.next()? {
+            let size: i64 = r.get(0)?;
+            self.st.totals.sub(TELEMETRY, size as u64);
+            deleted += 1;
+        }
+        self.st.dropped += deleted;
+        if deleted > 0 {
+            tracing::debug!(deleted, "outbox at its bound: dropped oldest telemetry");
+        }
+        Ok(deleted)
+    }
+
+    fn delete(&mut self, seqs: &[u64]) -> Result<(), OpError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)")?;
+        for &seq in seqs {
+            let mut rows = stmt.query([seq as i64])?;
+            if let Some(r) = rows.next()? {
+                let class: i64 = r.get(0)?;
+                let size: i64 = r.get(1)?;
+                let idx = if class == 0 { TELEMETRY } else { CRITICAL };
+                self.st.totals.sub(idx, size as u64);
+            }
+        }
+        Ok(())
+    }
+
+    fn submit_job(&mut self, job: &JobRow, event: Option<&Prepared>) -> Result<Reply, OpError> {
+        let existing = self
+            .conn
+            .prepare_cached("SELECT job_id, verb, state, outcome FROM jobs WHERE request_id = ?1")?
+            .query_row([&job.request_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()?;
+        if let Some((job_id, verb, state, outcome)) = existing {
+            let outcome = parse_json_opt(outcome.as_deref()).map_err(OpError::Refused)?;
+            return Ok(Reply::Submitted(Submitted::Existing {
+                job_id,
+                verb,
+                state,
+                outcome,
+            }));
+        }
+        // New work is refused while critical rows alone fill the outbox: its results could
+        // not be recorded.
+        let t = self.st.totals;
+        if t.rows[CRITICAL] >= self.max_rows || t.bytes[CRITICAL] >= self.max_bytes {
+            return Err(self.full());
+        }
+        let now = unix_ms();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO jobs(request_id, verb, payload, state, slot, outcome, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            )?
+            .execute(params![
+                job.request_id,
+                job.verb,
+                job.payload,
+                job.state,
+                job.slot,
+                job.outcome,
+                now
+            ])?;
+        let job_id = self.conn.last_insert_rowid();
+        let event = match event {
+            Some(ev) => Some(self.insert_event(ev)?),
+            None => None,
+        };
+        Ok(Reply::Submitted(Submitted::New { job_id, event }))
+    }
+
+    fn update_job(
+        &mut self,
+        job_id: i64,
+        state: &str,
+        outcome: Option<&str>,
+        event: Option<&Prepared>,
+    ) -> Result<Reply, OpError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = ?2, outcome = COALESCE(?3, outcome), updated_ms = ?4
+                 WHERE job_id = ?1",
+            )?
+            .execute(params![job_id, state, outcome, unix_ms()])?;
+        if changed == 0 {
+            return Err(OpError::Refused(StoreError::NoSuchJob(job_id)));
+        }
+        let row = match event {
+            Some(ev) => Some(self.insert_event(ev)?),
+            None => None,
+        };
+        Ok(Reply::MaybeRow(row))
+    }
+
+    fn put_part(&mut self, part: &StoredPart, json: &str) -> Result<Reply, OpError> {
+        if part.total == 0 || part.seq == 0 || part.seq > part.total {
+            return Err(OpError::Refused(StoreError::InvalidPart(format!(
+                "part {} of {}",
+                part.seq, part.total
+            ))));
+        }
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO sms_parts(slot, sender, reference, total, seq, part_json, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(slot, sender, reference, total, seq) DO NOTHING",
+            )?
+            .execute(params![
+                part.slot,
+                part.sender,
+                part.reference,
+                part.total,
+                part.seq,
+                json,
+                part.received_ms
+            ])?;
+        if inserted == 0 {
+            return Ok(Reply::Part(PartOutcome::Duplicate));
+        }
+        let key = part.key();
+        let have: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM sms_parts
+                 WHERE slot = ?1 AND sender = ?2 AND reference = ?3 AND total = ?4",
+            )?
+            .query_row(
+                params![key.slot, key.sender, key.reference, key.total],
+                |r| r.get(0),
+            )?;
+        if have >= i64::from(key.total) {
+            let parts = load_parts(&self.conn, &key).map_err(OpError::Fatal)?;
+            Ok(Reply::Part(PartOutcome::Complete(parts)))
+        } else {
+            Ok(Reply::Part(PartOutcome::Stored { have: have as u8 }))
+        }
+    }
+
+    fn complete_message(&mut self, key: &PartKey, ev: &Prepared) -> Result<Reply, OpError> {
+        let deleted = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM sms_parts
+                 WHERE slot = ?1 AND sender = ?2 AND reference = ?3 AND total = ?4",
+            )?
+            .execute(params![key.slot, key.sender, key.reference, key.total])?;
+        if deleted == 0 {
+            return Err(OpError::Refused(StoreError::NoSuchMessage(key.to_string())));
+        }
+        Ok(Reply::Row(self.insert_event(ev)?))
+    }
+
+    fn counter_add(&mut self, name: &str, delta: i64) -> Result<Reply, OpError> {
+        if RESERVED_COUNTERS.contains(&name) {
+            return Err(OpError::Refused(StoreError::ReservedCounter(name.into())));
+        }
+        let current: i64 = self
+            .conn
+            .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let value = current.checked_add(delta).ok_or_else(|| {
+            OpError::Refused(StoreError::Encode(format!("counter {name} would overflow")))
+        })?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO counters(name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, value])?;
+        Ok(Reply::Count(value))
+    }
+
+    fn stats(&mut self) -> Result<Reply, OpError> {
+        let oldest: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MIN(seq) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
+        let mut jobs_by_state = std::collections::BTreeMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                jobs_by_state.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64);
+            }
+        }
+        let sms_parts: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM sms_parts")?
+            .query_row([], |r| r.get(0))?;
+        let t = self.st.totals;
+        Ok(Reply::Stats(Box::new(StoreStats {
+            rows: t.rows(),
+            bytes: t.bytes(),
+            telemetry_rows: t.rows[TELEMETRY],
+            oldest_seq: oldest.map(|s| s as u64),
+            next_seq: self.st.next_seq,
+            jobs_by_state,
+            sms_parts: sms_parts as u64,
+            dropped_telemetry: self.st.dropped,
+            transactions: self.transactions,
+            operations: self.operations,
+        })))
+    }
+}
