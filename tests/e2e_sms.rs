@@ -184,3 +184,82 @@ async fn events_wait_for_a_stopped_broker_and_arrive_in_seq_order() {
     let seqs: Vec<u64> = got.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_send_is_sent_once_reported_delivered_and_failures_are_classed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "quectel"]);
+    let cfg = write_config(dir.path(), "gw-out", &broker.url(), &[(1, &sim.link)]);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-out/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-out/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+    let status = "gsmgw/gw-out/event/sms-status";
+
+    // A two-part Cyrillic message with a delivery report, sent twice with one request_id.
+    let text = "Вітаємо! Ваша знижка 15% діє до неділі. Деталі в особистому кабінеті: \
+                перейдіть за посиланням у застосунку.";
+    let cmd = json!({"request_id": "out-1", "to": "+380501234567", "text": text, "report": true})
+        .to_string();
+    central.send("gsmgw/gw-out/cmd/sms-send", &cmd).await;
+    central.send("gsmgw/gw-out/cmd/sms-send", &cmd).await;
+    let sent = central
+        .expect(status, T, |v| {
+            v["request_id"] == "out-1" && v["state"] == "sent"
+        })
+        .await;
+    assert_eq!(sent["slot"], 1);
+    assert_eq!(sent["mr"].as_array().map(Vec::len), Some(2), "{sent}");
+    // The simulator's reports land in SR storage (+CDSI); a real SMS arrives next to them.
+    sim.control(json!({"op": "sms", "from": FROM, "text": "a real SMS next to the reports"}));
+    let delivered = central
+        .expect(status, T, |v| {
+            v["request_id"] == "out-1" && v["state"] == "delivered"
+        })
+        .await;
+    assert_eq!(delivered["msg_id"], sent["msg_id"]);
+    central
+        .expect(
+            "gsmgw/gw-out/event/sms-received",
+            T,
+            is_text("a real SMS next to the reports"),
+        )
+        .await;
+    wait_storage_empty(&sim);
+    let st = sim.control(json!({"op": "state"}));
+    let sent_msgs = st["sms"]["sent"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        sent_msgs.len(),
+        2,
+        "one message of two parts, sent once: {st}"
+    );
+
+    // Transient failure (network congestion): retried, then sent.
+    sim.control(json!({"op": "cmgs", "error": 42, "count": 1}));
+    let cmd = json!({"request_id": "out-2", "to": "+380501234567", "text": "retry me"}).to_string();
+    central.send("gsmgw/gw-out/cmd/sms-send", &cmd).await;
+    central
+        .expect(status, T, |v| {
+            v["request_id"] == "out-2" && v["state"] == "sent"
+        })
+        .await;
+
+    // Permanent failure (unassigned number): failed with the reason, not retried.
+    sim.control(json!({"op": "cmgs", "error": 1, "count": 5}));
+    let cmd = json!({"request_id": "out-3", "to": "+380509999999", "text": "nobody"}).to_string();
+    central.send("gsmgw/gw-out/cmd/sms-send", &cmd).await;
+    let failed = central
+        .expect(status, T, |v| {
+            v["request_id"] == "out-3" && v["state"] == "failed"
+        })
+        .await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("CMS ERROR: 1"),
+        "{failed}"
+    );
+}

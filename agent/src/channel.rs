@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::config::{DialectChoice, ModemConfig};
 use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
+use crate::sms_out::{ChannelRequest, SendFailure};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
 /// Timings of a channel.
@@ -150,6 +151,8 @@ pub struct ChannelContext {
     pub events: mpsc::Sender<ModemEvent>,
     /// The store-backed event sink (received SMS, reports).
     pub sink: Events,
+    /// Requests from the rest of the agent (send SMS ...), served while the modem is ready.
+    pub requests: mpsc::Receiver<ChannelRequest>,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -537,6 +540,13 @@ impl Channel {
         loop {
             tokio::select! {
                 _ = self.ctx.shutdown.changed() => return SessionEnd::Shutdown,
+                req = self.ctx.requests.recv() => {
+                    if let Some(req) = req {
+                        if let Some(end) = self.serve(&modem, req).await {
+                            return end;
+                        }
+                    }
+                }
                 urc = urcs.recv() => match urc {
                     None => return SessionEnd::PortGone("port closed".into()),
                     Some(u) => match self.on_urc(&modem, u).await {
@@ -573,6 +583,28 @@ impl Channel {
                         self.set_state(ChannelState::Degraded, Some(e.to_string()));
                     }
                 },
+            }
+        }
+    }
+
+    /// Serves one request; Some(end) when the session must end.
+    async fn serve(&mut self, modem: &Modem, req: ChannelRequest) -> Option<SessionEnd> {
+        match req {
+            ChannelRequest::SendSms { parts, reply } => {
+                let mut sent = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    match modem.send_pdu(&p.pdu, p.tpdu_len).await {
+                        Ok(mr) => sent.push(mr),
+                        Err(error) => {
+                            let fatal = error.is_fatal();
+                            let why = error.to_string();
+                            let _ = reply.send(Err(SendFailure { sent, error }));
+                            return fatal.then_some(SessionEnd::PortGone(why));
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(sent));
+                None
             }
         }
     }

@@ -13,12 +13,27 @@ use crate::store::{EventClass, NewEvent, OutboxRow, Store, StoreError};
 pub struct Events {
     store: Store,
     wake: Arc<Notify>,
+    jobs: Arc<Notify>,
 }
 
 impl Events {
     /// Events into `store`; `wake` is notified after each commit.
     pub fn new(store: Store, wake: Arc<Notify>) -> Self {
-        Self { store, wake }
+        Self {
+            store,
+            wake,
+            jobs: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The notifier the job runners (the SMS sender) wait on.
+    pub fn jobs_wake(&self) -> Arc<Notify> {
+        self.jobs.clone()
+    }
+
+    /// Tells the job runners that a job was queued.
+    pub fn job_queued(&self) {
+        self.jobs.notify_one();
     }
 
     /// The store.

@@ -8,6 +8,7 @@ pub mod console;
 pub mod events;
 pub mod runtime;
 pub mod sms_in;
+pub mod sms_out;
 pub mod state;
 pub mod store;
 pub mod uplink;

@@ -11,6 +11,7 @@ use crate::channel::{self, ChannelContext, ChannelHandle, ChannelTimings, PortCl
 use crate::config::Config;
 use crate::console::{self, AgentView};
 use crate::events::Events;
+use crate::sms_out::{self, SlotHandle};
 use crate::state::ModemEvent;
 use crate::store::{EventClass, Store, StoreOptions};
 use crate::uplink::{self, UplinkOptions};
@@ -111,7 +112,9 @@ impl Agent {
             });
         }
         let mut channels: Vec<ChannelHandle> = Vec::new();
+        let mut senders = Vec::new();
         for m in cfg.modems.iter().filter(|m| m.enabled) {
+            let (req_tx, req_rx) = tokio::sync::mpsc::channel(16);
             let power = match &board {
                 Some(b) => b
                     .power_for(m.slot)
@@ -127,11 +130,23 @@ impl Agent {
                     power,
                     events: event_tx.clone(),
                     sink: events.clone(),
+                    requests: req_rx,
                     shutdown: shutdown.clone(),
                 },
             ));
+            senders.push(req_tx);
         }
         let snapshots: Vec<_> = channels.iter().map(|c| c.snapshot.clone()).collect();
+        let slot_handles: Vec<SlotHandle> = channels
+            .iter()
+            .zip(senders)
+            .map(|(c, requests)| SlotHandle {
+                slot: c.slot,
+                snapshot: c.snapshot.clone(),
+                requests,
+            })
+            .collect();
+        tokio::spawn(sms_out::run(events.clone(), slot_handles, shutdown.clone()));
         let (uplink, uplink_status) = uplink::spawn(
             UplinkOptions {
                 gateway_id: cfg.gateway.id.clone(),

@@ -237,23 +237,71 @@ impl Inbox {
     }
 
     async fn report(&mut self, r: StatusReport) -> Result<(), InboxError> {
-        let body = json!({
+        let (state, delivered) = match r.status_class() {
+            pdu::StatusClass::Delivered => ("delivered", Some(true)),
+            pdu::StatusClass::Pending => ("pending", None),
+            pdu::StatusClass::Failed => ("failed", Some(false)),
+        };
+        let to = r.recipient.to_string();
+        let details = json!({
             "slot": self.slot,
-            "imsi": self.imsi,
-            "to": r.recipient.to_string(),
             "mr": r.mr,
-            "state": match r.status_class() {
-                pdu::StatusClass::Delivered => "delivered",
-                pdu::StatusClass::Pending => "pending",
-                pdu::StatusClass::Failed => "failed",
-            },
             "status": r.status,
+            "status_text": status_text(r.status),
             "submitted_at": r.scts.to_rfc3339(),
             "discharged_at": r.discharge_time.to_rfc3339(),
         });
-        self.events
-            .emit("sms-status", EventClass::Critical, body)
-            .await?;
+        let matched = crate::sms_out::match_report(
+            &self.events,
+            self.slot,
+            r.mr,
+            &to,
+            delivered,
+            details.clone(),
+        )
+        .await?;
+        if !matched {
+            // A report for a message this agent did not send (or sent long ago): kept anyway.
+            let mut body = details;
+            if let Some(o) = body.as_object_mut() {
+                o.insert("request_id".into(), Value::Null);
+                o.insert("to".into(), json!(to));
+                o.insert("state".into(), json!(state));
+                o.insert("imsi".into(), json!(self.imsi));
+            }
+            self.events
+                .emit("sms-status", EventClass::Critical, body)
+                .await?;
+        }
         Ok(())
+    }
+}
+
+/// TP-Status in words (23.040 9.2.3.15).
+pub fn status_text(st: u8) -> &'static str {
+    match st {
+        0x00 => "delivered",
+        0x01 => "forwarded, delivery not confirmed",
+        0x02 => "replaced",
+        0x20 => "congestion, still trying",
+        0x21 => "recipient busy, still trying",
+        0x22 => "no response from recipient, still trying",
+        0x23 => "service rejected, still trying",
+        0x24 => "quality of service not available, still trying",
+        0x25 => "error in recipient, still trying",
+        0x40 => "remote procedure error",
+        0x41 => "incompatible destination",
+        0x42 => "connection rejected by recipient",
+        0x43 => "not obtainable",
+        0x44 => "quality of service not available",
+        0x45 => "no interworking available",
+        0x46 => "validity period expired",
+        0x47 => "deleted by sender",
+        0x48 => "deleted by service centre",
+        0x49 => "message does not exist",
+        0x60..=0x7f => "permanent or temporary error, no longer trying",
+        0x03..=0x1f => "delivered (service centre specific)",
+        0x26..=0x3f => "temporary error, still trying",
+        _ => "error, no longer trying",
     }
 }

@@ -395,6 +395,9 @@ impl Uplink {
                     Ok(Submitted::New { job_id, .. }) => {
                         tracing::info!(verb = %cmd.verb, request_id = %rid, job_id, "command accepted");
                         self.events.committed();
+                        if state == "queued" {
+                            self.events.job_queued();
+                        }
                         let mut result = json!({"job_id": job_id, "state": state});
                         merge(&mut result, outcome.as_ref());
                         (

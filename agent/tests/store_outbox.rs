@@ -271,8 +271,6 @@ async fn at_the_row_bound_telemetry_goes_oldest_first_and_critical_is_refused() 
         ns(store.pending(0, 100).await.expect("p")),
         vec![6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 21]
     );
-    // The reserve is bounded too.
-    assert!(ALARM_RESERVE_ROWS < 10_000);
     // Once PUBACKs free room, critical events are accepted again.
     let first = store.pending(0, 2).await.expect("p");
     store
@@ -280,6 +278,23 @@ async fn at_the_row_bound_telemetry_goes_oldest_first_and_critical_is_refused() 
         .await
         .expect("delete");
     store.append(critical(22)).await.expect("room again");
+    // The reserve is bounded too: alarms fill it, then they are refused as well.
+    let alarms = (0..ALARM_RESERVE_ROWS)
+        .map(|i| NewEvent::new("alarm", EventClass::Critical, json!({ "n": 1000 + i })))
+        .collect();
+    store
+        .append_many(alarms)
+        .await
+        .expect("alarms fill the reserve");
+    assert_eq!(
+        store.stats().await.expect("stats").rows,
+        10 + ALARM_RESERVE_ROWS
+    );
+    let alarm = NewEvent::new("alarm", EventClass::Critical, json!({ "n": 0 }));
+    assert!(matches!(
+        store.append(alarm).await,
+        Err(StoreError::Full { .. })
+    ));
 }
 
 #[tokio::test]

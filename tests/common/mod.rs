@@ -200,7 +200,7 @@ impl AgentProc {
             .arg("run")
             .arg("--config")
             .arg(config)
-            .env("GSMGW_LOG", "debug")
+            .env("GSMGW_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -273,6 +273,8 @@ pub struct Central {
     rx: tokio::sync::mpsc::UnboundedReceiver<(String, Value, bool)>,
     /// Everything received so far, in order (for assertions on sequences).
     pub log: Vec<(String, Value)>,
+    /// Received and not yet matched by `expect`, in order.
+    backlog: Vec<(String, Value)>,
 }
 
 impl Central {
@@ -314,6 +316,7 @@ impl Central {
             client,
             rx,
             log: Vec::new(),
+            backlog: Vec::new(),
         }
     }
 
@@ -325,27 +328,42 @@ impl Central {
             .expect("publish");
     }
 
-    /// Waits for a message on `topic` whose payload satisfies `pred`.
+    /// Waits for a message on `topic` whose payload satisfies `pred`. Per topic, messages are
+    /// taken in order: a match consumes it and every earlier message of the same topic;
+    /// messages of other topics wait for their own `expect`.
     pub async fn expect(
         &mut self,
         topic: &str,
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        if let Some(i) = self.backlog.iter().position(|(t, v)| t == topic && pred(v)) {
+            let (_, v) = self.backlog.remove(i);
+            let mut k = 0;
+            self.backlog.retain(|(t, _)| {
+                k += 1;
+                !(t == topic && k <= i)
+            });
+            return v;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut seen = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some((t, v, _))) => {
                     self.log.push((t.clone(), v.clone()));
                     if t == topic && pred(&v) {
+                        self.backlog.retain(|(bt, _)| bt != topic);
                         return v;
                     }
-                    seen.push(format!("{t}: {v}"));
+                    self.backlog.push((t, v));
                 }
                 _ => panic!(
-                    "no matching message on {topic} within {timeout:?}; saw:\n{}",
-                    seen.join("\n")
+                    "no matching message on {topic} within {timeout:?}; unmatched:\n{}",
+                    self.backlog
+                        .iter()
+                        .map(|(t, v)| format!("{t}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ),
             }
         }

@@ -100,6 +100,7 @@ impl Store {
     /// A damaged database is moved aside (kept, renamed `<file>.corrupt-<unix ms>` with its
     /// -wal/-shm), a fresh one is started, and a [`StoreAlarm`] says so. A database from a
     /// newer schema version is an error ([`StoreError::FutureSchema`]) and is left untouched.
+    /// Blocking (it runs `PRAGMA quick_check`): from async code, call it in `spawn_blocking`.
     pub fn open(
         opts: StoreOptions,
         gateway_id: &str,

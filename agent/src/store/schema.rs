@@ -127,7 +127,10 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
             "could not switch to WAL (journal_mode is {mode})"
         ))));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // journal_size_limit: after a checkpoint the WAL is cut back, not left at its peak.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
+    )?;
     let problems = quick_check(&conn)?;
     if !problems.is_empty() {
         return Err(OpenFailure::Damaged(format!(

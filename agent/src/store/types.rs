@@ -129,7 +129,7 @@ pub struct StoreStats {
     pub dropped_telemetry: u64,
     /// Transactions the writer committed since open (group commit: far fewer than operations).
     pub transactions: u64,
-    /// Operations the writer carried out since open.
+    /// Operations the writer committed (or refused) since open.
     pub operations: u64,
 }
 

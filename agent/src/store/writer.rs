@@ -33,6 +33,10 @@ pub(crate) struct JobRow {
     pub outcome: Option<String>,
 }
 
+/// Test hook body: SQL run on the write connection.
+#[cfg(test)]
+pub(crate) type ExecHook = Box<dyn Fn(&Connection) -> rusqlite::Result<()> + Send>;
+
 /// What the writer is asked to do.
 pub(crate) enum Request {
     Append(Prepared),
@@ -52,7 +56,7 @@ pub(crate) enum Request {
     Close,
     /// Test hook: run SQL on the write connection inside the writer's transaction.
     #[cfg(test)]
-    Exec(Box<dyn Fn(&Connection) -> rusqlite::Result<()> + Send>),
+    Exec(ExecHook),
 }
 
 impl Request {
@@ -293,7 +297,6 @@ impl Writer {
         self.sql("BEGIN IMMEDIATE")?;
         let mut out = Vec::new();
         for req in reqs {
-            self.operations += 1;
             let r = if req.needs_savepoint() {
                 self.sql("SAVEPOINT op")?;
                 let snap = self.st;
@@ -322,6 +325,7 @@ impl Writer {
         self.flush_counters()?;
         self.sql("COMMIT")?;
         self.transactions += 1;
+        self.operations += out.len() as u64;
         Ok(out)
     }
 
