@@ -263,3 +263,48 @@ async fn sms_send_is_sent_once_reported_delivered_and_failures_are_classed() {
         "{failed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_killed_again_and_again_during_a_stream_loses_and_duplicates_nothing() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "generic"]);
+    let cfg = write_config(dir.path(), "gw-stream", &broker.url(), &[(1, &sim.link)]);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-stream/event/sms-received").await;
+    let mut agent = AgentProc::start(&cfg);
+    // The network hands the modem N messages; the SIM holds 30, the rest wait at the SMSC
+    // until the agent frees room.
+    for i in 0..N {
+        let r = sim.control(json!({"op": "sms", "from": FROM, "text": format!("stream {i}")}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let mut texts = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
+    let mut kills = 0;
+    while texts.len() < N {
+        let v = central
+            .expect(
+                "gsmgw/gw-stream/event/sms-received",
+                Duration::from_secs(60),
+                |_| true,
+            )
+            .await;
+        let text = v["text"].as_str().unwrap_or("").to_string();
+        let id = v["id"].as_str().unwrap_or("").to_string();
+        texts.entry(text).or_default().insert(id);
+        // Power cuts at three points of the stream.
+        if [40, 140, 220].contains(&texts.len()) && kills < texts.len() / 40 {
+            kills += 1;
+            agent.kill();
+            agent = AgentProc::start(&cfg);
+        }
+    }
+    assert!(kills >= 3, "the agent was killed {kills} times");
+    for i in 0..N {
+        let ids = texts.get(&format!("stream {i}")).map(|s| s.len());
+        // Re-published events keep their id; a message read again after a kill is not
+        // published under a new id.
+        assert_eq!(ids, Some(1), "stream {i}: {ids:?}");
+    }
+    wait_storage_empty(&sim);
+}

@@ -176,11 +176,33 @@ impl Inbox {
     async fn deliver(&mut self, d: Deliver) -> Result<(), InboxError> {
         let Some(c) = d.concat.filter(|c| c.total > 1) else {
             let body = self.body(&d, d.text.clone(), 1, true);
-            let row = self
+            // The same message read again (committed, then a crash before AT+CMGD) has the
+            // same fingerprint and is not published twice.
+            let fp = format!(
+                "single|{}|{}|{}|{:016x}",
+                self.slot,
+                d.from,
+                d.scts.to_rfc3339(),
+                crate::store::fnv1a(format!("{}|{}", d.text, pdu::to_hex(&d.data)).as_bytes())
+            );
+            match self
                 .events
-                .emit("sms-received", EventClass::Critical, body)
-                .await?;
-            tracing::info!(slot = self.slot, seq = row.seq, "SMS received");
+                .store()
+                .append_once(
+                    fp,
+                    NewEvent::new("sms-received", EventClass::Critical, body),
+                )
+                .await?
+            {
+                Some(row) => {
+                    self.events.committed();
+                    tracing::info!(slot = self.slot, seq = row.seq, "SMS received");
+                }
+                None => tracing::info!(
+                    slot = self.slot,
+                    "SMS already received; not published again"
+                ),
+            }
             return Ok(());
         };
         let part = StoredPart {

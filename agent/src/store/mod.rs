@@ -43,6 +43,7 @@ pub use types::{
     ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, DB_FILE_NAME, EventClass, Job, NewEvent, NewJob,
     OutboxRow, PartKey, PartOutcome, StoreOptions, StoreStats, StoredPart, Submitted,
 };
+pub use writer::fnv1a;
 
 use envelope::Prepared;
 use writer::{JobRow, Op, Reply, Request, Writer};
@@ -141,6 +142,20 @@ impl Store {
         let ev = self.prepare(ev)?;
         match self.call(Request::Append(ev)).await? {
             Reply::Row(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Appends `ev` unless `fingerprint` was recorded before (then None): received messages
+    /// read again after a crash are not published twice.
+    pub async fn append_once(
+        &self,
+        fingerprint: String,
+        ev: NewEvent,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let ev = self.prepare(ev)?;
+        match self.call(Request::AppendOnce(fingerprint, ev)).await? {
+            Reply::MaybeRow(row) => Ok(row),
             other => Err(unexpected(other)),
         }
     }

@@ -48,7 +48,18 @@ const MIGRATIONS: &[&str] = &[
         received_ms INTEGER NOT NULL,
         PRIMARY KEY(slot, sender, reference, total, seq)
     ) WITHOUT ROWID;",
+    // 1 → 2: fingerprints of received messages and parts already turned into events, so a
+    // message read again after a crash (committed, not yet deleted from the SIM) is not
+    // published twice.
+    "CREATE TABLE sms_seen(
+        fingerprint TEXT PRIMARY KEY,
+        seen_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sms_seen_ms ON sms_seen(seen_ms);",
 ];
+
+/// How long a received message's fingerprint is kept (a SIM never holds a message longer).
+pub const SEEN_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -146,6 +157,10 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
         }));
     }
     migrate(&conn, found)?;
+    conn.execute(
+        "DELETE FROM sms_seen WHERE seen_ms < ?1",
+        [super::envelope::unix_ms() - SEEN_TTL_MS],
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -51,6 +51,7 @@ pub(crate) enum Request {
     },
     PutPart(StoredPart, String),
     CompleteMessage(PartKey, Prepared),
+    AppendOnce(String, Prepared),
     CounterAdd(String, i64),
     Stats,
     Close,
@@ -66,7 +67,8 @@ impl Request {
             Request::AppendMany(_)
             | Request::SubmitJob(..)
             | Request::UpdateJob { .. }
-            | Request::CompleteMessage(..) => true,
+            | Request::CompleteMessage(..)
+            | Request::AppendOnce(..) => true,
             #[cfg(test)]
             Request::Exec(_) => true,
             _ => false,
@@ -373,6 +375,7 @@ impl Writer {
             } => self.update_job(*job_id, state, outcome.as_deref(), event.as_ref()),
             Request::PutPart(part, json) => self.put_part(part, json),
             Request::CompleteMessage(key, ev) => self.complete_message(key, ev),
+            Request::AppendOnce(fp, ev) => self.append_once(fp, ev),
             Request::CounterAdd(name, delta) => self.counter_add(name, *delta),
             Request::Stats => self.stats(),
             Request::Close => Ok(Reply::Done),
@@ -568,12 +571,40 @@ impl Writer {
         Ok(Reply::MaybeRow(row))
     }
 
+    /// Records `fp` as seen; false if it already was.
+    fn mark_seen(&mut self, fp: &str) -> Result<bool, OpError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO sms_seen(fingerprint, seen_ms) VALUES (?1, ?2)
+                 ON CONFLICT(fingerprint) DO NOTHING",
+            )?
+            .execute(params![fp, unix_ms()])?;
+        Ok(n == 1)
+    }
+
+    fn append_once(&mut self, fp: &str, ev: &Prepared) -> Result<Reply, OpError> {
+        if !self.mark_seen(fp)? {
+            return Ok(Reply::MaybeRow(None));
+        }
+        Ok(Reply::MaybeRow(Some(self.insert_event(ev)?)))
+    }
+
     fn put_part(&mut self, part: &StoredPart, json: &str) -> Result<Reply, OpError> {
         if part.total == 0 || part.seq == 0 || part.seq > part.total {
             return Err(OpError::Refused(StoreError::InvalidPart(format!(
                 "part {} of {}",
                 part.seq, part.total
             ))));
+        }
+        // A part of a message already published (read again after a crash): duplicate.
+        let seen: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT seen_ms FROM sms_seen WHERE fingerprint = ?1")?
+            .query_row([part_fingerprint(part, json)], |r| r.get(0))
+            .optional()?;
+        if seen.is_some() {
+            return Ok(Reply::Part(PartOutcome::Duplicate));
         }
         let inserted = self
             .conn
@@ -591,9 +622,6 @@ impl Writer {
                 json,
                 part.received_ms
             ])?;
-        if inserted == 0 {
-            return Ok(Reply::Part(PartOutcome::Duplicate));
-        }
         let key = part.key();
         let have: i64 = self
             .conn
@@ -606,14 +634,24 @@ impl Writer {
                 |r| r.get(0),
             )?;
         if have >= i64::from(key.total) {
+            // Also for a duplicate: all parts stored but never completed (a crash in
+            // between) must still complete.
             let parts = load_parts(&self.conn, &key).map_err(OpError::Fatal)?;
             Ok(Reply::Part(PartOutcome::Complete(parts)))
+        } else if inserted == 0 {
+            Ok(Reply::Part(PartOutcome::Duplicate))
         } else {
             Ok(Reply::Part(PartOutcome::Stored { have: have as u8 }))
         }
     }
 
     fn complete_message(&mut self, key: &PartKey, ev: &Prepared) -> Result<Reply, OpError> {
+        let parts = load_parts(&self.conn, key).map_err(OpError::Fatal)?;
+        for p in &parts {
+            let json = serde_json::to_string(&p.part)
+                .map_err(|e| OpError::Refused(StoreError::Encode(format!("part of {key}: {e}"))))?;
+            self.mark_seen(&part_fingerprint(p, &json))?;
+        }
         let deleted = self
             .conn
             .prepare_cached(
@@ -682,4 +720,27 @@ impl Writer {
             operations: self.operations,
         })))
     }
+}
+
+/// FNV-1a 64: a hash that stays the same across Rust releases (it is stored).
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The fingerprint of one part: its key, its number and its content.
+pub(crate) fn part_fingerprint(p: &StoredPart, json: &str) -> String {
+    format!(
+        "part|{}|{}|{}|{}|{}|{:016x}",
+        p.slot,
+        p.sender,
+        p.reference,
+        p.total,
+        p.seq,
+        fnv1a(json.as_bytes())
+    )
 }
