@@ -308,3 +308,44 @@ async fn agent_killed_again_and_again_during_a_stream_loses_and_duplicates_nothi
     }
     wait_storage_empty(&sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_missing_a_part_is_delivered_incomplete_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &[]);
+    let cfg = write_config(dir.path(), "gw-stale", &broker.url(), &[(1, &sim.link)]);
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str("\n[sms]\nreassembly_timeout_secs = 2\n");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let mut central = Central::connect(broker.port, "gsmgw/gw-stale/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-stale/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+    let text = "One two three four five six seven eight nine ten. ".repeat(8);
+    let parts = pdu::encode_deliver(&DeliverOptions {
+        from: FROM.into(),
+        text: text.clone(),
+        smsc: None,
+        scts: Timestamp::new(2026, 11, 26, 22, 15, 3, 8).unwrap(),
+        force_ucs2: false,
+        concat_ref: 9,
+        class: None,
+        status_report_indication: false,
+    })
+    .unwrap();
+    assert_eq!(parts.len(), 3);
+    sim.control(json!({"op": "sms-pdu", "pdu": parts[0].pdu}));
+    sim.control(json!({"op": "sms-pdu", "pdu": parts[2].pdu}));
+    let ev = central
+        .expect("gsmgw/gw-stale/event/sms-received", T, |v| {
+            v["complete"] == false
+        })
+        .await;
+    assert_eq!(ev["parts"], 3);
+    assert_eq!(ev["parts_received"], json!([1, 3]));
+    let got = ev["text"].as_str().unwrap();
+    assert!(got.contains("[…]") && got.starts_with("One two"), "{got}");
+    wait_storage_empty(&sim);
+}

@@ -147,6 +147,23 @@ impl Agent {
             })
             .collect();
         tokio::spawn(sms_out::run(events.clone(), slot_handles, shutdown.clone()));
+        {
+            let ev = events.clone();
+            let timeout = Duration::from_secs(u64::from(cfg.sms.reassembly_timeout_secs));
+            let every = (timeout / 2).clamp(Duration::from_millis(500), Duration::from_secs(60));
+            let mut sd = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = sd.changed() => return,
+                    }
+                    if let Err(e) = crate::sms_in::flush_stale(&ev, timeout).await {
+                        tracing::error!(error = %e, "cannot deliver stale multipart messages");
+                    }
+                }
+            });
+        }
         let (uplink, uplink_status) = uplink::spawn(
             UplinkOptions {
                 gateway_id: cfg.gateway.id.clone(),

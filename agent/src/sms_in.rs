@@ -327,3 +327,51 @@ pub fn status_text(st: u8) -> &'static str {
         _ => "error, no longer trying",
     }
 }
+
+/// Delivers multipart messages whose missing parts did not come within `timeout`, as
+/// `complete: false` with the parts that did. Returns how many were delivered.
+pub async fn flush_stale(
+    events: &Events,
+    timeout: std::time::Duration,
+) -> Result<usize, StoreError> {
+    let deadline = now_ms() - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    let stale = events.store().stale_parts(deadline).await?;
+    let n = stale.len();
+    for (key, parts) in stale {
+        let mut text = String::new();
+        let mut received = Vec::new();
+        for seq in 1..=key.total {
+            match parts.iter().find(|p| p.seq == seq) {
+                Some(p) => {
+                    text.push_str(p.part["text"].as_str().unwrap_or(""));
+                    received.push(seq);
+                }
+                None => text.push_str("[…]"),
+            }
+        }
+        let first = parts.first().map(|p| p.part.clone()).unwrap_or(Value::Null);
+        let body = json!({
+            "slot": key.slot,
+            "from": key.sender,
+            "text": text,
+            "encoding": first["encoding"],
+            "smsc": first["smsc"],
+            "sent_at": first["sent_at"],
+            "received_at": crate::clock::now_rfc3339(),
+            "parts": key.total,
+            "parts_received": received,
+            "reference": key.reference,
+            "complete": false,
+        });
+        tracing::warn!(%key, have = parts.len(), "multipart SMS incomplete after the timeout; delivered as is");
+        events
+            .store()
+            .complete_message(
+                key,
+                NewEvent::new("sms-received", EventClass::Critical, body),
+            )
+            .await?;
+        events.committed();
+    }
+    Ok(n)
+}

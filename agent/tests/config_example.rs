@@ -56,6 +56,7 @@ fn config_docs_describe_every_key() {
         "gateway.port_scan",
         "gateway.health_interval_secs",
         "modem.imei",
+        "sms.reassembly_timeout_secs",
         "console.device",
         "console.baud",
         "console.password_hash",
@@ -94,6 +95,7 @@ fn config_docs_describe_every_key() {
             ),
             ..Default::default()
         },
+        sms: config::SmsConfig::default(),
     })
     .unwrap();
     let doc: toml::Table = toml::from_str(&serialized).unwrap();

@@ -43,6 +43,34 @@ pub struct Config {
     /// `[console]`: the local maintenance console.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[sms]`: SMS handling.
+    #[serde(default)]
+    pub sms: SmsConfig,
+}
+
+/// Default `sms.reassembly_timeout_secs`.
+pub const DEFAULT_REASSEMBLY_TIMEOUT_SECS: u32 = 86_400;
+
+/// `[sms]`: SMS handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Seconds a multipart message waits for its missing parts before it is delivered
+    /// incomplete (`complete: false`) with the parts it has (1..=604800).
+    #[serde(default = "default_reassembly_timeout")]
+    pub reassembly_timeout_secs: u32,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            reassembly_timeout_secs: DEFAULT_REASSEMBLY_TIMEOUT_SECS,
+        }
+    }
+}
+
+fn default_reassembly_timeout() -> u32 {
+    DEFAULT_REASSEMBLY_TIMEOUT_SECS
 }
 
 /// `[gateway]`: identity, storage and logging.

@@ -15,12 +15,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::Problem;
-use super::model::{Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig};
+use super::model::{Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig, SmsConfig};
 
 /// Key used for TOML syntax errors.
 pub(crate) const SYNTAX_KEY: &str = "syntax";
 
-const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console"];
+const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console", "sms"];
+const SMS_KEYS: &[&str] = &["reassembly_timeout_secs"];
 const GATEWAY_KEYS: &[&str] = &[
     "id",
     "data_dir",
@@ -197,6 +198,7 @@ impl Reader {
                 "mqtt" => config.mqtt = self.mqtt(v),
                 "modem" => config.modems = self.modems(v),
                 "console" => config.console = self.console(v),
+                "sms" => config.sms = self.sms(v),
                 _ => self.unknown("", name, k.span(), ROOT_KEYS),
             }
         }
@@ -344,6 +346,23 @@ impl Reader {
                 "password_hash" => self.set_opt(&key, v, &mut out.password_hash),
                 "idle_logout_secs" => self.set(&key, v, &mut out.idle_logout_secs),
                 _ => self.unknown("console", name, k.span(), CONSOLE_KEYS),
+            }
+        }
+        out
+    }
+
+    fn sms(&mut self, value: &Value<'_>) -> SmsConfig {
+        let mut out = SmsConfig::default();
+        let Some(table) = self.table("sms", value) else {
+            return out;
+        };
+        for (k, v) in table.iter() {
+            let name = k.get_ref().as_ref();
+            let key = format!("sms.{name}");
+            self.note(&key, k.span());
+            match name {
+                "reassembly_timeout_secs" => self.set(&key, v, &mut out.reassembly_timeout_secs),
+                _ => self.unknown("sms", name, k.span(), SMS_KEYS),
             }
         }
         out

@@ -23,6 +23,15 @@ impl Config {
         check_mqtt(&self.mqtt, &mut out);
         check_modems(&self.modems, &mut out);
         check_console(&self.console, &mut out);
+        if !(1..=604_800).contains(&self.sms.reassembly_timeout_secs) {
+            out.push(Problem::new(
+                "sms.reassembly_timeout_secs",
+                format!(
+                    "{} is out of range 1..=604800",
+                    self.sms.reassembly_timeout_secs
+                ),
+            ));
+        }
         out
     }
 }
