@@ -590,6 +590,41 @@ impl Channel {
     /// Serves one request; Some(end) when the session must end.
     async fn serve(&mut self, modem: &Modem, req: ChannelRequest) -> Option<SessionEnd> {
         match req {
+            ChannelRequest::At {
+                command,
+                timeout,
+                reply,
+            } => {
+                let r = modem
+                    .at()
+                    .send(Command::new(command.as_str()).timeout(timeout))
+                    .await;
+                let fatal = matches!(&r, Err(e) if e.is_fatal());
+                let out = match r {
+                    Ok(resp) => {
+                        let mut lines = resp.lines;
+                        lines.push(
+                            match resp.final_result {
+                                at::Final::Ok => "OK",
+                                at::Final::Connect => "CONNECT",
+                                at::Final::Implied => "(no final result)",
+                            }
+                            .to_string(),
+                        );
+                        Ok(lines)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(out);
+                fatal.then(|| SessionEnd::PortGone("port closed".into()))
+            }
+            ChannelRequest::Reset { reply } => {
+                let _ = reply.send(Ok(()));
+                Some(SessionEnd::Unresponsive(
+                    modem.clone(),
+                    "reset requested by a technician".into(),
+                ))
+            }
             ChannelRequest::SendSms { parts, reply } => {
                 let mut sent = Vec::with_capacity(parts.len());
                 for p in &parts {

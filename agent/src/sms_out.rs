@@ -28,6 +28,20 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 /// A request to a channel (the only writer of its port).
 pub enum ChannelRequest {
+    /// A raw AT command (technician's console), serialised with the agent's own commands.
+    At {
+        /// The command line, e.g. `AT+CSQ`.
+        command: String,
+        /// Seconds to wait for the final result.
+        timeout: Duration,
+        /// The response lines and final result as text, or the error.
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// Reset the modem now (soft reset, as recovery does).
+    Reset {
+        /// Acknowledged once the reset command was sent.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Send these SMS-SUBMIT parts in order; the reply carries each part's TP-MR.
     SendSms {
         /// The parts.
