@@ -76,6 +76,9 @@ enum Cmd {
     },
     /// Run a simulated modem on a pseudo-terminal.
     Modemsim(SimArgs),
+    /// Print an argon2id hash of a console password for `[console] password_hash`; the
+    /// password is read from the terminal without echo, or as one line of stdin.
+    PasswdHash,
 }
 
 #[derive(Args)]
@@ -135,16 +138,21 @@ struct SimArgs {
 }
 
 fn init_logging(json: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GSMGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    // The console's `log` command reads the last lines from this ring.
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(gsmgw_agent::console::LogRingLayer);
     if json {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
     }
 }
 
@@ -165,6 +173,7 @@ fn main() -> ExitCode {
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => config_check(&file),
+        Cmd::PasswdHash => passwd_hash(),
         Cmd::Pdu { cmd } => match pdu_cli::run(cmd) {
             Ok(code) => code,
             Err(e) => {
@@ -196,7 +205,7 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
                 }
             };
             init_logging(log_json || cfg.gateway.log_format == LogFormat::Json);
-            run_agent(cfg).await
+            run_agent(cfg, config).await
         }
         Cmd::Demo(args) => {
             init_logging(log_json);
@@ -212,7 +221,7 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
             init_logging(log_json);
             modemsim(args).await
         }
-        Cmd::Config { .. } | Cmd::Pdu { .. } => Ok(ExitCode::from(2)),
+        Cmd::Config { .. } | Cmd::Pdu { .. } | Cmd::PasswdHash => Ok(ExitCode::from(2)),
     }
 }
 
@@ -239,10 +248,11 @@ pub async fn termination() {
     }
 }
 
-async fn run_agent(cfg: config::Config) -> Result<ExitCode> {
+async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let agent = gsmgw_agent::Agent::start(
+    let agent = gsmgw_agent::Agent::start_with_file(
         cfg,
+        Some(path),
         gsmgw_agent::AgentOptions {
             version: VERSION.to_string(),
             timings: Default::default(),
@@ -255,6 +265,53 @@ async fn run_agent(cfg: config::Config) -> Result<ExitCode> {
     let _ = stop_tx.send(true);
     agent.wait().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gsmgw passwd-hash`: reads a password (twice, without echo, on a terminal) and prints
+/// its argon2id hash.
+fn passwd_hash() -> ExitCode {
+    use gsmgw_agent::console::auth;
+    let pw = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let first = match auth::read_password_no_echo("New console password: ") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("gsmgw: cannot read the password: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match auth::read_password_no_echo("Again: ") {
+            Ok(p) if p == first => first,
+            Ok(_) => {
+                eprintln!("gsmgw: the two passwords differ");
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("gsmgw: cannot read the password: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            eprintln!("gsmgw: cannot read the password: {e}");
+            return ExitCode::from(1);
+        }
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if let Err(e) = auth::check_new_password(&pw) {
+        eprintln!("gsmgw: password refused: {e}");
+        return ExitCode::from(1);
+    }
+    match auth::hash_password(&pw) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gsmgw: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn config_check(file: &std::path::Path) -> ExitCode {

@@ -18,7 +18,7 @@ pub struct Rejection {
     /// The request id, when one could be read.
     pub request_id: Option<String>,
     /// Machine-readable code: bad-json, missing-request-id, bad-request-id, unknown-verb,
-    /// bad-number, bad-text, text-too-long, unknown-slot, bad-field.
+    /// bad-number, bad-text, text-too-long, unknown-slot, bad-field, bad-recipient.
     pub code: &'static str,
     /// Plain words.
     pub message: String,
@@ -35,6 +35,8 @@ pub struct ValidCommand {
     pub payload: Value,
     /// The slot it targets, if any.
     pub slot: Option<u16>,
+    /// For `campaign`: the validated campaign.
+    pub campaign: Option<crate::campaign::CampaignPlan>,
 }
 
 fn reject(request_id: Option<&str>, code: &'static str, message: impl Into<String>) -> Rejection {
@@ -89,6 +91,25 @@ pub fn parse(verb: &str, payload: &[u8], slots: &[u16]) -> Result<ValidCommand, 
             verb: verb.into(),
             payload: json!({}),
             slot: None,
+            campaign: None,
+        }),
+        "campaign" => {
+            let plan =
+                crate::campaign::plan(&obj, slots).map_err(|(code, m)| reject(rid, code, m))?;
+            Ok(ValidCommand {
+                request_id: request_id.clone(),
+                verb: verb.into(),
+                payload: plan.spec.clone(),
+                slot: None,
+                campaign: Some(plan),
+            })
+        }
+        "campaign-control" => Ok(ValidCommand {
+            request_id: request_id.clone(),
+            verb: verb.into(),
+            payload: Value::Object(obj.clone()),
+            slot: None,
+            campaign: None,
         }),
         "sms-send" => {
             let out = sms_send(&obj, slots).map_err(|(code, m)| reject(rid, code, m))?;
@@ -97,12 +118,13 @@ pub fn parse(verb: &str, payload: &[u8], slots: &[u16]) -> Result<ValidCommand, 
                 verb: verb.into(),
                 slot: out.get("slot").and_then(Value::as_u64).map(|s| s as u16),
                 payload: Value::Object(out),
+                campaign: None,
             })
         }
         other => Err(reject(
             rid,
             "unknown-verb",
-            format!("unknown command {other:?}; known: ping, sms-send"),
+            format!("unknown command {other:?}; known: ping, sms-send, campaign, campaign-control"),
         )),
     }
 }

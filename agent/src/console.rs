@@ -1,18 +1,50 @@
-//! The technician console (first slice): read-only status commands over a line stream.
+//! The technician console: a login and a small command language on a serial port (picocom,
+//! minicom, PuTTY), a pseudo-terminal, or stdin.
 //!
-//! Runs over any async reader/writer: stdin/stdout for `gsmgw demo`, a serial port later.
-//! Input is bounded per line and never trusted: binary garbage yields "unknown command".
+//! - Login: the password is checked against `console.password_hash` (argon2 or bcrypt).
+//!   Failures cost a growing delay and then a lockout that outlives the session. A box with
+//!   no password asks for a new one at the first login on a serial console and stores its
+//!   hash in the configuration file. Idle sessions are logged out.
+//! - Input is edited here (the console echoes; BS/DEL, Ctrl-C, Ctrl-U, CR/LF/CRLF), bounded
+//!   per line and never trusted: binary garbage yields "unknown command".
+//! - Commands see the running agent through [`ConsoleContext`]: raw AT and resets go through
+//!   the slot's channel (serialised with the agent's own commands), SMS are queued as jobs
+//!   exactly like the MQTT `sms-send` command, configuration changes are validated like
+//!   `gsmgw config check` and applied by restarting only what they touch.
 
-use std::time::Instant;
+pub mod auth;
+pub mod cfgedit;
+pub mod line;
+mod logring;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::state::ModemSnapshot;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+pub use logring::{LogRing, LogRingLayer, log_ring};
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::runtime::UplinkControl;
+use crate::sms_out::ChannelRequest;
+use crate::state::{ChannelState, ModemSnapshot};
+use crate::store::{NewJob, StoreError, Submitted};
 use crate::uplink::UplinkStatus;
+use auth::{LoginGuard, LoginPolicy, Penalty};
+use cfgedit::ConfigEditor;
+use line::{Edit, LineEditor};
 
-/// Longest accepted input line; longer input is cut.
-const MAX_LINE: usize = 512;
+/// Longest accepted input line; longer input is cut (the terminal's bell rings once).
+pub const MAX_LINE: usize = 512;
+/// How long `at` waits for the modem's final result.
+const AT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `config apply` waits for the uplink to connect with new settings.
+const APPLY_WAIT: Duration = Duration::from_secs(20);
 
 /// Read-only view of the running agent.
 #[derive(Clone)]
@@ -37,29 +69,32 @@ impl AgentView {
         self.modems.iter().map(|r| r.borrow().clone()).collect()
     }
 
-    /// The `status` text.
-    pub fn status_text(&self) -> String {
+    /// The uplink line of `status`.
+    fn mqtt_text(&self, broker: &str) -> String {
         let up = self.uplink.borrow().clone();
-        let mqtt = if up.connected {
-            format!("connected to {} ({} connects)", self.broker, up.connects)
+        if up.connected {
+            format!("connected to {broker} ({} connects)", up.connects)
         } else {
             format!(
-                "not connected to {} ({})",
-                self.broker,
+                "not connected to {broker} ({})",
                 up.last_error.unwrap_or_else(|| "connecting".into())
             )
-        };
+        }
+    }
+
+    /// The `status` text (without store and disk figures).
+    pub fn status_text(&self) -> String {
         let snaps = self.snapshots();
         let ready = snaps
             .iter()
-            .filter(|s| s.state == crate::state::ChannelState::Ready)
+            .filter(|s| s.state == ChannelState::Ready)
             .count();
         format!(
-            "gateway {}\nversion {}\nuptime  {}s\nmqtt    {}\nmodems  {} configured, {} ready\n",
+            "gateway {}\nversion {}\nuptime  {}\nmqtt    {}\nmodems  {} configured, {} ready\n",
             self.gateway_id,
             self.version,
-            self.started.elapsed().as_secs(),
-            mqtt,
+            uptime(self.started.elapsed()),
+            self.mqtt_text(&self.broker),
             snaps.len(),
             ready
         )
@@ -79,100 +114,1060 @@ impl AgentView {
     }
 }
 
-const HELP: &str = "commands:\n  status     gateway, uplink and modem summary\n  modems     one line per modem slot\n  modem N    everything known about slot N\n  help       this text\n  exit       leave the console (the agent keeps running)\n";
-
-/// Answers one command line; None means the session ends.
-pub fn execute(view: &AgentView, line: &str) -> Option<String> {
-    let mut words = line.split_whitespace();
-    let Some(cmd) = words.next() else {
-        return Some(String::new());
-    };
-    Some(match cmd {
-        "help" | "?" => HELP.to_string(),
-        "status" => view.status_text(),
-        "modems" => view.modems_text(),
-        "modem" => match words.next().and_then(|w| w.parse::<u16>().ok()) {
-            Some(n) => match view.snapshots().into_iter().find(|s| s.slot == n) {
-                Some(s) => serde_json::to_string_pretty(&s)
-                    .map(|j| j + "\n")
-                    .unwrap_or_else(|e| format!("error: {e}\n")),
-                None => format!("error: no modem in slot {n}\n"),
-            },
-            None => "usage: modem N\n".to_string(),
-        },
-        "exit" | "quit" | "logout" => return None,
-        other => {
-            let shown: String = other.chars().filter(|c| !c.is_control()).take(32).collect();
-            format!("unknown command {shown:?}; try help\n")
-        }
-    })
+fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if days > 0 {
+        format!("{days}d {h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
 }
 
-/// Serves the console until `exit`, end of input, or shutdown.
-pub async fn serve<R, W>(
-    view: AgentView,
-    reader: R,
-    mut writer: W,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()>
-where
-    R: AsyncBufRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut reader = reader;
-    let prompt = format!("{}> ", view.gateway_id);
-    writer
-        .write_all(format!("gsmgw console — type help\n{prompt}").as_bytes())
-        .await?;
-    writer.flush().await?;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
-            r = read_bounded_line(&mut reader, &mut buf) => r?,
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        let line = String::from_utf8_lossy(&buf);
-        match execute(&view, line.trim()) {
-            Some(out) => {
-                writer.write_all(out.as_bytes()).await?;
-                writer.write_all(prompt.as_bytes()).await?;
-                writer.flush().await?;
+/// What the console needs of the running agent.
+pub struct ConsoleContext {
+    /// Status and modem pictures.
+    pub view: AgentView,
+    /// The store (jobs, stats) and its wake-ups.
+    pub events: Events,
+    /// Each enabled slot's request queue.
+    pub slots: Vec<(u16, mpsc::Sender<ChannelRequest>)>,
+    /// The configuration the agent started with.
+    pub config: Config,
+    /// The file it was read from, if any.
+    pub config_path: Option<PathBuf>,
+    /// Restarts the uplink with new MQTT settings.
+    pub uplink: UplinkControl,
+    /// Recent log lines.
+    pub logs: Arc<LogRing>,
+}
+
+/// Serves the console as `[console] device` says; None when it is `none`.
+pub fn spawn(
+    ctx: ConsoleContext,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let device = ctx.config.console.device.clone();
+    let baud = ctx.config.console.baud;
+    let console = Console::new(ctx, LoginPolicy::default());
+    match device.as_str() {
+        "none" => None,
+        "stdin" => Some(tokio::spawn(async move {
+            let mut term = Term::new(tokio::io::stdin(), tokio::io::stdout(), false);
+            let mut sd = shutdown;
+            tokio::select! {
+                r = console.serve(&mut term) => if let Err(e) = r {
+                    tracing::warn!(error = %e, "console ended");
+                },
+                _ = sd.changed() => {}
             }
-            None => {
-                writer.write_all(b"bye\n").await?;
-                writer.flush().await?;
-                return Ok(());
-            }
+        })),
+        dev => {
+            let dev = dev.to_string();
+            Some(tokio::spawn(async move {
+                let mut sd = shutdown;
+                tokio::select! {
+                    _ = serve_tty(console, &dev, baud) => {}
+                    _ = sd.changed() => {}
+                }
+            }))
         }
     }
 }
 
-/// Reads up to a line end, keeping at most MAX_LINE bytes; returns bytes consumed.
-async fn read_bounded_line<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    out: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let mut total = 0;
+/// Serves a serial device for good: opened again after it fails or vanishes (USB-serial).
+async fn serve_tty(console: Console, device: &str, baud: u32) {
+    let mut warned = false;
     loop {
-        let available = r.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(total);
+        match gsmgw_drivers::modem::open_port(device, baud) {
+            Ok(port) => {
+                warned = false;
+                tracing::info!(%device, baud, "console serving");
+                let (r, w) = tokio::io::split(port);
+                let mut term = Term::new(r, w, true);
+                if let Err(e) = console.serve(&mut term).await {
+                    tracing::warn!(%device, error = %e, "console port failed; opening it again");
+                }
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(%device, error = %e, "cannot open the console port; retrying");
+                    warned = true;
+                }
+            }
         }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n' || b == b'\r') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// What a read at a prompt gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Input {
+    Line(String),
+    Cancelled,
+    Eof,
+    Idle,
+}
+
+/// A terminal: bytes in through the line editor, text out (LF as CRLF on serial lines).
+struct Term<R, W> {
+    r: R,
+    w: W,
+    serial: bool,
+    pending: VecDeque<u8>,
+    ed: LineEditor,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
+    fn new(r: R, w: W, serial: bool) -> Self {
+        Self {
+            r,
+            w,
+            serial,
+            pending: VecDeque::new(),
+            ed: LineEditor::new(MAX_LINE, serial),
+        }
+    }
+
+    async fn write(&mut self, text: &str) -> std::io::Result<()> {
+        if self.serial {
+            let mut out = Vec::with_capacity(text.len() + 16);
+            for b in text.bytes() {
+                if b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+            }
+            self.w.write_all(&out).await?;
+        } else {
+            self.w.write_all(text.as_bytes()).await?;
+        }
+        self.w.flush().await
+    }
+
+    /// Drops what was typed ahead (after a failed login, nothing typed meanwhile counts).
+    fn discard_typeahead(&mut self) {
+        self.pending.clear();
+        self.ed.clear();
+    }
+
+    /// Reads one line; `echo` is off for passwords; `idle` ends the wait.
+    async fn read_line(&mut self, echo: bool, idle: Option<Duration>) -> std::io::Result<Input> {
+        self.ed.set_echo(echo && self.serial);
+        let mut echoed = Vec::new();
+        loop {
+            while let Some(b) = self.pending.pop_front() {
+                if let Some(edit) = self.ed.feed(b, &mut echoed) {
+                    if !echoed.is_empty() && self.serial {
+                        self.w.write_all(&echoed).await?;
+                        self.w.flush().await?;
+                    }
+                    return Ok(match edit {
+                        Edit::Line(l) => Input::Line(l),
+                        Edit::Cancelled => Input::Cancelled,
+                        Edit::Eof => Input::Eof,
+                    });
+                }
+            }
+            if !echoed.is_empty() && self.serial {
+                self.w.write_all(&echoed).await?;
+                self.w.flush().await?;
+            }
+            echoed.clear();
+            let mut buf = [0u8; 256];
+            let n = match idle {
+                Some(d) => match tokio::time::timeout(d, self.r.read(&mut buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Ok(Input::Idle),
+                },
+                None => self.r.read(&mut buf).await?,
+            };
+            if n == 0 {
+                return Ok(Input::Eof);
+            }
+            self.pending.extend(&buf[..n]);
+        }
+    }
+}
+
+/// State shared by all sessions of one console.
+struct Shared {
+    guard: LoginGuard,
+    editor: ConfigEditor,
+}
+
+/// One console: its context and the state that outlives sessions.
+#[derive(Clone)]
+struct Console {
+    ctx: Arc<ConsoleContext>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+enum Login {
+    In,
+    Closed,
+}
+
+impl Console {
+    fn new(ctx: ConsoleContext, policy: LoginPolicy) -> Self {
+        let editor = ConfigEditor::new(ctx.config_path.clone(), &ctx.config);
+        Self {
+            ctx: Arc::new(ctx),
+            shared: Arc::new(Mutex::new(Shared {
+                guard: LoginGuard::new(policy),
+                editor,
+            })),
+        }
+    }
+
+    async fn password_hash(&self) -> Option<String> {
+        self.shared
+            .lock()
+            .await
+            .editor
+            .running()
+            .console
+            .password_hash
+            .clone()
+    }
+
+    async fn idle(&self) -> Duration {
+        let secs = self
+            .shared
+            .lock()
+            .await
+            .editor
+            .running()
+            .console
+            .idle_logout_secs;
+        Duration::from_secs(u64::from(secs.max(1)))
+    }
+
+    /// Sessions one after another until the input ends.
+    async fn serve<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            match self.login(term).await? {
+                Login::Closed => return Ok(()),
+                Login::In => {}
+            }
+            if !self.session(term).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn banner<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        term.write(&format!(
+            "\n{} console (gsmgw {})\n",
+            self.ctx.view.gateway_id, self.ctx.view.version
+        ))
+        .await
+    }
+
+    async fn login<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<Login>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        self.banner(term).await?;
+        loop {
+            let Some(hash) = self.password_hash().await else {
+                if !term.serial {
+                    // stdin: the operator already has the machine.
+                    return Ok(Login::In);
+                }
+                return self.first_password(term).await;
+            };
+            let locked = self.shared.lock().await.guard.locked_for();
+            if let Some(left) = locked {
+                term.write(&format!(
+                    "console locked after repeated failed logins; try again in {} s\n",
+                    left.as_secs() + 1
+                ))
+                .await?;
+                // Wait for the lock to end or for a key; nothing typed now is checked.
+                match tokio::time::timeout(left, term.read_line(false, None)).await {
+                    Ok(Ok(Input::Eof)) => return Ok(Login::Closed),
+                    Ok(Err(e)) => return Err(e),
+                    _ => {}
+                }
+                term.discard_typeahead();
+                continue;
+            }
+            term.write("Password: ").await?;
+            let pw = match term.read_line(false, None).await? {
+                Input::Line(l) => l,
+                Input::Eof => return Ok(Login::Closed),
+                Input::Cancelled | Input::Idle => continue,
+            };
+            term.write("\n").await?;
+            if pw.is_empty() {
+                continue;
+            }
+            let ok = verify(pw, hash).await;
+            let mut shared = self.shared.lock().await;
+            if ok {
+                shared.guard.succeeded();
+                drop(shared);
+                tracing::info!("console login");
+                term.write("logged in; type help\n").await?;
+                return Ok(Login::In);
+            }
+            let penalty = shared.guard.failed();
+            drop(shared);
+            match penalty {
+                Penalty::Delay(d) => {
+                    tracing::warn!("console login failed");
+                    tokio::time::sleep(d).await;
+                    term.discard_typeahead();
+                    term.write("wrong password\n").await?;
+                }
+                Penalty::Locked(d) => {
+                    tracing::warn!(
+                        lock_secs = d.as_secs(),
+                        "console locked after repeated failed logins"
+                    );
+                    term.discard_typeahead();
+                    term.write("wrong password\n").await?;
+                }
+            }
+        }
+    }
+
+    /// A box with no password: the first technician on the serial line chooses one.
+    async fn first_password<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<Login>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        term.write(&format!(
+            "No console password is set on this box. Choose one now (at least {} characters).\n",
+            auth::MIN_PASSWORD_LEN
+        ))
+        .await?;
+        loop {
+            match self.choose_password(term).await? {
+                Some(Ok(where_)) => {
+                    term.write(&format!("password set ({where_}); type help\n"))
+                        .await?;
+                    return Ok(Login::In);
+                }
+                Some(Err(e)) => term.write(&format!("{e}\n")).await?,
+                None => return Ok(Login::Closed),
+            }
+        }
+    }
+
+    /// Asks for a new password twice and stores its hash. None: input ended.
+    async fn choose_password<R, W>(
+        &self,
+        term: &mut Term<R, W>,
+    ) -> std::io::Result<Option<Result<String, String>>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut answers = Vec::new();
+        for prompt in ["New password: ", "Again: "] {
+            term.write(prompt).await?;
+            match term.read_line(false, None).await? {
+                Input::Line(l) => answers.push(l),
+                Input::Eof => return Ok(None),
+                Input::Cancelled | Input::Idle => {
+                    return Ok(Some(Err("cancelled".into())));
+                }
+            }
+            term.write("\n").await?;
+        }
+        if answers[0] != answers[1] {
+            return Ok(Some(
+                Err("the two passwords differ; nothing changed".into()),
+            ));
+        }
+        if let Err(e) = auth::check_new_password(&answers[0]) {
+            return Ok(Some(Err(format!("password refused: {e}"))));
+        }
+        let pw = answers.swap_remove(0);
+        let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Ok(Some(Err(format!("cannot hash the password: {e}")))),
+            Err(e) => return Ok(Some(Err(format!("cannot hash the password: {e}")))),
         };
-        let room = MAX_LINE.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = chunk.len();
-        r.consume(used);
-        total += used;
-        if done {
-            return Ok(total);
+        let stored = self.shared.lock().await.editor.store_password_hash(&hash);
+        tracing::info!("console password changed");
+        Ok(Some(Ok(stored.unwrap_or_else(|e| {
+            format!("in effect now, but not stored: {e}")
+        }))))
+    }
+
+    /// Commands until exit, idle logout or end of input; false when the input ended.
+    async fn session<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<bool>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let prompt = format!("{}> ", self.ctx.view.gateway_id);
+        loop {
+            // Without a password (stdin) an idle logout would only print noise.
+            let idle = match self.password_hash().await {
+                Some(_) => Some(self.idle().await),
+                None if term.serial => Some(self.idle().await),
+                None => None,
+            };
+            term.write(&prompt).await?;
+            let line = match term.read_line(true, idle).await? {
+                Input::Line(l) => l,
+                Input::Cancelled => continue,
+                Input::Eof if term.serial => {
+                    term.write("bye\n").await?;
+                    return Ok(true);
+                }
+                Input::Eof => return Ok(false),
+                Input::Idle => {
+                    term.write(&format!(
+                        "\nidle for {} s: logged out\n",
+                        idle.unwrap_or_default().as_secs()
+                    ))
+                    .await?;
+                    return Ok(true);
+                }
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.first().copied() {
+                None => continue,
+                Some("exit" | "quit" | "logout") => {
+                    term.write("bye\n").await?;
+                    return Ok(true);
+                }
+                Some("passwd") => {
+                    let out = self.passwd(term).await?;
+                    term.write(&out).await?;
+                }
+                Some(_) => {
+                    let out = self.execute(line.trim()).await;
+                    term.write(&out).await?;
+                }
+            }
+        }
+    }
+
+    /// `passwd`: the current password (if any), then the new one twice.
+    async fn passwd<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<String>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        if let Some(hash) = self.password_hash().await {
+            term.write("Current password: ").await?;
+            let pw = match term.read_line(false, None).await? {
+                Input::Line(l) => l,
+                _ => return Ok("\ncancelled\n".into()),
+            };
+            term.write("\n").await?;
+            if !verify(pw, hash).await {
+                let penalty = self.shared.lock().await.guard.failed();
+                if let Penalty::Delay(d) = penalty {
+                    tokio::time::sleep(d).await;
+                }
+                term.discard_typeahead();
+                return Ok("wrong password; nothing changed\n".into());
+            }
+        }
+        Ok(match self.choose_password(term).await? {
+            Some(Ok(where_)) => format!("password changed ({where_})\n"),
+            Some(Err(e)) => format!("{e}\n"),
+            None => "cancelled\n".into(),
+        })
+    }
+
+    /// Runs one command line (everything but `exit` and `passwd`) and returns its output.
+    async fn execute(&self, line: &str) -> String {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        let args: Vec<&str> = words.collect();
+        match (cmd, args.as_slice()) {
+            ("help" | "?", _) => HELP.to_string(),
+            ("status", []) => self.status().await,
+            ("modems", []) => self.ctx.view.modems_text(),
+            ("modem", [n]) => match self.snapshot(n) {
+                Ok(s) => serde_json::to_string_pretty(&s)
+                    .map(|j| j + "\n")
+                    .unwrap_or_else(|e| format!("error: {e}\n")),
+                Err(e) => e,
+            },
+            ("at", [n, _, ..]) => {
+                let command = rest_after(line, 2);
+                self.at(n, command).await
+            }
+            ("sms", ["send", target, number, _, ..]) => {
+                let text = rest_after(line, 4);
+                self.sms_send(target, number, text).await
+            }
+            ("sms", ["recent"]) => self.sms_recent().await,
+            ("queue", []) => self.queue().await,
+            ("reset", ["modem", n]) => self.reset(n).await,
+            ("log", []) => self.log("20"),
+            ("log", [n]) => self.log(n),
+            ("config", [sub, ..]) => self.config(sub, line).await,
+            ("campaign", _) => {
+                "campaigns are not available in this build yet; nothing done\n".into()
+            }
+            ("status" | "modems" | "modem" | "at" | "sms" | "queue" | "reset" | "log", _) => {
+                format!("usage: {}\n", usage(cmd))
+            }
+            (other, _) => {
+                let shown: String = other.chars().filter(|c| !c.is_control()).take(32).collect();
+                format!("unknown command {shown:?}; try help\n")
+            }
+        }
+    }
+
+    fn snapshot(&self, n: &str) -> Result<ModemSnapshot, String> {
+        let slot: u16 = n
+            .parse()
+            .map_err(|_| format!("error: {n:?} is not a slot number\n"))?;
+        self.ctx
+            .view
+            .snapshots()
+            .into_iter()
+            .find(|s| s.slot == slot)
+            .ok_or_else(|| format!("error: no modem in slot {slot}\n"))
+    }
+
+    fn sender(&self, n: &str) -> Result<(u16, mpsc::Sender<ChannelRequest>), String> {
+        let slot: u16 = n
+            .parse()
+            .map_err(|_| format!("error: {n:?} is not a slot number\n"))?;
+        self.ctx
+            .slots
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(s, tx)| (*s, tx.clone()))
+            .ok_or_else(|| format!("error: no enabled modem in slot {slot}\n"))
+    }
+
+    async fn status(&self) -> String {
+        let v = &self.ctx.view;
+        let snaps = v.snapshots();
+        let ready = snaps
+            .iter()
+            .filter(|s| s.state == ChannelState::Ready)
+            .count();
+        let outbox = match self.ctx.events.store().stats().await {
+            Ok(s) => {
+                let jobs: Vec<String> = s
+                    .jobs_by_state
+                    .iter()
+                    .filter(|(state, _)| matches!(state.as_str(), "queued" | "sending"))
+                    .map(|(state, n)| format!("{n} {state}"))
+                    .collect();
+                format!(
+                    "{} events waiting ({} bytes){}",
+                    s.rows,
+                    s.bytes,
+                    if jobs.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; jobs {}", jobs.join(", "))
+                    }
+                )
+            }
+            Err(e) => format!("store error: {e}"),
+        };
+        let data_dir = &self.ctx.config.gateway.data_dir;
+        let disk = match nix::sys::statvfs::statvfs(data_dir.as_path()) {
+            Ok(st) => {
+                let free = u64::from(st.blocks_available()) * u64::from(st.fragment_size());
+                let total = u64::from(st.blocks()) * u64::from(st.fragment_size());
+                format!(
+                    "{} free of {} in {}",
+                    human_bytes(free),
+                    human_bytes(total),
+                    data_dir.display()
+                )
+            }
+            Err(e) => format!("unknown for {} ({e})", data_dir.display()),
+        };
+        format!(
+            "gateway {}\nversion {}\nuptime  {}\nmqtt    {}\noutbox  {}\ndisk    {}\nmodems  {} configured, {} ready\n",
+            v.gateway_id,
+            v.version,
+            uptime(v.started.elapsed()),
+            v.mqtt_text(&self.ctx.uplink.broker()),
+            outbox,
+            disk,
+            snaps.len(),
+            ready
+        )
+    }
+
+    async fn at(&self, n: &str, command: &str) -> String {
+        let (slot, tx) = match self.sender(n) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        if !command
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case("AT"))
+        {
+            return "error: the command must start with AT\n".into();
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = ChannelRequest::At {
+            command: command.to_string(),
+            timeout: AT_TIMEOUT,
+            reply,
+        };
+        tracing::info!(slot, "console AT command");
+        match ask(&tx, req, rx, AT_TIMEOUT + Duration::from_secs(5)).await {
+            Ok(Ok(lines)) => lines.join("\n") + "\n",
+            Ok(Err(e)) => format!("error: {e}\n"),
+            Err(e) => format!("error: slot {slot}: {e}\n"),
+        }
+    }
+
+    async fn reset(&self, n: &str) -> String {
+        let (slot, tx) = match self.sender(n) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        let (reply, rx) = oneshot::channel();
+        tracing::warn!(slot, "modem reset requested at the console");
+        match ask(
+            &tx,
+            ChannelRequest::Reset { reply },
+            rx,
+            Duration::from_secs(15),
+        )
+        .await
+        {
+            Ok(Ok(())) => format!("slot {slot}: reset started; `modems` shows it coming back\n"),
+            Ok(Err(e)) => format!("error: {e}\n"),
+            Err(e) => format!("error: slot {slot}: {e}\n"),
+        }
+    }
+
+    async fn sms_send(&self, target: &str, number: &str, text: &str) -> String {
+        let slots: Vec<u16> = self.ctx.config.modems.iter().map(|m| m.slot).collect();
+        let slot = if target == "auto" {
+            Value::Null
+        } else {
+            match target.parse::<u64>() {
+                Ok(s) => json!(s),
+                Err(_) => return format!("usage: {}\n", usage("sms")),
+            }
+        };
+        let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
+        let payload = json!({"request_id": request_id, "to": number, "text": text, "slot": slot});
+        let cmd = match crate::commands::parse("sms-send", payload.to_string().as_bytes(), &slots) {
+            Ok(c) => c,
+            Err(rej) => return format!("refused ({}): {}\n", rej.code, rej.message),
+        };
+        let parts = cmd.payload["parts"].clone();
+        let job = NewJob {
+            request_id: cmd.request_id.clone(),
+            verb: cmd.verb.clone(),
+            payload: cmd.payload,
+            slot: cmd.slot,
+            state: "queued".into(),
+            outcome: None,
+            event: None,
+        };
+        match self.ctx.events.store().submit_job(job).await {
+            Ok(Submitted::New { job_id, .. }) | Ok(Submitted::Existing { job_id, .. }) => {
+                tracing::info!(request_id = %cmd.request_id, job_id, "SMS queued at the console");
+                self.ctx.events.committed();
+                self.ctx.events.job_queued();
+                format!(
+                    "queued as job {job_id} (request {}, {parts} part(s)); `sms recent` shows its state\n",
+                    cmd.request_id
+                )
+            }
+            Err(StoreError::Full { rows, bytes }) => format!(
+                "refused: the store is full ({rows} events, {bytes} bytes waiting for the broker)\n"
+            ),
+            Err(e) => format!("error: {e}\n"),
+        }
+    }
+
+    /// The most recently changed `sms-send` jobs, newest first.
+    async fn sms_recent(&self) -> String {
+        let store = self.ctx.events.store();
+        let states = match store.stats().await {
+            Ok(s) => s.jobs_by_state.into_keys().collect::<Vec<_>>(),
+            Err(e) => return format!("error: {e}\n"),
+        };
+        let mut jobs = Vec::new();
+        for state in states {
+            match store.jobs_in_state(&state, 10_000).await {
+                Ok(j) => jobs.extend(j.into_iter().filter(|j| j.verb == "sms-send")),
+                Err(e) => return format!("error: {e}\n"),
+            }
+        }
+        if jobs.is_empty() {
+            return "no SMS sent or queued\n".into();
+        }
+        jobs.sort_by_key(|j| std::cmp::Reverse((j.updated_ms, j.job_id)));
+        let mut out = String::from("job    state     slot  to                parts  changed\n");
+        for j in jobs.iter().take(15) {
+            let slot = j
+                .outcome
+                .as_ref()
+                .and_then(|o| o["slot"].as_u64())
+                .or(j.slot.map(u64::from))
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "auto".into());
+            let err = j
+                .outcome
+                .as_ref()
+                .and_then(|o| o["error"].as_str())
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<6} {:<9} {:<5} {:<17} {:<6} {}{}\n",
+                j.job_id,
+                j.state,
+                slot,
+                j.payload["to"].as_str().unwrap_or("?"),
+                j.payload["parts"],
+                ms_to_rfc3339(j.updated_ms),
+                err
+            ));
+        }
+        out.push_str("(received SMS go to the central server; see `log` for their arrival)\n");
+        out
+    }
+
+    async fn queue(&self) -> String {
+        let store = self.ctx.events.store();
+        let stats = match store.stats().await {
+            Ok(s) => s,
+            Err(e) => return format!("error: {e}\n"),
+        };
+        let mut out = format!(
+            "outbox: {} events ({} bytes) waiting for the broker\njobs by state:\n",
+            stats.rows, stats.bytes
+        );
+        if stats.jobs_by_state.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for (state, n) in &stats.jobs_by_state {
+            out.push_str(&format!("  {state:<10} {n}\n"));
+        }
+        for state in ["sending", "queued"] {
+            if let Ok(jobs) = store.jobs_in_state(state, 10).await {
+                for j in jobs {
+                    out.push_str(&format!(
+                        "  {state} job {} {} {} (request {})\n",
+                        j.job_id,
+                        j.verb,
+                        j.payload["to"].as_str().unwrap_or(""),
+                        j.request_id
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn log(&self, n: &str) -> String {
+        let Ok(n) = n.parse::<usize>() else {
+            return format!("usage: {}\n", usage("log"));
+        };
+        let lines = self.ctx.logs.last(n.clamp(1, logring::CAPACITY));
+        if lines.is_empty() {
+            return "no log lines yet\n".into();
+        }
+        lines.join("\n") + "\n"
+    }
+
+    async fn config(&self, sub: &str, line: &str) -> String {
+        let mut shared = self.shared.lock().await;
+        let ed = &mut shared.editor;
+        match sub {
+            "show" => ed.show(),
+            "get" => match line.split_whitespace().nth(2) {
+                Some(key) => ed.get(key).map(|v| v + "\n").unwrap_or_else(|e| e + "\n"),
+                None => "usage: config get KEY\n".into(),
+            },
+            "set" => {
+                let Some(key) = line.split_whitespace().nth(2) else {
+                    return "usage: config set KEY VALUE\n".into();
+                };
+                let value = rest_after(line, 3);
+                if value.is_empty() {
+                    return "usage: config set KEY VALUE (config unset KEY removes it)\n".into();
+                }
+                match ed.set(key, value) {
+                    Ok(()) => format!(
+                        "{key} set (not saved; `config diff`, `config save`, `config apply`)\n"
+                    ),
+                    Err(e) => format!("refused, nothing changed:\n{e}\n"),
+                }
+            }
+            "unset" => match line.split_whitespace().nth(2) {
+                Some(key) => match ed.unset(key) {
+                    Ok(()) => format!("{key} removed (not saved)\n"),
+                    Err(e) => format!("refused, nothing changed:\n{e}\n"),
+                },
+                None => "usage: config unset KEY\n".into(),
+            },
+            "diff" => ed.diff(),
+            "save" => match ed.save() {
+                Ok(p) => format!("saved to {} (previous file kept as .bak)\n", p.display()),
+                Err(e) => format!("not saved: {e}\n"),
+            },
+            "revert" => match ed.revert() {
+                Ok(()) => "working copy thrown away; it is the saved file again\n".into(),
+                Err(e) => format!("error: {e}\n"),
+            },
+            "apply" => {
+                let new = match ed.pending_config() {
+                    Ok(c) => c,
+                    Err(e) => return format!("not applied:\n{e}\n"),
+                };
+                let changes = ed.changes(&new);
+                if changes.is_empty() {
+                    return "nothing to apply: the agent runs with this configuration\n".into();
+                }
+                let mut out = String::new();
+                let mut running = ed.running().clone();
+                if changes.console_live {
+                    running.console.password_hash = new.console.password_hash.clone();
+                    running.console.idle_logout_secs = new.console.idle_logout_secs;
+                    out.push_str("console: password and idle logout in effect now\n");
+                }
+                let unsaved = ed.unsaved();
+                if changes.mqtt {
+                    // Restarting the uplink must not hold the console's state.
+                    let previous = running.mqtt.clone();
+                    running.mqtt = new.mqtt.clone();
+                    ed.set_running(running.clone());
+                    drop(shared);
+                    let (restarted, text) = self.apply_mqtt(new.mqtt.clone()).await;
+                    out.push_str(&text);
+                    if !restarted {
+                        running.mqtt = previous;
+                    }
+                    self.shared.lock().await.editor.set_running(running);
+                } else {
+                    ed.set_running(running);
+                }
+                if !changes.need_restart.is_empty() {
+                    out.push_str(&format!(
+                        "needs a restart of the agent to take effect: {} (save, then `systemctl restart gsmgw`)\n",
+                        changes.need_restart.join(", ")
+                    ));
+                }
+                if unsaved {
+                    out.push_str("not saved yet: `config save` keeps it across restarts\n");
+                }
+                out
+            }
+            _ => format!("usage: {}\n", usage("config")),
+        }
+    }
+
+    /// Restarts the uplink with `mqtt` and waits a while for it to connect.
+    async fn apply_mqtt(&self, mqtt: crate::config::MqttConfig) -> (bool, String) {
+        let mut status = self.ctx.view.uplink.clone();
+        let before = status.borrow().connects;
+        if let Err(e) = self.ctx.uplink.restart(mqtt).await {
+            return (false, format!("mqtt: not applied: {e}\n"));
+        }
+        let connected = tokio::time::timeout(APPLY_WAIT, async {
+            loop {
+                {
+                    let s = status.borrow_and_update();
+                    if s.connected && s.connects > before {
+                        return;
+                    }
+                }
+                if status.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+        .is_ok();
+        let broker = self.ctx.uplink.broker();
+        let text = if connected {
+            format!("mqtt: applied; uplink reconnected to {broker}\n")
+        } else {
+            let err = status
+                .borrow()
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no answer".into());
+            format!(
+                "mqtt: applied, but the uplink has not connected to {broker} within {} s ({err}); it keeps trying. `config revert` + `config apply` goes back\n",
+                APPLY_WAIT.as_secs()
+            )
+        };
+        (true, text)
+    }
+}
+
+async fn verify(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// Sends a request to a channel and waits for its answer, both bounded.
+async fn ask<T>(
+    tx: &mpsc::Sender<ChannelRequest>,
+    req: ChannelRequest,
+    rx: oneshot::Receiver<T>,
+    timeout: Duration,
+) -> Result<T, String> {
+    tokio::time::timeout(Duration::from_secs(2), tx.send(req))
+        .await
+        .map_err(|_| "the modem's channel is busy".to_string())?
+        .map_err(|_| "the modem's channel is not running".to_string())?;
+    tokio::time::timeout(timeout, rx)
+        .await
+        .map_err(|_| "no answer in time (is the modem present? see `modems`)".to_string())?
+        .map_err(|_| "the modem's channel dropped the request (port lost?)".to_string())
+}
+
+/// The text after the first `n` words of `line`, as typed (inner spaces kept).
+fn rest_after(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    rest.trim_end()
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "status",
+        "status",
+        "gateway, version, uptime, MQTT, outbox, free disk, modems",
+    ),
+    (
+        "modems",
+        "modems",
+        "one line per slot: state, model, IMEI, IMSI, SIM, network, signal",
+    ),
+    ("modem", "modem N", "everything known about slot N"),
+    (
+        "at",
+        "at N CMD",
+        "send a raw AT command to slot N (queued behind the agent's own)",
+    ),
+    (
+        "sms",
+        "sms send N|auto NUMBER TEXT | sms recent",
+        "queue an SMS (E.164 number) / the last SMS jobs",
+    ),
+    ("queue", "queue", "outbox depth and jobs by state"),
+    ("reset", "reset modem N", "reset the modem in slot N"),
+    ("log", "log [N]", "the last N log lines (default 20)"),
+    (
+        "config",
+        "config show|get KEY|set KEY VALUE|unset KEY|diff|save|revert|apply",
+        "view and change the configuration (see below)",
+    ),
+    (
+        "campaign",
+        "campaign list|pause|resume|cancel ID",
+        "not available in this build yet",
+    ),
+    ("passwd", "passwd", "change the console password"),
+    ("help", "help", "this text"),
+    ("exit", "exit", "log out (the agent keeps running)"),
+];
+
+fn usage(cmd: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .find(|(c, _, _)| *c == cmd)
+        .map(|(_, u, _)| *u)
+        .unwrap_or("help")
+}
+
+static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut s = String::from("commands:\n");
+    for (_, usage, what) in COMMANDS {
+        s.push_str(&format!("  {usage}\n      {what}\n"));
+    }
+    s.push_str(
+        "config keys: section.key (gateway.id, mqtt.url, mqtt.username, mqtt.password, console.idle_logout_secs …)\n\
+         or modem[N].key (N-th [[modem]] table: modem[1].port, modem[1].pin; modem[N+1] adds one).\n\
+         Every change is checked like `gsmgw config check`; a refused change leaves everything as it was.\n\
+         `config apply` restarts only what changed (MQTT: the uplink reconnects, modems keep running);\n\
+         `config save` writes the file atomically and keeps the old one as .bak.\n\
+         Keys: Enter, Backspace, Ctrl-U (erase line), Ctrl-C (cancel line), Ctrl-D (log out).\n",
+    );
+    s
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(
+            rest_after("sms send 1 +380501234567  hello  world ", 4),
+            "hello  world"
+        );
+        assert_eq!(rest_after("at 1 AT+CSQ", 2), "AT+CSQ");
+        assert_eq!(rest_after("at 1", 2), "");
+        assert_eq!(uptime(Duration::from_secs(93_784)), "1d 02:03:04");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(ms_to_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(ms_to_rfc3339(1_764_198_000_000), "2025-11-26T23:00:00Z");
+        for (cmd, _, _) in COMMANDS {
+            assert!(HELP.contains(cmd));
         }
     }
 }

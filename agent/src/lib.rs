@@ -1,16 +1,19 @@
 //! gsmgw-agent: the application — configuration, modem channels, uplink, console.
 
+pub mod campaign;
 pub mod channel;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod console;
 pub mod events;
+pub mod quiet;
 pub mod runtime;
 pub mod sms_in;
 pub mod sms_out;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod uplink;
 
 pub use runtime::{Agent, AgentError, AgentOptions};

@@ -5,16 +5,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::channel::{self, ChannelContext, ChannelHandle, ChannelTimings, PortClaims};
-use crate::config::Config;
-use crate::console::{self, AgentView};
+use crate::config::{Config, MqttConfig};
+use crate::console::{self, AgentView, ConsoleContext};
 use crate::events::Events;
 use crate::sms_out::{self, SlotHandle};
 use crate::state::ModemEvent;
 use crate::store::{EventClass, Store, StoreOptions};
-use crate::uplink::{self, UplinkOptions};
+use crate::uplink::{self, UplinkOptions, UplinkStatus};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,19 +61,30 @@ impl Agent {
         opts: AgentOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Agent, AgentError> {
+        Self::start_with_file(cfg, None, opts, shutdown)
+    }
+
+    /// Like [`Agent::start`], naming the file `cfg` was read from: the console's
+    /// `config save` writes it, and a first password chosen at the console is stored in it.
+    pub fn start_with_file(
+        cfg: Config,
+        config_path: Option<std::path::PathBuf>,
+        opts: AgentOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&cfg.gateway.data_dir).map_err(|source| AgentError::DataDir {
             path: cfg.gateway.data_dir.display().to_string(),
             source,
         })?;
-        let endpoint = cfg
-            .mqtt
-            .endpoint()
-            .map_err(|e| AgentError::Config(e.to_string()))?;
-        if endpoint.tls {
-            return Err(AgentError::Config(
-                "mqtts:// (TLS) is not supported by this build yet; use mqtt://".into(),
-            ));
-        }
+        let boot_id = uuid::Uuid::new_v4().to_string();
+        let uplink_base = UplinkBase {
+            gateway_id: cfg.gateway.id.clone(),
+            version: opts.version.clone(),
+            boot_id: boot_id.clone(),
+            slots: cfg.modems.iter().map(|m| m.slot).collect(),
+        };
+        // Unreadable or invalid TLS files stop the start with a configuration error.
+        let first_uplink = uplink_base.options(&cfg.mqtt).map_err(AgentError::Config)?;
         let (store, store_alarms) =
             Store::open(StoreOptions::in_dir(&cfg.gateway.data_dir), &cfg.gateway.id)?;
         let events = Events::new(store, Arc::new(Notify::new()));
@@ -83,7 +94,6 @@ impl Agent {
                 ev.alarm("store-corrupt", &alarm.to_string(), None).await;
             });
         }
-        let boot_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(gateway = %cfg.gateway.id, %boot_id, version = %opts.version, "agent starting");
 
         let board = match &cfg.gateway.board_profile {
@@ -137,6 +147,11 @@ impl Agent {
             senders.push(req_tx);
         }
         let snapshots: Vec<_> = channels.iter().map(|c| c.snapshot.clone()).collect();
+        let console_slots: Vec<_> = channels
+            .iter()
+            .zip(&senders)
+            .map(|(c, s)| (c.slot, s.clone()))
+            .collect();
         let slot_handles: Vec<SlotHandle> = channels
             .iter()
             .zip(senders)
@@ -146,7 +161,39 @@ impl Agent {
                 requests,
             })
             .collect();
-        tokio::spawn(sms_out::run(events.clone(), slot_handles, shutdown.clone()));
+        let policy = sms_out::SendPolicy {
+            per_minute: cfg.sms.per_minute,
+            per_hour: cfg.sms.per_hour,
+            per_day: cfg.sms.per_day,
+            quiet_hours: cfg
+                .sms
+                .quiet_hours
+                .as_deref()
+                .and_then(|q| crate::quiet::QuietHours::parse(q).ok()),
+            on_unknown: cfg.sms.on_unknown.clone(),
+            cooldown: Duration::from_secs(u64::from(cfg.sms.cooldown_secs)),
+            routes: cfg
+                .sms
+                .route
+                .iter()
+                .map(|r| (r.prefix.clone(), r.group.clone()))
+                .collect(),
+            groups: cfg
+                .modems
+                .iter()
+                .filter_map(|m| m.group.clone().map(|g| (m.slot, g)))
+                .collect(),
+        };
+        tokio::spawn(sms_out::run(
+            events.clone(),
+            slot_handles,
+            policy,
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::campaign::progress_loop(
+            events.clone(),
+            shutdown.clone(),
+        ));
         {
             let ev = events.clone();
             let timeout = Duration::from_secs(u64::from(cfg.sms.reassembly_timeout_secs));
@@ -164,19 +211,9 @@ impl Agent {
                 }
             });
         }
-        let (uplink, uplink_status) = uplink::spawn(
-            UplinkOptions {
-                gateway_id: cfg.gateway.id.clone(),
-                host: endpoint.host.clone(),
-                port: endpoint.port,
-                username: cfg.mqtt.username.clone(),
-                password: cfg.mqtt.password.clone(),
-                keep_alive: Duration::from_secs(u64::from(cfg.mqtt.keep_alive_secs)),
-                version: opts.version.clone(),
-                boot_id,
-                max_backoff: Duration::from_secs(30),
-                slots: cfg.modems.iter().map(|m| m.slot).collect(),
-            },
+        let (uplink, uplink_status, uplink_control) = supervise_uplink(
+            uplink_base,
+            first_uplink,
             snapshots.clone(),
             events.clone(),
             shutdown.clone(),
@@ -187,26 +224,21 @@ impl Agent {
             started: Instant::now(),
             modems: snapshots,
             uplink: uplink_status,
-            broker: format!("{}:{}", endpoint.host, endpoint.port),
+            broker: broker_name(&cfg.mqtt),
         };
         let console = if opts.console {
-            match cfg.console.device.as_str() {
-                "none" => None,
-                "stdin" => {
-                    let v = view.clone();
-                    let sd = shutdown.clone();
-                    Some(tokio::spawn(async move {
-                        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-                        if let Err(e) = console::serve(v, stdin, tokio::io::stdout(), sd).await {
-                            tracing::warn!(error = %e, "console ended");
-                        }
-                    }))
-                }
-                dev => {
-                    tracing::warn!(device = %dev, "serial console with login is not available in this build; console disabled");
-                    None
-                }
-            }
+            console::spawn(
+                ConsoleContext {
+                    view: view.clone(),
+                    events: events.clone(),
+                    slots: console_slots,
+                    config: cfg.clone(),
+                    config_path,
+                    uplink: uplink_control,
+                    logs: console::log_ring(),
+                },
+                shutdown.clone(),
+            )
         } else {
             None
         };
@@ -241,4 +273,155 @@ impl Agent {
             c.abort();
         }
     }
+}
+
+/// What every uplink of this run shares; `[mqtt]` supplies the rest.
+struct UplinkBase {
+    gateway_id: String,
+    version: String,
+    boot_id: String,
+    slots: Vec<u16>,
+}
+
+impl UplinkBase {
+    /// The uplink's options for these `[mqtt]` settings (TLS files are read here).
+    fn options(&self, mqtt: &MqttConfig) -> Result<UplinkOptions, String> {
+        let endpoint = mqtt.endpoint().map_err(|e| e.to_string())?;
+        let tls = if endpoint.tls {
+            let tls = crate::tls::client_config(
+                mqtt.ca_file.as_deref(),
+                mqtt.cert_file.as_deref(),
+                mqtt.key_file.as_deref(),
+            )
+            .map_err(|e| format!("mqtt TLS: {e}"))?;
+            Some(Arc::new(tls))
+        } else {
+            None
+        };
+        Ok(UplinkOptions {
+            gateway_id: self.gateway_id.clone(),
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            username: mqtt.username.clone(),
+            password: mqtt.password.clone(),
+            keep_alive: Duration::from_secs(u64::from(mqtt.keep_alive_secs)),
+            version: self.version.clone(),
+            boot_id: self.boot_id.clone(),
+            max_backoff: Duration::from_secs(30),
+            slots: self.slots.clone(),
+            tls,
+        })
+    }
+}
+
+/// `host:port` of the broker, for the console.
+fn broker_name(mqtt: &MqttConfig) -> String {
+    match mqtt.endpoint() {
+        Ok(e) => format!("{}:{}", e.host, e.port),
+        Err(_) => mqtt.url.clone(),
+    }
+}
+
+type RestartRequest = (MqttConfig, oneshot::Sender<Result<(), String>>);
+
+/// Restarts the uplink with new `[mqtt]` settings; the modems are not touched.
+#[derive(Clone)]
+pub struct UplinkControl {
+    tx: mpsc::Sender<RestartRequest>,
+    broker: watch::Receiver<String>,
+}
+
+impl UplinkControl {
+    /// Stops the uplink (it says goodbye if connected) and starts it with `mqtt`; resolves
+    /// once the new uplink runs (connecting), or with the reason it cannot.
+    pub async fn restart(&self, mqtt: MqttConfig) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((mqtt, reply))
+            .await
+            .map_err(|_| "the uplink is stopping".to_string())?;
+        rx.await.map_err(|_| "the uplink is stopping".to_string())?
+    }
+
+    /// `host:port` of the broker the uplink uses now.
+    pub fn broker(&self) -> String {
+        self.broker.borrow().clone()
+    }
+}
+
+/// Runs the uplink, restarting it on request; its status is carried over restarts
+/// (connect and ack counts add up).
+fn supervise_uplink(
+    base: UplinkBase,
+    first: UplinkOptions,
+    snapshots: Vec<watch::Receiver<crate::state::ModemSnapshot>>,
+    events: Events,
+    mut shutdown: watch::Receiver<bool>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    watch::Receiver<UplinkStatus>,
+    UplinkControl,
+) {
+    let (status_tx, status_rx) = watch::channel(UplinkStatus::default());
+    let (broker_tx, broker_rx) = watch::channel(format!("{}:{}", first.host, first.port));
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<RestartRequest>(4);
+    let task = tokio::spawn(async move {
+        let mut opts = first;
+        let (mut connects, mut acked) = (0u32, 0u64);
+        let mut ctl_open = true;
+        loop {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let (mut task, mut st) =
+                uplink::spawn(opts.clone(), snapshots.clone(), events.clone(), stop_rx);
+            let mut alive = true;
+            let next = loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break None,
+                    r = st.changed(), if alive => match r {
+                        Ok(()) => {
+                            let s = st.borrow_and_update().clone();
+                            status_tx.send_replace(UplinkStatus {
+                                connects: connects + s.connects,
+                                acked: acked + s.acked,
+                                ..s
+                            });
+                        }
+                        Err(_) => alive = false,
+                    },
+                    req = ctl_rx.recv(), if ctl_open => match req {
+                        Some((mqtt, reply)) => match base.options(&mqtt) {
+                            Ok(o) => break Some((o, reply)),
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        },
+                        None => ctl_open = false,
+                    },
+                }
+            };
+            let _ = stop_tx.send(true);
+            let _ = (&mut task).await;
+            let last = st.borrow().clone();
+            connects += last.connects;
+            acked += last.acked;
+            status_tx.send_modify(|s| s.connected = false);
+            match next {
+                None => return,
+                Some((o, reply)) => {
+                    tracing::info!(host = %o.host, port = o.port, "uplink restarting with new MQTT settings");
+                    broker_tx.send_replace(format!("{}:{}", o.host, o.port));
+                    opts = o;
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    });
+    (
+        task,
+        status_rx,
+        UplinkControl {
+            tx: ctl_tx,
+            broker: broker_rx,
+        },
+    )
 }

@@ -121,9 +121,19 @@ fn status_event(job: &Job, state: &str, extra: Value) -> NewEvent {
     NewEvent::new("sms-status", EventClass::Critical, body)
 }
 
-/// Marks jobs caught in `sending` by a crash as `unknown` (see the module docs).
-pub async fn recover_interrupted(events: &Events) -> Result<usize, StoreError> {
+/// Jobs caught in `sending` by a crash: `report` marks them `unknown` (see the module
+/// docs); `retry` queues them again (the recipient may get the message twice).
+pub async fn recover_interrupted(events: &Events, policy: &str) -> Result<usize, StoreError> {
     let jobs = events.store().jobs_in_state("sending", 10_000).await?;
+    if policy == "retry" {
+        for job in &jobs {
+            events
+                .store()
+                .requeue(job.job_id, job.outcome.clone().unwrap_or(json!({})), 0)
+                .await?;
+        }
+        return Ok(jobs.len());
+    }
     for job in &jobs {
         let ev = status_event(
             job,
@@ -142,63 +152,295 @@ pub async fn recover_interrupted(events: &Events) -> Result<usize, StoreError> {
     Ok(jobs.len())
 }
 
-/// Runs the sender until shutdown.
-pub async fn run(events: Events, slots: Vec<SlotHandle>, mut shutdown: watch::Receiver<bool>) {
-    if let Err(e) = recover_interrupted(&events).await {
+/// Routing and limits, from `[sms]` and the modems' groups.
+#[derive(Debug, Clone)]
+pub struct SendPolicy {
+    /// Per-SIM messages per minute / hour / day (0 = unlimited).
+    pub per_minute: u32,
+    /// Per hour.
+    pub per_hour: u32,
+    /// Per day (local calendar day).
+    pub per_day: u32,
+    /// Campaign quiet hours (a campaign's own window wins).
+    pub quiet_hours: Option<crate::quiet::QuietHours>,
+    /// `report` or `retry` for sends interrupted by a crash.
+    pub on_unknown: String,
+    /// Rest after 3 failures in a row.
+    pub cooldown: Duration,
+    /// Number prefix → group.
+    pub routes: Vec<(String, String)>,
+    /// Slot → group.
+    pub groups: BTreeMap<u16, String>,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        Self {
+            per_minute: 0,
+            per_hour: 0,
+            per_day: 0,
+            quiet_hours: None,
+            on_unknown: "report".into(),
+            cooldown: Duration::from_secs(300),
+            routes: Vec::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The persistent counter names of a SIM's current minute, hour and local day.
+pub fn limit_counters(imsi: &str, now_ms: i64) -> [String; 3] {
+    let minute = now_ms / 60_000;
+    let hour = now_ms / 3_600_000;
+    let day = chrono::Local::now().format("%Y%m%d");
+    [
+        format!("sms:{imsi}:m:{minute}"),
+        format!("sms:{imsi}:h:{hour}"),
+        format!("sms:{imsi}:d:{day}"),
+    ]
+}
+
+/// How a send ended, for the dispatcher.
+struct Done {
+    slot: u16,
+    job_id: i64,
+    failed_here: bool,
+}
+
+#[derive(Default)]
+struct SlotHealth {
+    failures_in_row: u32,
+    cooling_until: Option<tokio::time::Instant>,
+}
+
+/// Runs the sender until shutdown: at most one message in flight per SIM, all SIMs in
+/// parallel.
+pub async fn run(
+    events: Events,
+    slots: Vec<SlotHandle>,
+    policy: SendPolicy,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Err(e) = recover_interrupted(&events, &policy.on_unknown).await {
         tracing::error!(error = %e, "cannot check for interrupted sends");
     }
-    let mut next_try: BTreeMap<i64, tokio::time::Instant> = BTreeMap::new();
-    let mut rr = 0usize;
     let wake = events.jobs_wake();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut busy: BTreeMap<u16, i64> = BTreeMap::new();
+    let mut health: BTreeMap<u16, SlotHealth> = BTreeMap::new();
+    // Messages counted per counter name, cached (persisted by mark_sending).
+    let mut counts: std::collections::HashMap<String, i64> = Default::default();
+    let mut campaign_quiet: std::collections::HashMap<String, Option<crate::quiet::QuietHours>> =
+        Default::default();
     loop {
-        let queued = match events.store().jobs_in_state("queued", 64).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the send queue");
-                Vec::new()
-            }
-        };
-        let now = tokio::time::Instant::now();
-        for job in queued.into_iter().filter(|j| j.verb == "sms-send") {
-            if next_try.get(&job.job_id).is_some_and(|t| *t > now) {
-                continue;
-            }
-            let Some(handle) = pick_slot(&slots, &job, &mut rr) else {
-                continue;
+        let free = slots
+            .iter()
+            .filter(|h| !busy.contains_key(&h.slot))
+            .filter(|h| h.snapshot.borrow().state == ChannelState::Ready)
+            .filter(|h| {
+                health
+                    .get(&h.slot)
+                    .and_then(|x| x.cooling_until)
+                    .is_none_or(|t| t <= tokio::time::Instant::now())
+            })
+            .count();
+        if free > 0 {
+            let jobs = match events
+                .store()
+                .next_jobs(now_ms(), busy.len() + free * 4 + 8)
+                .await
+            {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the send queue");
+                    Vec::new()
+                }
             };
-            let job_id = job.job_id;
-            next_try.remove(&job_id);
-            // One job at a time for now; spreading a campaign over the SIMs in parallel comes
-            // with the send-queue work.
-            if let Some(delay) = send_job(&events, &handle, job).await {
-                next_try.insert(job_id, tokio::time::Instant::now() + delay);
+            for job in jobs {
+                if busy.values().any(|j| *j == job.job_id) {
+                    continue;
+                }
+                if let Some(cid) = job.payload["campaign_id"].as_str() {
+                    let q = match campaign_quiet.get(cid) {
+                        Some(q) => *q,
+                        None => {
+                            let own = match events.store().campaign(cid).await {
+                                Ok(Some(c)) => c.spec["quiet_hours"]
+                                    .as_str()
+                                    .and_then(|s| crate::quiet::QuietHours::parse(s).ok()),
+                                _ => None,
+                            };
+                            let q = own.or(policy.quiet_hours);
+                            campaign_quiet.insert(cid.to_string(), q);
+                            q
+                        }
+                    };
+                    if q.is_some_and(|q| q.now()) {
+                        continue;
+                    }
+                }
+                let Some(handle) =
+                    route(&slots, &job, &policy, &busy, &health, &mut counts, &events).await
+                else {
+                    continue;
+                };
+                busy.insert(handle.slot, job.job_id);
+                let imsi = handle.snapshot.borrow().imsi.clone();
+                let names = limit_counters(&imsi, now_ms());
+                for n in &names {
+                    *counts.entry(n.clone()).or_insert(0) += 1;
+                }
+                let (ev, tx) = (events.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let slot = handle.slot;
+                    let job_id = job.job_id;
+                    let failed_here = send_job(&ev, &handle, job, names.to_vec()).await;
+                    ev.job_queued();
+                    let _ = tx.send(Done {
+                        slot,
+                        job_id,
+                        failed_here,
+                    });
+                });
+                if busy.len() >= slots.len() {
+                    break;
+                }
             }
         }
-        // Wake on a new job, or to retry, or to notice a slot that became ready.
         tokio::select! {
             _ = shutdown.changed() => return,
+            d = done_rx.recv() => {
+                if let Some(d) = d {
+                    busy.remove(&d.slot);
+                    let h = health.entry(d.slot).or_default();
+                    if d.failed_here {
+                        h.failures_in_row += 1;
+                        if h.failures_in_row >= 3 {
+                            tracing::warn!(slot = d.slot, "SIM keeps failing; cooling down");
+                            h.cooling_until = Some(tokio::time::Instant::now() + policy.cooldown);
+                            h.failures_in_row = 0;
+                        }
+                    } else {
+                        h.failures_in_row = 0;
+                    }
+                    tracing::debug!(slot = d.slot, job_id = d.job_id, "send finished");
+                }
+            }
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                // Counters of past windows are not needed in memory.
+                if counts.len() > 10_000 {
+                    counts.clear();
+                }
+            }
         }
     }
 }
 
-/// The slot for a job: the one it names, else the least recently used ready one.
-fn pick_slot(slots: &[SlotHandle], job: &Job, rr: &mut usize) -> Option<SlotHandle> {
-    let ready = |h: &&SlotHandle| h.snapshot.borrow().state == ChannelState::Ready;
-    if let Some(want) = job.slot {
-        return slots.iter().filter(ready).find(|h| h.slot == want).cloned();
+/// The SIM for a job: the slot it names, else its group, else the group its number's prefix
+/// maps to (falling back to any SIM), least used today among those within their limits.
+async fn route(
+    slots: &[SlotHandle],
+    job: &Job,
+    policy: &SendPolicy,
+    busy: &BTreeMap<u16, i64>,
+    health: &BTreeMap<u16, SlotHealth>,
+    counts: &mut std::collections::HashMap<String, i64>,
+    events: &Events,
+) -> Option<SlotHandle> {
+    let now = tokio::time::Instant::now();
+    let avoid = job
+        .outcome
+        .as_ref()
+        .and_then(|o| o["last_slot"].as_u64())
+        .map(|s| s as u16);
+    let usable: Vec<&SlotHandle> = slots
+        .iter()
+        .filter(|h| !busy.contains_key(&h.slot))
+        .filter(|h| h.snapshot.borrow().state == ChannelState::Ready)
+        .filter(|h| {
+            health
+                .get(&h.slot)
+                .and_then(|x| x.cooling_until)
+                .is_none_or(|t| t <= now)
+        })
+        .collect();
+    let to = job.payload["to"].as_str().unwrap_or("");
+    let explicit_group = job.payload["group"].as_str().map(str::to_string);
+    let prefix_group = policy
+        .routes
+        .iter()
+        .filter(|(p, _)| to.starts_with(p.as_str()))
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, g)| g.clone());
+    let in_group =
+        |g: &str, h: &&&SlotHandle| policy.groups.get(&h.slot).map(String::as_str) == Some(g);
+    let mut candidates: Vec<&SlotHandle> = if let Some(want) = job.slot {
+        usable.iter().copied().filter(|h| h.slot == want).collect()
+    } else if let Some(g) = &explicit_group {
+        usable.iter().filter(|h| in_group(g, h)).copied().collect()
+    } else {
+        let preferred: Vec<&SlotHandle> = match &prefix_group {
+            Some(g) => usable.iter().filter(|h| in_group(g, h)).copied().collect(),
+            None => Vec::new(),
+        };
+        if preferred.is_empty() {
+            usable.clone()
+        } else {
+            preferred
+        }
+    };
+    // Failover: after a failure on one SIM, another one if there is one.
+    if let Some(a) = avoid {
+        if candidates.len() > 1 {
+            candidates.retain(|h| h.slot != a);
+        }
     }
-    let candidates: Vec<&SlotHandle> = slots.iter().filter(ready).collect();
-    if candidates.is_empty() {
-        return None;
+    let mut best: Option<(&SlotHandle, i64)> = None;
+    for h in candidates {
+        let imsi = h.snapshot.borrow().imsi.clone();
+        let names = limit_counters(&imsi, now_ms());
+        let mut used = [0i64; 3];
+        for (i, n) in names.iter().enumerate() {
+            used[i] = match counts.get(n) {
+                Some(v) => *v,
+                None => {
+                    let v = events
+                        .store()
+                        .counters(vec![n.clone()])
+                        .await
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(0);
+                    counts.insert(n.clone(), v);
+                    v
+                }
+            };
+        }
+        let limits = [policy.per_minute, policy.per_hour, policy.per_day];
+        if used
+            .iter()
+            .zip(limits)
+            .any(|(u, l)| l > 0 && *u >= i64::from(l))
+        {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| used[2] < b) {
+            best = Some((h, used[2]));
+        }
     }
-    *rr = rr.wrapping_add(1);
-    candidates.get(*rr % candidates.len()).map(|h| (*h).clone())
+    best.map(|(h, _)| h.clone())
 }
 
-/// Sends one job; returns a delay when it should be retried.
-async fn send_job(events: &Events, handle: &SlotHandle, job: Job) -> Option<Duration> {
+/// Sends one job; returns true when it failed because of this SIM (for cooling down).
+async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<String>) -> bool {
     let to = job.payload["to"].as_str().unwrap_or("").to_string();
     let text = job.payload["text"].as_str().unwrap_or("").to_string();
     let report = job.payload["report"].as_bool().unwrap_or(false);
@@ -225,18 +467,22 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job) -> Option<Dura
                 handle.slot,
             )
             .await;
-            return None;
+            return false;
         }
     };
-    // Committed before the first AT+CMGS is written.
+    // Committed, and counted against the SIM's limits, before the first AT+CMGS is written.
     let outcome = json!({"slot": handle.slot, "attempts": attempts});
-    if let Err(e) = events
+    match events
         .store()
-        .update_job(job.job_id, "sending", Some(outcome), None)
+        .mark_sending(job.job_id, outcome, counters)
         .await
     {
-        tracing::error!(job_id = job.job_id, error = %e, "cannot mark the job sending; not sent");
-        return Some(Duration::from_secs(5));
+        Ok(()) => {}
+        Err(StoreError::NoSuchJob(_)) => return false, // cancelled meanwhile
+        Err(e) => {
+            tracing::error!(job_id = job.job_id, error = %e, "cannot mark the job sending; not sent");
+            return false;
+        }
     }
     let (tx, rx) = oneshot::channel();
     if handle
@@ -245,8 +491,16 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job) -> Option<Dura
         .await
         .is_err()
     {
-        requeue(events, &job, attempts, "channel stopped", handle.slot).await;
-        return Some(Duration::from_secs(5));
+        requeue(
+            events,
+            &job,
+            attempts,
+            "channel stopped",
+            handle.slot,
+            Duration::from_secs(5),
+        )
+        .await;
+        return true;
     }
     match rx.await {
         Ok(Ok(mrs)) => {
@@ -264,19 +518,20 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job) -> Option<Dura
                 handle.slot,
             )
             .await;
-            None
+            false
         }
         Ok(Err(f)) => {
             let (kind, reason) = classify(&f.error);
             if !f.sent.is_empty() {
                 // Some parts are out: sending again would duplicate them.
                 finish(events, &job, "failed", json!({"slot": handle.slot, "mr": f.sent, "error": reason, "attempts": attempts}), handle.slot).await;
-                return None;
+                return true;
             }
             if kind == FailureKind::Transient && attempts < MAX_ATTEMPTS {
                 tracing::warn!(job_id = job.job_id, %reason, attempts, "transient send failure; retrying");
-                requeue(events, &job, attempts, &reason, handle.slot).await;
-                return Some(Duration::from_secs(2u64.pow(attempts.min(6))));
+                let delay = Duration::from_secs(2u64.pow(attempts.min(6)));
+                requeue(events, &job, attempts, &reason, handle.slot, delay).await;
+                return true;
             }
             tracing::warn!(job_id = job.job_id, %reason, "send failed");
             finish(
@@ -287,23 +542,35 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job) -> Option<Dura
                 handle.slot,
             )
             .await;
-            None
+            kind == FailureKind::Transient
         }
         Err(_) => {
-            // The channel dropped the request (shutdown) before answering: it was not written.
-            requeue(events, &job, attempts, "channel stopped", handle.slot).await;
-            Some(Duration::from_secs(5))
+            // The channel dropped the request before answering (port gone): not written.
+            requeue(
+                events,
+                &job,
+                attempts,
+                "channel stopped",
+                handle.slot,
+                Duration::from_secs(1),
+            )
+            .await;
+            true
         }
     }
 }
 
-async fn requeue(events: &Events, job: &Job, attempts: u32, reason: &str, slot: u16) {
+async fn requeue(
+    events: &Events,
+    job: &Job,
+    attempts: u32,
+    reason: &str,
+    slot: u16,
+    delay: Duration,
+) {
     let outcome = json!({"attempts": attempts, "last_error": reason, "last_slot": slot});
-    if let Err(e) = events
-        .store()
-        .update_job(job.job_id, "queued", Some(outcome), None)
-        .await
-    {
+    let due = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0);
+    if let Err(e) = events.store().requeue(job.job_id, outcome, due).await {
         tracing::error!(job_id = job.job_id, error = %e, "cannot requeue");
     }
 }

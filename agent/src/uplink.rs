@@ -49,6 +49,8 @@ pub struct UplinkOptions {
     pub max_backoff: Duration,
     /// Configured slots (commands naming another slot are refused).
     pub slots: Vec<u16>,
+    /// TLS client configuration for `mqtts://` (see [`crate::tls`]); None for plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The uplink's state, for consoles.
@@ -145,7 +147,7 @@ impl Uplink {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_inflight(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX))
-            .set_max_packet_size(256 * 1024, 256 * 1024)
+            .set_max_packet_size(16 * 1024 * 1024, 256 * 1024)
             .set_last_will(LastWill::new(
                 format!("{root}/status"),
                 offline,
@@ -154,6 +156,9 @@ impl Uplink {
             ));
         if let Some(u) = &opts.username {
             mo.set_credentials(u.clone(), opts.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &opts.tls {
+            mo.set_transport(crate::tls::transport(tls.clone()));
         }
         let (client, eventloop) = AsyncClient::new(mo, 1024);
         let (acked_tx, acked_rx) = mpsc::unbounded_channel();
@@ -306,6 +311,9 @@ impl Uplink {
     ) {
         let wake = self.events.wake();
         let mut backoff = Duration::from_millis(500);
+        // Without modems every sender is gone at once: a closed channel is always ready, which
+        // would spin this loop and cancel `poll()` (and with it a TLS handshake) over and over.
+        let mut snaps_open = true;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -344,13 +352,15 @@ impl Uplink {
                     }
                 },
                 _ = wake.notified(), if self.connected => self.refill().await,
-                s = snap_rx.recv() => {
+                s = snap_rx.recv(), if snaps_open => {
                     if let Some(s) = s {
                         self.dirty.insert(s.slot);
                         self.latest.insert(s.slot, s);
                         if self.connected {
                             self.publish_states();
                         }
+                    } else {
+                        snaps_open = false;
                     }
                 }
             }
@@ -370,6 +380,68 @@ impl Uplink {
                     rid.clone().unwrap_or_else(|| INVALID_REPLY.to_string()),
                     json!({"request_id": rid, "ok": false, "error": {"code": rej.code, "message": rej.message}}),
                 )
+            }
+            Ok(commands::ValidCommand {
+                request_id: rid,
+                campaign: Some(plan),
+                ..
+            }) => {
+                let recipients = plan.recipients.len();
+                match crate::campaign::submit(&self.events, &rid, plan).await {
+                    Ok(result) => {
+                        tracing::info!(request_id = %rid, recipients, "campaign accepted");
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": true, "result": result}),
+                        )
+                    }
+                    Err(StoreError::Full { rows, bytes }) => {
+                        let msg = format!(
+                            "the gateway's store is full ({rows} events, {bytes} bytes waiting); campaign refused"
+                        );
+                        self.events.alarm("storage-full", &msg, None).await;
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": false, "error": {"code": "storage-full", "message": msg}}),
+                        )
+                    }
+                    Err(e) => (
+                        rid.clone(),
+                        json!({"request_id": rid, "ok": false, "error": {"code": "campaign-refused", "message": e.to_string()}}),
+                    ),
+                }
+            }
+            Ok(cmd) if cmd.verb == "campaign-control" => {
+                let rid = cmd.request_id.clone();
+                let obj = cmd.payload.as_object().cloned().unwrap_or_default();
+                match crate::campaign::control(&self.events, &obj).await {
+                    Ok(result) => {
+                        // Recorded for idempotency; repeating a control is harmless anyway.
+                        let job = NewJob {
+                            request_id: rid.clone(),
+                            verb: cmd.verb.clone(),
+                            payload: cmd.payload.clone(),
+                            slot: None,
+                            state: "done".into(),
+                            outcome: Some(result.clone()),
+                            event: None,
+                        };
+                        let result = match self.events.store().submit_job(job).await {
+                            Ok(Submitted::Existing {
+                                outcome: Some(o), ..
+                            }) => o,
+                            _ => result,
+                        };
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": true, "result": result}),
+                        )
+                    }
+                    Err((code, message)) => (
+                        rid.clone(),
+                        json!({"request_id": rid, "ok": false, "error": {"code": code, "message": message}}),
+                    ),
+                }
             }
             Ok(cmd) => {
                 let (state, outcome) = match cmd.verb.as_str() {

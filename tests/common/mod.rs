@@ -369,3 +369,113 @@ impl Central {
         }
     }
 }
+
+/// A mosquitto that requires a user name and password (`allow_anonymous false`), on a free
+/// loopback port; users are written with `mosquitto_passwd`.
+pub struct AuthBroker {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl AuthBroker {
+    /// Starts a broker that knows exactly `users` (name, password).
+    pub fn start(users: &[(&str, &str)]) -> AuthBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let pwfile = dir.path().join("passwd");
+        for (i, (user, pass)) in users.iter().enumerate() {
+            let mut cmd = Command::new("mosquitto_passwd");
+            cmd.arg("-b");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let st = cmd
+                .arg(&pwfile)
+                .arg(user)
+                .arg(pass)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run mosquitto_passwd (apt-get install -y mosquitto)");
+            assert!(st.success(), "mosquitto_passwd failed");
+        }
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nlog_dest file {}\nuser root\n",
+                pwfile.display(),
+                dir.path().join("mosquitto.log").display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(mosquitto_path())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        AuthBroker { child, port, dir }
+    }
+
+    /// The broker's URL for a gsmgw config.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// What the broker logged (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AuthBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Central {
+    /// Like `connect`, logging in to the broker as `user` with `pass`.
+    pub async fn connect_auth(port: u16, filter: &str, user: &str, pass: &str) -> Central {
+        let id = format!("central-auth-{}", std::process::id() ^ free_port() as u32);
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5));
+        o.set_credentials(user, pass);
+        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        let (client, mut el) = AsyncClient::new(o, 64);
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload)
+                            .unwrap_or(Value::String(String::from_utf8_lossy(&p.payload).into()));
+                        if tx.send((p.topic.clone(), v, p.retain)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        Central {
+            client,
+            rx,
+            log: Vec::new(),
+            backlog: Vec::new(),
+        }
+    }
+}

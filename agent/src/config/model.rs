@@ -59,14 +59,69 @@ pub struct SmsConfig {
     /// incomplete (`complete: false`) with the parts it has (1..=604800).
     #[serde(default = "default_reassembly_timeout")]
     pub reassembly_timeout_secs: u32,
+    /// Per-SIM limit: messages per minute (0 = no limit).
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+    /// Per-SIM limit: messages per hour (0 = no limit).
+    #[serde(default = "default_per_hour")]
+    pub per_hour: u32,
+    /// Per-SIM limit: messages per day (0 = no limit).
+    #[serde(default = "default_per_day")]
+    pub per_day: u32,
+    /// Local-time window with no campaign traffic, `HH:MM-HH:MM` (may wrap midnight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// What happens to a message caught mid-send by a crash: `report` (state `unknown`) or
+    /// `retry` (queued again; the recipient may get it twice).
+    #[serde(default = "default_on_unknown")]
+    pub on_unknown: String,
+    /// Seconds a SIM rests after 3 failed sends in a row.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_secs: u32,
+    /// Number prefix → modem group affinity (e.g. an operator's mobile codes → its SIMs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<SmsRoute>,
+}
+
+/// One `[[sms.route]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsRoute {
+    /// Number prefix, e.g. `+38067`.
+    pub prefix: String,
+    /// The `group` of the modems that should send to it.
+    pub group: String,
 }
 
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {
             reassembly_timeout_secs: DEFAULT_REASSEMBLY_TIMEOUT_SECS,
+            per_minute: default_per_minute(),
+            per_hour: default_per_hour(),
+            per_day: default_per_day(),
+            quiet_hours: None,
+            on_unknown: default_on_unknown(),
+            cooldown_secs: default_cooldown(),
+            route: Vec::new(),
         }
     }
+}
+
+fn default_per_minute() -> u32 {
+    6
+}
+fn default_per_hour() -> u32 {
+    120
+}
+fn default_per_day() -> u32 {
+    600
+}
+fn default_on_unknown() -> String {
+    "report".into()
+}
+fn default_cooldown() -> u32 {
+    300
 }
 
 fn default_reassembly_timeout() -> u32 {

@@ -21,7 +21,16 @@ use super::model::{Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig
 pub(crate) const SYNTAX_KEY: &str = "syntax";
 
 const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console", "sms"];
-const SMS_KEYS: &[&str] = &["reassembly_timeout_secs"];
+const SMS_KEYS: &[&str] = &[
+    "reassembly_timeout_secs",
+    "per_minute",
+    "per_hour",
+    "per_day",
+    "quiet_hours",
+    "on_unknown",
+    "cooldown_secs",
+    "route",
+];
 const GATEWAY_KEYS: &[&str] = &[
     "id",
     "data_dir",
@@ -362,6 +371,13 @@ impl Reader {
             self.note(&key, k.span());
             match name {
                 "reassembly_timeout_secs" => self.set(&key, v, &mut out.reassembly_timeout_secs),
+                "per_minute" => self.set(&key, v, &mut out.per_minute),
+                "per_hour" => self.set(&key, v, &mut out.per_hour),
+                "per_day" => self.set(&key, v, &mut out.per_day),
+                "quiet_hours" => self.set_opt(&key, v, &mut out.quiet_hours),
+                "on_unknown" => self.set(&key, v, &mut out.on_unknown),
+                "cooldown_secs" => self.set(&key, v, &mut out.cooldown_secs),
+                "route" => self.set(&key, v, &mut out.route),
                 _ => self.unknown("sms", name, k.span(), SMS_KEYS),
             }
         }

@@ -23,6 +23,39 @@ impl Config {
         check_mqtt(&self.mqtt, &mut out);
         check_modems(&self.modems, &mut out);
         check_console(&self.console, &mut out);
+        if let Some(q) = &self.sms.quiet_hours {
+            if crate::quiet::QuietHours::parse(q).is_err() {
+                out.push(Problem::new(
+                    "sms.quiet_hours",
+                    format!("`{q}` is not a window like 21:00-09:00"),
+                ));
+            }
+        }
+        if !matches!(self.sms.on_unknown.as_str(), "report" | "retry") {
+            out.push(Problem::new(
+                "sms.on_unknown",
+                format!("`{}`: expected report or retry", self.sms.on_unknown),
+            ));
+        }
+        for (i, r) in self.sms.route.iter().enumerate() {
+            let ok = r.prefix.strip_prefix('+').unwrap_or(&r.prefix);
+            if ok.is_empty() || !ok.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(Problem::new(
+                    format!("sms.route[{}].prefix", i + 1),
+                    format!("`{}` is not a number prefix like +38067", r.prefix),
+                ));
+            }
+            if !self
+                .modems
+                .iter()
+                .any(|m| m.group.as_deref() == Some(r.group.as_str()))
+            {
+                out.push(Problem::new(
+                    format!("sms.route[{}].group", i + 1),
+                    format!("no modem has group `{}`", r.group),
+                ));
+            }
+        }
         if !(1..=604_800).contains(&self.sms.reassembly_timeout_secs) {
             out.push(Problem::new(
                 "sms.reassembly_timeout_secs",

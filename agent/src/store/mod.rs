@@ -40,8 +40,9 @@ pub use envelope::ENVELOPE_KEYS;
 pub use error::{StoreAlarm, StoreError};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, DB_FILE_NAME, EventClass, Job, NewEvent, NewJob,
-    OutboxRow, PartKey, PartOutcome, StoreOptions, StoreStats, StoredPart, Submitted,
+    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, Campaign, DB_FILE_NAME, EventClass, Job, NewCampaign,
+    NewEvent, NewJob, OutboxRow, PartKey, PartOutcome, StoreOptions, StoreStats, StoredPart,
+    Submitted,
 };
 pub use writer::fnv1a;
 
@@ -158,6 +159,141 @@ impl Store {
             Reply::MaybeRow(row) => Ok(row),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Stores a campaign: its command job (for idempotency), the campaign row and one queued
+    /// `sms-send` job per recipient, in one transaction. A recipient whose request_id exists
+    /// already (a number listed twice) is stored once.
+    pub async fn submit_campaign(
+        &self,
+        command: NewJob,
+        campaign: NewCampaign,
+        recipients: Vec<NewJob>,
+    ) -> Result<Submitted, StoreError> {
+        let row = |j: NewJob| -> Result<JobRow, StoreError> {
+            Ok(JobRow {
+                payload: encode(&j.payload)?,
+                outcome: j.outcome.as_ref().map(encode).transpose()?,
+                request_id: j.request_id,
+                verb: j.verb,
+                slot: j.slot,
+                state: j.state,
+            })
+        };
+        let req = Request::SubmitCampaign {
+            command: row(command)?,
+            campaign_id: campaign.campaign_id,
+            spec: encode(&campaign.spec)?,
+            priority: campaign.priority,
+            not_before_ms: campaign.not_before_ms,
+            recipients: recipients.into_iter().map(row).collect::<Result<_, _>>()?,
+        };
+        match self.call(req).await? {
+            Reply::Submitted(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets a campaign's state (running, paused, cancelled, done); false if unknown.
+    pub async fn set_campaign_state(
+        &self,
+        campaign_id: &str,
+        state: &str,
+    ) -> Result<bool, StoreError> {
+        match self
+            .call(Request::SetCampaignState(campaign_id.into(), state.into()))
+            .await?
+        {
+            Reply::Count(n) => Ok(n > 0),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One campaign.
+    pub async fn campaign(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError> {
+        let id = campaign_id.to_owned();
+        self.read(move |c| reader::campaign(c, &id)).await
+    }
+
+    /// All campaigns, newest first.
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.read(reader::campaigns).await
+    }
+
+    /// A campaign's recipients counted by job state.
+    pub async fn campaign_counts(
+        &self,
+        campaign_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let id = campaign_id.to_owned();
+        self.read(move |c| reader::campaign_counts(c, &id)).await
+    }
+
+    /// Queued jobs of a campaign (for cancel), at most `limit`.
+    pub async fn campaign_queued(
+        &self,
+        campaign_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let id = campaign_id.to_owned();
+        self.read(move |c| reader::campaign_queued(c, &id, limit))
+            .await
+    }
+
+    /// The next jobs to send: queued, due (`not_before` passed), not in a paused campaign;
+    /// highest priority first, then oldest.
+    pub async fn next_jobs(&self, now_ms: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| reader::next_jobs(c, now_ms, limit))
+            .await
+    }
+
+    /// Marks a queued job `sending` and adds one to each of `counters`, atomically (the
+    /// per-SIM limits count every message that may have gone out).
+    pub async fn mark_sending(
+        &self,
+        job_id: i64,
+        outcome: Value,
+        counters: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let outcome = encode(&outcome)?;
+        match self
+            .call(Request::MarkSending {
+                job_id,
+                outcome,
+                counters,
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Puts a job back in the queue, due again at `not_before_ms`.
+    pub async fn requeue(
+        &self,
+        job_id: i64,
+        outcome: Value,
+        not_before_ms: i64,
+    ) -> Result<(), StoreError> {
+        let outcome = encode(&outcome)?;
+        match self
+            .call(Request::Requeue {
+                job_id,
+                outcome,
+                not_before_ms,
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Several counters at once (0 for unknown ones).
+    pub async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>, StoreError> {
+        self.read(move |c| names.iter().map(|n| reader::counter(c, n)).collect())
+            .await
     }
 
     /// Appends several events in one transaction, all or nothing.

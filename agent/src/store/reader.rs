@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::error::StoreError;
-use super::types::{Job, OutboxRow, PartKey, StoredPart};
+use super::types::{Campaign, Job, OutboxRow, PartKey, StoredPart};
 
 /// Decodes a JSON column that must hold a value.
 pub(crate) fn parse_json(s: &str) -> Result<Value, StoreError> {
@@ -207,4 +207,107 @@ pub(crate) fn complete_parts(
     conn: &Connection,
 ) -> Result<Vec<(PartKey, Vec<StoredPart>)>, StoreError> {
     part_groups(conn, "COUNT(*) >= total AND ?1 = ?1", 0)
+}
+
+/// One campaign.
+pub(crate) fn campaign(conn: &Connection, id: &str) -> Result<Option<Campaign>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT campaign_id, request_id, state, spec, created_ms, updated_ms
+             FROM campaigns WHERE campaign_id = ?1",
+        )?
+        .query_row([id], campaign_columns)
+        .optional()?;
+    row.map(decode_campaign).transpose()
+}
+
+/// All campaigns, newest first.
+pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<Campaign>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT campaign_id, request_id, state, spec, created_ms, updated_ms
+             FROM campaigns ORDER BY created_ms DESC",
+        )?
+        .query_map([], campaign_columns)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_campaign).collect()
+}
+
+type CampaignColumns = (String, String, String, String, i64, i64);
+
+fn campaign_columns(r: &Row<'_>) -> rusqlite::Result<CampaignColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn decode_campaign(c: CampaignColumns) -> Result<Campaign, StoreError> {
+    let (campaign_id, request_id, state, spec, created_ms, updated_ms) = c;
+    Ok(Campaign {
+        campaign_id,
+        request_id,
+        state,
+        spec: parse_json(&spec)?,
+        created_ms,
+        updated_ms,
+    })
+}
+
+/// A campaign's recipient jobs counted by state (its command job is not counted).
+pub(crate) fn campaign_counts(
+    conn: &Connection,
+    id: &str,
+) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, COUNT(*) FROM jobs WHERE campaign_id = ?1 AND verb = 'sms-send' GROUP BY state",
+    )?;
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        out.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64);
+    }
+    Ok(out)
+}
+
+/// Queued recipient jobs of a campaign.
+pub(crate) fn campaign_queued(
+    conn: &Connection,
+    id: &str,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE campaign_id = ?1 AND state = 'queued' AND verb = 'sms-send'
+             ORDER BY job_id LIMIT ?2"
+        ))?
+        .query_map(params![id, limit], job_columns)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_job).collect()
+}
+
+/// The next jobs to send (see `Store::next_jobs`).
+pub(crate) fn next_jobs(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE state = 'queued' AND verb = 'sms-send' AND not_before_ms <= ?1
+               AND (campaign_id IS NULL
+                    OR campaign_id IN (SELECT campaign_id FROM campaigns WHERE state = 'running'))
+             ORDER BY priority DESC, job_id LIMIT ?2"
+        ))?
+        .query_map(params![now_ms, limit], job_columns)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_job).collect()
 }

@@ -56,6 +56,20 @@ const MIGRATIONS: &[&str] = &[
         seen_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX sms_seen_ms ON sms_seen(seen_ms);",
+    // 2 → 3: the send queue (priority, not-before, campaign) and campaigns.
+    "ALTER TABLE jobs ADD COLUMN campaign_id TEXT;
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_queue ON jobs(state, priority DESC, job_id);
+    CREATE INDEX jobs_campaign ON jobs(campaign_id, state);
+    CREATE TABLE campaigns(
+        campaign_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// How long a received message's fingerprint is kept (a SIM never holds a message longer).

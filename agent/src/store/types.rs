@@ -265,3 +265,33 @@ pub enum PartOutcome {
     /// All parts are present (in seq order); finish with `complete_message`.
     Complete(Vec<StoredPart>),
 }
+
+/// A campaign to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCampaign {
+    /// The central server's id for it.
+    pub campaign_id: String,
+    /// Its specification (text, options), as accepted.
+    pub spec: Value,
+    /// Priority of its messages (higher first).
+    pub priority: i64,
+    /// Not sent before this time (unix ms; 0 = now).
+    pub not_before_ms: i64,
+}
+
+/// A stored campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    /// Id.
+    pub campaign_id: String,
+    /// The command's request_id.
+    pub request_id: String,
+    /// running, paused, cancelled, done.
+    pub state: String,
+    /// Its specification.
+    pub spec: Value,
+    /// Created (unix ms).
+    pub created_ms: i64,
+    /// Last change (unix ms).
+    pub updated_ms: i64,
+}

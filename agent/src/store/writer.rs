@@ -52,6 +52,25 @@ pub(crate) enum Request {
     PutPart(StoredPart, String),
     CompleteMessage(PartKey, Prepared),
     AppendOnce(String, Prepared),
+    SubmitCampaign {
+        command: JobRow,
+        campaign_id: String,
+        spec: String,
+        priority: i64,
+        not_before_ms: i64,
+        recipients: Vec<JobRow>,
+    },
+    SetCampaignState(String, String),
+    MarkSending {
+        job_id: i64,
+        outcome: String,
+        counters: Vec<String>,
+    },
+    Requeue {
+        job_id: i64,
+        outcome: String,
+        not_before_ms: i64,
+    },
     CounterAdd(String, i64),
     Stats,
     Close,
@@ -68,7 +87,8 @@ impl Request {
             | Request::SubmitJob(..)
             | Request::UpdateJob { .. }
             | Request::CompleteMessage(..)
-            | Request::AppendOnce(..) => true,
+            | Request::AppendOnce(..)
+            | Request::SubmitCampaign { .. } => true,
             #[cfg(test)]
             Request::Exec(_) => true,
             _ => false,
@@ -376,6 +396,48 @@ impl Writer {
             Request::PutPart(part, json) => self.put_part(part, json),
             Request::CompleteMessage(key, ev) => self.complete_message(key, ev),
             Request::AppendOnce(fp, ev) => self.append_once(fp, ev),
+            Request::SubmitCampaign {
+                command,
+                campaign_id,
+                spec,
+                priority,
+                not_before_ms,
+                recipients,
+            } => self.submit_campaign(
+                command,
+                campaign_id,
+                spec,
+                *priority,
+                *not_before_ms,
+                recipients,
+            ),
+            Request::SetCampaignState(id, state) => {
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE campaigns SET state = ?2, updated_ms = ?3 WHERE campaign_id = ?1",
+                    )?
+                    .execute(params![id, state, unix_ms()])?;
+                Ok(Reply::Count(n as i64))
+            }
+            Request::MarkSending {
+                job_id,
+                outcome,
+                counters,
+            } => self.mark_sending(*job_id, outcome, counters),
+            Request::Requeue {
+                job_id,
+                outcome,
+                not_before_ms,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'queued', outcome = ?2, not_before_ms = ?3, updated_ms = ?4
+                         WHERE job_id = ?1",
+                    )?
+                    .execute(params![job_id, outcome, not_before_ms, unix_ms()])?;
+                Ok(Reply::Done)
+            }
             Request::CounterAdd(name, delta) => self.counter_add(name, *delta),
             Request::Stats => self.stats(),
             Request::Close => Ok(Reply::Done),
@@ -569,6 +631,143 @@ impl Writer {
             None => None,
         };
         Ok(Reply::MaybeRow(row))
+    }
+
+    fn submit_campaign(
+        &mut self,
+        command: &JobRow,
+        campaign_id: &str,
+        spec: &str,
+        priority: i64,
+        not_before_ms: i64,
+        recipients: &[JobRow],
+    ) -> Result<Reply, OpError> {
+        // A repeated command is answered from the stored one.
+        if let Reply::Submitted(Submitted::Existing {
+            job_id,
+            verb,
+            state,
+            outcome,
+        }) = self.existing_job(&command.request_id)?
+        {
+            return Ok(Reply::Submitted(Submitted::Existing {
+                job_id,
+                verb,
+                state,
+                outcome,
+            }));
+        }
+        let t = self.st.totals;
+        if t.rows[CRITICAL] >= self.max_rows || t.bytes[CRITICAL] >= self.max_bytes {
+            return Err(self.full());
+        }
+        let now = unix_ms();
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO campaigns(campaign_id, request_id, state, spec, created_ms, updated_ms)
+                 VALUES (?1, ?2, 'running', ?3, ?4, ?4) ON CONFLICT(campaign_id) DO NOTHING",
+            )?
+            .execute(params![campaign_id, command.request_id, spec, now])?;
+        if inserted == 0 {
+            return Err(OpError::Refused(StoreError::Encode(format!(
+                "campaign {campaign_id} exists already"
+            ))));
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO jobs(request_id, verb, payload, state, slot, outcome, created_ms, updated_ms,
+                                  campaign_id, priority, not_before_ms)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, NULL, ?5, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(request_id) DO NOTHING",
+            )?;
+            for r in recipients {
+                stmt.execute(params![
+                    r.request_id,
+                    r.verb,
+                    r.payload,
+                    r.slot,
+                    now,
+                    campaign_id,
+                    priority,
+                    not_before_ms
+                ])?;
+            }
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO jobs(request_id, verb, payload, state, slot, outcome, created_ms, updated_ms, campaign_id)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?6, ?7)",
+            )?
+            .execute(params![
+                command.request_id,
+                command.verb,
+                command.payload,
+                command.state,
+                command.outcome,
+                now,
+                campaign_id
+            ])?;
+        let job_id = self.conn.last_insert_rowid();
+        Ok(Reply::Submitted(Submitted::New {
+            job_id,
+            event: None,
+        }))
+    }
+
+    fn existing_job(&mut self, request_id: &str) -> Result<Reply, OpError> {
+        let existing = self
+            .conn
+            .prepare_cached("SELECT job_id, verb, state, outcome FROM jobs WHERE request_id = ?1")?
+            .query_row([request_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()?;
+        match existing {
+            Some((job_id, verb, state, outcome)) => {
+                let outcome = parse_json_opt(outcome.as_deref()).map_err(OpError::Refused)?;
+                Ok(Reply::Submitted(Submitted::Existing {
+                    job_id,
+                    verb,
+                    state,
+                    outcome,
+                }))
+            }
+            None => Ok(Reply::Done),
+        }
+    }
+
+    /// Marks a job `sending` and counts it against its SIM's limits in one transaction, so
+    /// the limits hold to the message across a crash.
+    fn mark_sending(
+        &mut self,
+        job_id: i64,
+        outcome: &str,
+        counters: &[String],
+    ) -> Result<Reply, OpError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'sending', outcome = ?2, updated_ms = ?3
+                 WHERE job_id = ?1 AND state = 'queued'",
+            )?
+            .execute(params![job_id, outcome, unix_ms()])?;
+        if changed == 0 {
+            return Err(OpError::Refused(StoreError::NoSuchJob(job_id)));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO counters(name, value) VALUES (?1, 1)
+             ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        )?;
+        for c in counters {
+            stmt.execute([c])?;
+        }
+        Ok(Reply::Done)
     }
 
     /// Records `fp` as seen; false if it already was.

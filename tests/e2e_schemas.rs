@@ -1,0 +1,712 @@
+//! The JSON Schemas in docs/schema against REAL messages: the agent binary, a real mosquitto
+//! and a simulated modem, driven so that every message kind (and every form of it that is
+//! cheap to provoke) goes over the broker; each one is validated against the schema of its
+//! topic, and every schema must have been exercised.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{AgentProc, Broker, Central, SimModem, write_config};
+use gsmgw_drivers::pdu::{self, DeliverOptions, Timestamp};
+use jsonschema::{Draft, Registry, Resource, Validator};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(30);
+const GW: &str = "gw-schema";
+const FROM: &str = "+380671112233";
+const TO: &str = "+380501234567";
+/// The base of every schema's `$id`; `$ref`s between the files resolve against it.
+const BASE: &str = "https://example.invalid/gsmgw/schema/";
+
+/// Every file of docs/schema (envelope.json and common.json are referenced by the others).
+const ALL_SCHEMAS: [&str; 11] = [
+    "status.json",
+    "modem-state.json",
+    "envelope.json",
+    "event-modem.json",
+    "event-sms-received.json",
+    "event-sms-status.json",
+    "event-alarm.json",
+    "cmd-ping.json",
+    "cmd-sms-send.json",
+    "reply.json",
+    "common.json",
+];
+
+fn schema_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/schema")
+}
+
+/// Every schema of docs/schema, compiled (draft 2020-12, formats asserted), by file name.
+struct Schemas {
+    validators: BTreeMap<String, Validator>,
+}
+
+impl Schemas {
+    fn load() -> Schemas {
+        let mut docs = BTreeMap::new();
+        for entry in std::fs::read_dir(schema_dir()).expect("docs/schema") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(&path).expect("read schema");
+            let doc: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+            assert_eq!(
+                doc["$id"],
+                format!("{BASE}{name}"),
+                "{name}: $id must be {BASE}{name}"
+            );
+            assert_eq!(
+                doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
+                "{name}: draft 2020-12"
+            );
+            if let Err(e) = jsonschema::meta::validate(&doc) {
+                panic!("{name} is not a valid JSON Schema: {e}");
+            }
+            docs.insert(name, doc);
+        }
+        let registry = Registry::new()
+            .extend(
+                docs.iter()
+                    .map(|(n, d)| (format!("{BASE}{n}"), Resource::from_contents(d.clone()))),
+            )
+            .expect("schema URIs")
+            .prepare()
+            .expect("schema registry");
+        let validators = docs
+            .iter()
+            .map(|(name, doc)| {
+                let v = jsonschema::options()
+                    .with_draft(Draft::Draft202012)
+                    .should_validate_formats(true)
+                    .with_registry(&registry)
+                    .build(doc)
+                    .unwrap_or_else(|e| panic!("{name} does not compile: {e}"));
+                (name.clone(), v)
+            })
+            .collect();
+        Schemas { validators }
+    }
+
+    /// The schema's complaints about `msg` (empty when valid).
+    fn errors(&self, schema: &str, msg: &Value) -> Vec<String> {
+        let v = self
+            .validators
+            .get(schema)
+            .unwrap_or_else(|| panic!("no schema {schema}"));
+        v.iter_errors(msg)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    fn assert_valid(&self, schema: &str, what: &str, msg: &Value) {
+        let errs = self.errors(schema, msg);
+        assert!(
+            errs.is_empty(),
+            "{what} does not match {schema}:\n  {}\nmessage: {msg}",
+            errs.join("\n  ")
+        );
+    }
+
+    fn assert_invalid(&self, schema: &str, what: &str, msg: &Value) {
+        assert!(
+            !self.validators[schema].is_valid(msg),
+            "{what} should NOT match {schema}, but does: {msg}"
+        );
+    }
+}
+
+/// The schema for a topic under `gsmgw/{GW}/`; None for topics without one (a command verb
+/// the gateway does not know).
+fn schema_for(topic: &str) -> Option<&'static str> {
+    let rest = topic
+        .strip_prefix(&format!("gsmgw/{GW}/"))
+        .unwrap_or_else(|| panic!("topic outside the gateway's root: {topic}"));
+    let levels: Vec<&str> = rest.split('/').collect();
+    Some(match levels.as_slice() {
+        ["status"] => "status.json",
+        ["modem", slot, "state"] if slot.parse::<u16>().is_ok() => "modem-state.json",
+        ["event", "modem"] => "event-modem.json",
+        ["event", "sms-received"] => "event-sms-received.json",
+        ["event", "sms-status"] => "event-sms-status.json",
+        ["event", "alarm"] => "event-alarm.json",
+        ["cmd", "ping"] => "cmd-ping.json",
+        ["cmd", "sms-send"] => "cmd-sms-send.json",
+        ["cmd", _] => return None,
+        ["reply", _] => "reply.json",
+        _ => panic!("a topic the interface does not document: {topic}"),
+    })
+}
+
+/// A short name for the form of a message, to check that every form was seen.
+fn form_of(schema: &str, topic: &str, v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+    match schema {
+        "status.json" => {
+            if v["online"] == true {
+                "birth".into()
+            } else {
+                "offline".into()
+            }
+        }
+        "modem-state.json" => format!("state {}", s("state")),
+        "event-modem.json" => format!("kind {}", s("kind")),
+        "event-alarm.json" => s("code"),
+        "event-sms-received.json" => {
+            if v.get("pdu").is_some() {
+                "undecodable".into()
+            } else if v.get("parts_received").is_some() {
+                "incomplete".into()
+            } else if v["parts"].as_u64() > Some(1) {
+                "multipart".into()
+            } else {
+                "single".into()
+            }
+        }
+        "event-sms-status.json" => {
+            let rid = if v["request_id"].is_null() {
+                " (no job)"
+            } else {
+                ""
+            };
+            format!("{}{rid}", s("state"))
+        }
+        "reply.json" => {
+            if topic.ends_with("/_invalid") {
+                format!("_invalid {}", v["error"]["code"].as_str().unwrap_or("?"))
+            } else if v["ok"] == true && v["result"]["duplicate"] == true {
+                "ok duplicate".into()
+            } else if v["ok"] == true {
+                format!("ok {}", v["result"]["state"].as_str().unwrap_or("?"))
+            } else {
+                format!("error {}", v["error"]["code"].as_str().unwrap_or("?"))
+            }
+        }
+        _ => "command".into(),
+    }
+}
+
+#[test]
+fn every_schema_compiles_and_is_listed_in_the_readme() {
+    let schemas = Schemas::load();
+    let readme = std::fs::read_to_string(schema_dir().join("README.md")).expect("README.md");
+    let mut names: Vec<&String> = schemas.validators.keys().collect();
+    names.sort();
+    let mut expected = ALL_SCHEMAS.to_vec();
+    expected.sort();
+    assert_eq!(names, expected, "docs/schema holds exactly these schemas");
+    for name in names {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README.md lists {name}"
+        );
+    }
+}
+
+/// Messages as the code builds them (see agent/src), and broken copies that must fail.
+#[test]
+fn broken_messages_are_rejected() {
+    let schemas = Schemas::load();
+    let env = |ty: &str, body: Value| {
+        let mut v = json!({"id": "0193a5c2-7b1e-7c3d-9a2b-0123456789ab", "seq": 41,
+            "ts": "2026-11-26T22:30:01.120Z", "gateway": "gw-01", "type": ty});
+        v.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        v
+    };
+    let good = vec![
+        (
+            "status.json",
+            json!({"online": true, "version": "0.1.0 (git 5145507, x86_64-unknown-linux-gnu, release)",
+                "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10", "ts": "2026-11-26T22:15:03.120Z"}),
+        ),
+        (
+            "status.json",
+            json!({"online": false, "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10"}),
+        ),
+        (
+            "event-modem.json",
+            env(
+                "modem",
+                json!({"slot": 1, "kind": "state", "from": "ready", "state": "resetting",
+                "reason": "no answer to 2 health checks; soft reset", "port": "/dev/ttyUSB2",
+                "imei": "861698041234567"}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            env(
+                "sms-status",
+                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "sent",
+                "parts": 2, "slot": 1, "mr": [17, 18]}),
+            ),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": null, "ok": false,
+                "error": {"code": "missing-request-id", "message": "request_id is required"}}),
+        ),
+        (
+            "cmd-sms-send.json",
+            json!({"request_id": "out-1", "to": TO, "text": "Вітаємо!", "slot": 1, "report": true}),
+        ),
+    ];
+    for (schema, msg) in &good {
+        schemas.assert_valid(schema, "a well-formed example", msg);
+    }
+    let bad = vec![
+        (
+            "status.json",
+            "birth without boot_id",
+            json!({"online": true, "version": "0.1.0", "ts": "2026-11-26T22:15:03.120Z"}),
+        ),
+        (
+            "status.json",
+            "goodbye with an extra field",
+            json!({"online": false, "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10", "x": 1}),
+        ),
+        (
+            "event-modem.json",
+            "unknown kind",
+            env(
+                "modem",
+                json!({"slot": 1, "kind": "exploded", "state": "ready", "port": "/dev/ttyUSB2"}),
+            ),
+        ),
+        (
+            "event-modem.json",
+            "state change without from",
+            env(
+                "modem",
+                json!({"slot": 1, "kind": "state", "state": "ready", "port": "/dev/ttyUSB2"}),
+            ),
+        ),
+        (
+            "event-modem.json",
+            "seq 0 and a local time",
+            env(
+                "modem",
+                json!({"seq": 0, "slot": 1, "kind": "soft-reset", "state": "resetting",
+                "port": "/dev/ttyUSB2"}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            "unknown state",
+            env(
+                "sms-status",
+                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "lost",
+                "parts": 1, "slot": 1, "mr": [17]}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            "sent without mr",
+            env(
+                "sms-status",
+                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "sent",
+                "parts": 1, "slot": 1}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            "a recipient that is not E.164",
+            env(
+                "sms-status",
+                json!({"request_id": "out-1", "msg_id": 12, "to": "0501234567", "state": "sent",
+                "parts": 1, "slot": 1, "mr": [17]}),
+            ),
+        ),
+        (
+            "event-alarm.json",
+            "unknown alarm code, slot absent",
+            env("alarm", json!({"code": "on-fire", "message": "smoke"})),
+        ),
+        (
+            "reply.json",
+            "unknown error code",
+            json!({"request_id": "b-1", "ok": false, "error": {"code": "oops", "message": "?"}}),
+        ),
+        (
+            "reply.json",
+            "ok without result",
+            json!({"request_id": "p-1", "ok": true}),
+        ),
+        (
+            "reply.json",
+            "a request_id that cannot be a topic level",
+            json!({"request_id": "a/b", "ok": true, "result": {"job_id": 1, "state": "done",
+                "pong": true, "version": "0.1.0", "ts": "2026-11-26T22:15:03.120Z"}}),
+        ),
+        (
+            "cmd-sms-send.json",
+            "not an E.164 number",
+            json!({"request_id": "b-1", "to": "12ab", "text": "hi"}),
+        ),
+        (
+            "cmd-sms-send.json",
+            "an unknown field",
+            json!({"request_id": "b-1", "to": TO, "text": "hi", "colour": "red"}),
+        ),
+        ("cmd-ping.json", "no request_id", json!({})),
+        (
+            "modem-state.json",
+            "signal as text",
+            json!({"slot": 1, "state": "ready", "port": "/dev/ttyUSB2", "dialect": "quectel",
+                "manufacturer": "Quectel", "model": "EC25", "firmware": "x", "imei": "861698041234567",
+                "imsi": "255030123456781", "iccid": "89380030123456789012", "sim": "ready",
+                "registration": "home", "operator": "Kyivstar", "operator_numeric": "25503",
+                "signal_dbm": "strong", "error": null, "ts": "2026-11-26T22:15:04.871Z"}),
+        ),
+    ];
+    for (schema, what, msg) in &bad {
+        schemas.assert_invalid(schema, what, msg);
+    }
+}
+
+/// Sends a command and remembers whether its payload should satisfy the command's schema.
+async fn command(
+    central: &Central,
+    sent: &mut Vec<(String, Value, bool)>,
+    verb: &str,
+    payload: &str,
+    valid: bool,
+) {
+    let topic = format!("gsmgw/{GW}/cmd/{verb}");
+    central.send(&topic, payload).await;
+    let v = serde_json::from_str(payload).unwrap_or(Value::String(payload.into()));
+    sent.push((topic, v, valid));
+}
+
+async fn reply(central: &mut Central, rid: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    central
+        .expect(&format!("gsmgw/{GW}/reply/{rid}"), T, pred)
+        .await
+}
+
+async fn status_event(central: &mut Central, rid: Value, state: &str) -> Value {
+    central
+        .expect(&format!("gsmgw/{GW}/event/sms-status"), T, |v| {
+            v["request_id"] == rid && v["state"] == state
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_real_message_matches_its_schema() {
+    let schemas = Schemas::load();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(
+        dir.path(),
+        "modem1",
+        &["--dialect", "quectel", "--imsi", "255030123456781"],
+    );
+    let cfg = write_config(dir.path(), GW, &broker.url(), &[(1, &sim.link)]);
+    // Incomplete multipart messages are delivered after 2 s.
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str("\n[sms]\nreassembly_timeout_secs = 2\n");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    // A damaged database: moved aside at start, with a store-corrupt alarm.
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/gsmgw.db"),
+        "this is not an SQLite database\n".repeat(200),
+    )
+    .unwrap();
+
+    let root = format!("gsmgw/{GW}");
+    let t = |s: &str| format!("{root}/{s}");
+    let mut central = Central::connect(broker.port, &format!("{root}/#")).await;
+    let agent = AgentProc::start(&cfg);
+    let birth = central
+        .expect(&t("status"), T, |v| v["online"] == true)
+        .await;
+    central
+        .expect(&t("modem/1/state"), T, |v| v["state"] == "ready")
+        .await;
+    central
+        .expect(&t("event/modem"), T, |v| {
+            v["kind"] == "state" && v["state"] == "ready"
+        })
+        .await;
+    central
+        .expect(&t("event/alarm"), T, |v| v["code"] == "store-corrupt")
+        .await;
+
+    // SMS in: single, single of class 1, multipart out of order, multipart missing a part,
+    // and a PDU nobody can decode.
+    let received = t("event/sms-received");
+    let r = sim.control(json!({"op": "sms", "from": FROM, "text": "Hello [OK] {€}"}));
+    assert_eq!(r["ok"], true, "{r}");
+    central
+        .expect(&received, T, |v| v["text"] == "Hello [OK] {€}")
+        .await;
+    let r = sim.control(json!({"op": "sms", "from": FROM, "text": "class one", "class": 1}));
+    assert_eq!(r["ok"], true, "{r}");
+    let ev = central
+        .expect(&received, T, |v| v["text"] == "class one")
+        .await;
+    assert_eq!(ev["class"], 1, "{ev}");
+    let long = "Доброго дня! Ваше замовлення № 4711 прийнято. Кур'єр зателефонує за годину \
+        до доставки. Дякуємо, що обрали нас.";
+    let r = sim.control(json!({"op": "sms", "from": FROM, "text": long, "parts_order": [2, 1]}));
+    assert_eq!(r["parts"], 2, "{r}");
+    let ev = central.expect(&received, T, |v| v["text"] == long).await;
+    assert_eq!(ev["parts"], 2, "{ev}");
+    let parts = pdu::encode_deliver(&DeliverOptions {
+        from: FROM.into(),
+        text: "One two three four five six seven eight nine ten. ".repeat(8),
+        smsc: Some("+380672021111".into()),
+        scts: Timestamp::new(2026, 11, 26, 22, 15, 3, 8).unwrap(),
+        force_ucs2: false,
+        concat_ref: 9,
+        class: None,
+        status_report_indication: false,
+    })
+    .unwrap();
+    assert_eq!(parts.len(), 3);
+    sim.control(json!({"op": "sms-pdu", "pdu": parts[0].pdu}));
+    sim.control(json!({"op": "sms-pdu", "pdu": parts[2].pdu}));
+    let ev = central
+        .expect(&received, T, |v| v["complete"] == false)
+        .await;
+    assert_eq!(ev["parts_received"], json!([1, 3]), "{ev}");
+    let r = sim.control(json!({"op": "urc", "text": "+CMT: ,4\r\n00FFFFFFFF"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let ev = central
+        .expect(&received, T, |v| v.get("pdu").is_some())
+        .await;
+    assert_eq!(ev["complete"], false, "{ev}");
+
+    // Commands: good ones, a repeated request_id, and refused ones.
+    let mut sent = Vec::new();
+    let c = &mut central;
+    command(c, &mut sent, "ping", r#"{"request_id":"p-1"}"#, true).await;
+    let r = reply(c, "p-1", |_| true).await;
+    assert_eq!(r["result"]["pong"], true, "{r}");
+
+    let s1 =
+        json!({"request_id": "s-1", "to": TO, "text": "please report", "report": true}).to_string();
+    command(c, &mut sent, "sms-send", &s1, true).await;
+    let r = reply(c, "s-1", |_| true).await;
+    assert_eq!(r["result"]["state"], "queued", "{r}");
+    status_event(c, json!("s-1"), "sent").await;
+    status_event(c, json!("s-1"), "delivered").await;
+    command(c, &mut sent, "sms-send", &s1, true).await;
+    let r = reply(c, "s-1", |v| v["result"]["duplicate"] == true).await;
+    assert_eq!(r["result"]["state"], "delivered", "{r}");
+
+    // No report asked: the reports come by hand — still trying, delivered, and one more
+    // that matches no job any more.
+    let s2 = json!({"request_id": "s-2", "to": TO, "text": "no report", "slot": 1}).to_string();
+    command(c, &mut sent, "sms-send", &s2, true).await;
+    reply(c, "s-2", |_| true).await;
+    let ev = status_event(c, json!("s-2"), "sent").await;
+    let mr = ev["mr"][0].as_u64().expect("mr");
+    let r = sim.control(json!({"op": "report", "mr": mr, "status": 32}));
+    assert_eq!(r["ok"], true, "{r}");
+    status_event(c, json!("s-2"), "pending").await;
+    sim.control(json!({"op": "report", "mr": mr, "status": 0}));
+    status_event(c, json!("s-2"), "delivered").await;
+    sim.control(json!({"op": "report", "mr": mr, "status": 0}));
+    status_event(c, Value::Null, "delivered").await;
+
+    // A permanent network error: failed.
+    let r = sim.control(json!({"op": "cmgs", "error": 1, "count": 1}));
+    assert_eq!(r["ok"], true, "{r}");
+    let s3 = json!({"request_id": "s-3", "to": "+380509999999", "text": "nobody"}).to_string();
+    command(c, &mut sent, "sms-send", &s3, true).await;
+    reply(c, "s-3", |_| true).await;
+    let ev = status_event(c, json!("s-3"), "failed").await;
+    assert!(
+        ev["error"].as_str().unwrap_or("").contains("CMS ERROR: 1"),
+        "{ev}"
+    );
+
+    let refused = [
+        (
+            "sms-send",
+            r#"{"request_id":"b-1","to":"12ab","text":"hi"}"#,
+            "b-1",
+            "bad-number",
+        ),
+        (
+            "sms-send",
+            r#"{"request_id":"b-2","to":"+380501234567","text":""}"#,
+            "b-2",
+            "bad-text",
+        ),
+        (
+            "sms-send",
+            r#"{"request_id":"b-3","to":"+380501234567","text":"hi","colour":1}"#,
+            "b-3",
+            "bad-field",
+        ),
+        (
+            "reboot-everything",
+            r#"{"request_id":"b-4"}"#,
+            "b-4",
+            "unknown-verb",
+        ),
+        (
+            "ping",
+            r#"{"to":"nobody"}"#,
+            "_invalid",
+            "missing-request-id",
+        ),
+        ("ping", "not json", "_invalid", "bad-json"),
+        (
+            "ping",
+            r#"{"request_id":"a b"}"#,
+            "_invalid",
+            "bad-request-id",
+        ),
+    ];
+    for (verb, payload, rid, code) in refused {
+        command(c, &mut sent, verb, payload, false).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["error"]["code"], code, "{r}");
+    }
+
+    // Goodbye on a clean stop.
+    let status = agent.terminate();
+    assert!(status.success(), "agent exit: {status}");
+    let bye = central
+        .expect(&t("status"), T, |v| v["online"] == false)
+        .await;
+    assert_eq!(bye["boot_id"], birth["boot_id"]);
+
+    // Every message seen, against its schema.
+    let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut commands_checked = 0;
+    for (topic, msg) in &central.log {
+        let Some(schema) = schema_for(topic) else {
+            assert!(
+                sent.iter()
+                    .any(|(t, v, valid)| t == topic && v == msg && !valid),
+                "a command on {topic} nobody sent: {msg}"
+            );
+            commands_checked += 1;
+            continue;
+        };
+        if topic.contains("/cmd/") {
+            // Our own commands, echoed by the broker: the schema must agree with the gateway.
+            let valid = sent
+                .iter()
+                .find(|(t, v, _)| t == topic && v == msg)
+                .map(|(_, _, valid)| *valid)
+                .unwrap_or_else(|| panic!("a command on {topic} nobody sent: {msg}"));
+            if valid {
+                schemas.assert_valid(schema, "an accepted command", msg);
+            } else {
+                schemas.assert_invalid(schema, "a command the gateway refused", msg);
+            }
+            commands_checked += 1;
+        } else {
+            schemas.assert_valid(schema, topic, msg);
+        }
+        if let Some(rest) = topic.strip_prefix(&format!("{root}/event/")) {
+            assert_eq!(msg["type"], rest, "event type = topic level: {msg}");
+            assert_eq!(msg["gateway"], GW, "{msg}");
+        }
+        if let Some(rid) = topic.strip_prefix(&format!("{root}/reply/")) {
+            let want = if rid == "_invalid" {
+                Value::Null
+            } else {
+                json!(rid)
+            };
+            assert_eq!(msg["request_id"], want, "reply topic and request_id: {msg}");
+        }
+        seen.entry(schema)
+            .or_default()
+            .insert(form_of(schema, topic, msg));
+    }
+    assert_eq!(commands_checked, sent.len(), "every command came back");
+
+    // Every schema, and every form worth telling apart, was exercised.
+    let want: &[(&str, &[&str])] = &[
+        ("status.json", &["birth", "offline"]),
+        ("modem-state.json", &["state ready"]),
+        ("event-modem.json", &["kind state"]),
+        ("event-alarm.json", &["store-corrupt"]),
+        (
+            "event-sms-received.json",
+            &["single", "multipart", "incomplete", "undecodable"],
+        ),
+        (
+            "event-sms-status.json",
+            &[
+                "sent",
+                "delivered",
+                "pending",
+                "failed",
+                "delivered (no job)",
+            ],
+        ),
+        ("cmd-ping.json", &["command"]),
+        ("cmd-sms-send.json", &["command"]),
+        (
+            "reply.json",
+            &[
+                "ok done",
+                "ok queued",
+                "ok duplicate",
+                "error bad-number",
+                "error bad-text",
+                "error bad-field",
+                "error unknown-verb",
+                "_invalid missing-request-id",
+                "_invalid bad-json",
+                "_invalid bad-request-id",
+            ],
+        ),
+    ];
+    for (schema, forms) in want {
+        let got = seen.get(schema).cloned().unwrap_or_default();
+        for f in *forms {
+            assert!(
+                got.contains(*f),
+                "{schema}: no {f:?} message seen; saw {got:?}"
+            );
+        }
+    }
+    let exercised: BTreeSet<&str> = seen.keys().copied().collect();
+    let all: BTreeSet<&str> = ALL_SCHEMAS
+        .iter()
+        .copied()
+        .filter(|s| !matches!(*s, "common.json" | "envelope.json"))
+        .collect();
+    assert_eq!(exercised, all, "every message schema exercised");
+    eprintln!("validated {} messages: {seen:?}", central.log.len());
+
+    // The check bites: real messages, broken, are rejected.
+    let (_, real) = central
+        .log
+        .iter()
+        .find(|(t, _)| t.ends_with("/event/sms-received"))
+        .unwrap();
+    let mut broken = real.clone();
+    broken.as_object_mut().unwrap().remove("received_at");
+    schemas.assert_invalid(
+        "event-sms-received.json",
+        "sms-received without received_at",
+        &broken,
+    );
+    let (_, real) = central
+        .log
+        .iter()
+        .find(|(t, _)| t.ends_with("/modem/1/state"))
+        .unwrap();
+    let mut broken = real.clone();
+    broken["state"] = json!("happy");
+    schemas.assert_invalid("modem-state.json", "modem state \"happy\"", &broken);
+}
