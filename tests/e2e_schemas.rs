@@ -249,6 +249,23 @@ fn broken_messages_are_rejected() {
             ),
         ),
         (
+            "event-sms-status.json",
+            env(
+                "sms-status",
+                json!({"request_id": "spring-2026:+380501234567", "msg_id": 40, "to": TO,
+                "state": "cancelled", "parts": 1, "campaign_id": "spring-2026"}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            env(
+                "sms-status",
+                json!({"request_id": "out-9", "msg_id": 13, "to": TO, "state": "unknown",
+                "parts": 1, "slot": null,
+                "error": "the agent stopped while sending; the SMS may or may not have gone out"}),
+            ),
+        ),
+        (
             "reply.json",
             json!({"request_id": null, "ok": false,
                 "error": {"code": "missing-request-id", "message": "request_id is required"}}),
@@ -322,6 +339,28 @@ fn broken_messages_are_rejected() {
                 "sms-status",
                 json!({"request_id": "out-1", "msg_id": 12, "to": "0501234567", "state": "sent",
                 "parts": 1, "slot": 1, "mr": [17]}),
+            ),
+        ),
+        (
+            "event-sms-status.json",
+            "a delivery report's mr as a list",
+            env(
+                "sms-status",
+                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "delivered",
+                "parts": 2, "slot": 1, "mr": [17, 18], "status": 0, "status_text": "delivered",
+                "submitted_at": "2026-11-26T22:31:00+02:00",
+                "discharged_at": "2026-11-26T22:31:04+02:00"}),
+            ),
+        ),
+        (
+            "event-sms-received.json",
+            "data absent instead of null",
+            env(
+                "sms-received",
+                json!({"slot": 1, "imsi": "255030123456781", "from": FROM, "text": "hi",
+                "encoding": "gsm7", "class": null, "smsc": null,
+                "sent_at": "2026-11-26T22:15:03+02:00", "received_at": "2026-11-26T20:15:09.310Z",
+                "parts": 1, "complete": true}),
             ),
         ),
         (

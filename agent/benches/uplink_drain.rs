@@ -22,8 +22,8 @@ use serde_json::json;
 use tokio::sync::{Notify, oneshot, watch};
 
 const EVENTS: usize = 100_000;
-const PRODUCERS: usize = 4;
-const BATCH: usize = 250;
+const PRODUCERS: usize = 8;
+const BATCH: usize = 500;
 const GATEWAY: &str = "bench";
 /// Longest the drain may take before the bench gives up (it should take a few seconds).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -332,10 +332,8 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
             if received.is_none() && seen.received.load(Ordering::Acquire) >= count as u64 {
                 received = Some(t.elapsed());
             }
-            if emptied.is_none()
-                && status.borrow().acked >= count as u64
-                && store.stats().await?.rows == 0
-            {
+            let acked = status.borrow().acked;
+            if emptied.is_none() && acked >= count as u64 && store.stats().await?.rows == 0 {
                 emptied = Some(t.elapsed());
             }
             if let (Some(e), Some(r)) = (emptied, received) {

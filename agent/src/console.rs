@@ -154,6 +154,7 @@ pub fn spawn(
         "none" => None,
         "stdin" => Some(tokio::spawn(async move {
             let mut term = Term::new(tokio::io::stdin(), tokio::io::stdout(), false);
+            term.local_tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             let mut sd = shutdown;
             tokio::select! {
                 r = console.serve(&mut term) => if let Err(e) = r {
@@ -205,6 +206,9 @@ async fn serve_tty(console: Console, device: &str, baud: u32) {
 enum Input {
     Line(String),
     Cancelled,
+    /// Ctrl-D on an empty line.
+    CtrlD,
+    /// The input ended (stdin closed).
     Eof,
     Idle,
 }
@@ -214,6 +218,8 @@ struct Term<R, W> {
     r: R,
     w: W,
     serial: bool,
+    /// stdin is a terminal: its own echo is switched off for passwords.
+    local_tty: bool,
     pending: VecDeque<u8>,
     ed: LineEditor,
 }
@@ -224,6 +230,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
             r,
             w,
             serial,
+            local_tty: false,
             pending: VecDeque::new(),
             ed: LineEditor::new(MAX_LINE, serial),
         }
@@ -253,6 +260,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
 
     /// Reads one line; `echo` is off for passwords; `idle` ends the wait.
     async fn read_line(&mut self, echo: bool, idle: Option<Duration>) -> std::io::Result<Input> {
+        let _quiet = (!echo && self.local_tty).then(StdinEchoOff::new).flatten();
+        self.read_line_inner(echo, idle).await
+    }
+
+    async fn read_line_inner(
+        &mut self,
+        echo: bool,
+        idle: Option<Duration>,
+    ) -> std::io::Result<Input> {
         self.ed.set_echo(echo && self.serial);
         let mut echoed = Vec::new();
         loop {
@@ -265,7 +281,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
                     return Ok(match edit {
                         Edit::Line(l) => Input::Line(l),
                         Edit::Cancelled => Input::Cancelled,
-                        Edit::Eof => Input::Eof,
+                        Edit::Eof => Input::CtrlD,
                     });
                 }
             }
@@ -287,6 +303,32 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
             }
             self.pending.extend(&buf[..n]);
         }
+    }
+}
+
+/// Switches the echo of the terminal on stdin off until dropped.
+struct StdinEchoOff(nix::sys::termios::Termios);
+
+impl StdinEchoOff {
+    fn new() -> Option<Self> {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        quiet.local_flags.insert(LocalFlags::ECHONL);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).ok()?;
+        Some(Self(saved))
+    }
+}
+
+impl Drop for StdinEchoOff {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
     }
 }
 
@@ -406,7 +448,7 @@ impl Console {
             let pw = match term.read_line(false, None).await? {
                 Input::Line(l) => l,
                 Input::Eof => return Ok(Login::Closed),
-                Input::Cancelled | Input::Idle => continue,
+                Input::Cancelled | Input::Idle | Input::CtrlD => continue,
             };
             term.write("\n").await?;
             if pw.is_empty() {
@@ -481,7 +523,7 @@ impl Console {
             match term.read_line(false, None).await? {
                 Input::Line(l) => answers.push(l),
                 Input::Eof => return Ok(None),
-                Input::Cancelled | Input::Idle => {
+                Input::Cancelled | Input::Idle | Input::CtrlD => {
                     return Ok(Some(Err("cancelled".into())));
                 }
             }
@@ -526,7 +568,7 @@ impl Console {
             let line = match term.read_line(true, idle).await? {
                 Input::Line(l) => l,
                 Input::Cancelled => continue,
-                Input::Eof if term.serial => {
+                Input::CtrlD => {
                     term.write("bye\n").await?;
                     return Ok(true);
                 }
@@ -545,7 +587,8 @@ impl Console {
                 None => continue,
                 Some("exit" | "quit" | "logout") => {
                     term.write("bye\n").await?;
-                    return Ok(true);
+                    // A serial line gets a login prompt again; stdin's console ends.
+                    return Ok(term.serial);
                 }
                 Some("passwd") => {
                     let out = self.passwd(term).await?;
@@ -617,10 +660,15 @@ impl Console {
             ("log", []) => self.log("20"),
             ("log", [n]) => self.log(n),
             ("config", [sub, ..]) => self.config(sub, line).await,
-            ("campaign", _) => {
-                "campaigns are not available in this build yet; nothing done\n".into()
+            ("campaign", ["list"]) => self.campaign_list().await,
+            ("campaign", [action @ ("pause" | "resume" | "cancel"), id]) => {
+                self.campaign_control(action, id).await
             }
-            ("status" | "modems" | "modem" | "at" | "sms" | "queue" | "reset" | "log", _) => {
+            (
+                "status" | "modems" | "modem" | "at" | "sms" | "queue" | "reset" | "log"
+                | "campaign",
+                _,
+            ) => {
                 format!("usage: {}\n", usage(cmd))
             }
             (other, _) => {
@@ -684,6 +732,8 @@ impl Console {
         };
         let data_dir = &self.ctx.config.gateway.data_dir;
         let disk = match nix::sys::statvfs::statvfs(data_dir.as_path()) {
+            // fsblkcnt_t and c_ulong are 32 bits on armv7: widen explicitly.
+            #[allow(clippy::useless_conversion)]
             Ok(st) => {
                 let free = u64::from(st.blocks_available()) * u64::from(st.fragment_size());
                 let total = u64::from(st.blocks()) * u64::from(st.fragment_size());
@@ -844,6 +894,61 @@ impl Console {
         }
         out.push_str("(received SMS go to the central server; see `log` for their arrival)\n");
         out
+    }
+
+    /// Campaigns, newest first, with their recipients counted by state.
+    async fn campaign_list(&self) -> String {
+        let store = self.ctx.events.store();
+        let campaigns = match store.campaigns().await {
+            Ok(c) => c,
+            Err(e) => return format!("error: {e}\n"),
+        };
+        if campaigns.is_empty() {
+            return "no campaigns\n".into();
+        }
+        let mut out = String::new();
+        for c in campaigns.iter().take(20) {
+            let counts = match store.campaign_counts(&c.campaign_id).await {
+                Ok(n) => n
+                    .iter()
+                    .map(|(state, n)| format!("{state} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Err(e) => format!("error: {e}"),
+            };
+            out.push_str(&format!(
+                "{:<24} {:<9} created {}  {}\n",
+                c.campaign_id,
+                c.state,
+                ms_to_rfc3339(c.created_ms),
+                counts
+            ));
+        }
+        if campaigns.len() > 20 {
+            out.push_str(&format!("… and {} older\n", campaigns.len() - 20));
+        }
+        out
+    }
+
+    /// `campaign pause|resume|cancel ID`, exactly as `cmd/campaign-control` does it.
+    async fn campaign_control(&self, action: &str, id: &str) -> String {
+        let mut obj = serde_json::Map::new();
+        obj.insert("campaign_id".into(), json!(id));
+        obj.insert("action".into(), json!(action));
+        match crate::campaign::control(&self.ctx.events, &obj).await {
+            Ok(r) => {
+                tracing::info!(campaign_id = %id, %action, "campaign changed at the console");
+                format!(
+                    "campaign {id}: {}{}\n",
+                    r["state"].as_str().unwrap_or("?"),
+                    match r["cancelled"].as_u64() {
+                        Some(n) if n > 0 => format!(" ({n} queued messages cancelled)"),
+                        _ => String::new(),
+                    }
+                )
+            }
+            Err((code, message)) => format!("refused ({code}): {message}\n"),
+        }
     }
 
     async fn queue(&self) -> String {
@@ -1118,8 +1223,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "campaign",
-        "campaign list|pause|resume|cancel ID",
-        "not available in this build yet",
+        "campaign list | campaign pause|resume|cancel ID",
+        "campaigns with their progress / control one, like cmd/campaign-control",
     ),
     ("passwd", "passwd", "change the console password"),
     ("help", "help", "this text"),

@@ -49,6 +49,7 @@ pub struct AgentOptions {
 /// A running agent.
 pub struct Agent {
     view: AgentView,
+    events: Events,
     channels: Vec<ChannelHandle>,
     uplink: tokio::task::JoinHandle<()>,
     console: Option<tokio::task::JoinHandle<()>>,
@@ -244,10 +245,16 @@ impl Agent {
         };
         Ok(Agent {
             view,
+            events: events.clone(),
             channels,
             uplink,
             console,
         })
+    }
+
+    /// The store-backed event sink (for embedding: benchmarks, tests of one module).
+    pub fn events(&self) -> Events {
+        self.events.clone()
     }
 
     /// The read-only view (status, modems).

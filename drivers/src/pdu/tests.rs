@@ -13,6 +13,7 @@ fn any_char() -> impl Strategy<Value = char> {
             'é', 'Ñ', '¿', '\u{1B}',
         ]),
         2 => prop::char::range('А', 'я'),
+        1 => prop::sample::select(vec!['і', 'ї', 'є', 'ґ', 'І', 'Ї', 'Є', 'Ґ', '’']),
         1 => prop::sample::select(vec!['😀', '🎉', '👍', '𝄞', '🇺', '\u{FEFF}', '\u{0}']),
         1 => any::<char>(),
     ]
@@ -27,7 +28,7 @@ fn gsm_char() -> impl Strategy<Value = char> {
 }
 
 fn text(ch: impl Strategy<Value = char>) -> impl Strategy<Value = String> {
-    prop::collection::vec(ch, 0..600).prop_map(|v| v.into_iter().collect())
+    prop::collection::vec(ch, 0..2000).prop_map(|v| v.into_iter().collect())
 }
 
 /// Octets of the SMSC field at the start of a PDU's bytes.
