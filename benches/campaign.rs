@@ -22,6 +22,7 @@
 //! - `GSMGW_CAMPAIGN_SECS`: ideal seconds of sending per N (messages = min(10 000,
 //!   secs × N ÷ latency)), default 20.
 //! - `GSMGW_CAMPAIGN_SKIP`: `accept` and/or `rss` (comma-separated) to skip those phases.
+//! - `RUST_LOG`: the agent's logs on stderr (off by default: logging costs time per message).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -217,6 +218,12 @@ fn run_child(spec: &str) -> Result<Value, BoxError> {
 // Child: one phase, its result as one JSON line on stdout.
 
 fn child(spec: &str) -> Result<(), BoxError> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let words: Vec<&str> = spec.split_whitespace().collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -305,6 +312,16 @@ impl Rig {
                 return Err(format!("modems not ready after 60 s: {states:?}").into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The channel is `ready` once registered; the SIM's SMS service follows shortly after
+        // (sends before that fail with +CMS ERROR: 314 and cool the SIM down).
+        for sim in &sims {
+            while sim.control(json!({"op": "state"})).await?["sms"]["ready"] != true {
+                if Instant::now() > deadline {
+                    return Err("SMS service not ready after 60 s".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         Ok(Rig {
             agent,

@@ -249,22 +249,54 @@ pub async fn termination() {
 }
 
 async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let agent = gsmgw_agent::Agent::start_with_file(
-        cfg,
-        Some(path),
-        gsmgw_agent::AgentOptions {
-            version: VERSION.to_string(),
-            timings: Default::default(),
-            console: true,
-        },
-        stop_rx,
-    )?;
-    termination().await;
-    tracing::info!("stopping");
-    let _ = stop_tx.send(true);
-    agent.wait().await;
-    Ok(ExitCode::SUCCESS)
+    let mut cfg = cfg;
+    let mut previous: Option<config::Config> = None;
+    loop {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let started = gsmgw_agent::Agent::start_with_file(
+            cfg.clone(),
+            Some(path.clone()),
+            gsmgw_agent::AgentOptions {
+                version: VERSION.to_string(),
+                timings: Default::default(),
+                console: true,
+            },
+            stop_rx,
+        );
+        let agent = match (started, previous.take()) {
+            (Ok(a), _) => a,
+            (Err(e), Some(prev)) => {
+                // A restart from the console with a file that does not start: keep the box
+                // reachable with what ran before.
+                tracing::error!(error = %e, "the saved configuration does not start; starting with the previous one");
+                cfg = prev;
+                continue;
+            }
+            (Err(e), None) => return Err(e.into()),
+        };
+        let restart = tokio::select! {
+            _ = termination() => false,
+            _ = gsmgw_agent::console::restart_requested().notified() => true,
+        };
+        tracing::info!(restart, "stopping");
+        let _ = stop_tx.send(true);
+        let events = agent.events();
+        agent.wait().await;
+        if !restart {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // One writer per database: the old store is closed before the new agent opens it.
+        if let Err(e) = events.store().close().await {
+            tracing::warn!(error = %e, "store did not close cleanly");
+        }
+        drop(events);
+        match config::load(&path) {
+            Ok(c) => previous = Some(std::mem::replace(&mut cfg, c)),
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration file does not load; restarting with the previous one");
+            }
+        }
+    }
 }
 
 /// `gsmgw passwd-hash`: reads a password (twice, without echo, on a terminal) and prints

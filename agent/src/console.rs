@@ -142,6 +142,13 @@ pub struct ConsoleContext {
     pub logs: Arc<LogRing>,
 }
 
+/// Notified when a technician asks for a restart of the agent (`restart`); the process's
+/// main loop stops the agent and starts it again with the saved configuration.
+pub fn restart_requested() -> &'static tokio::sync::Notify {
+    static RESTART: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    RESTART.get_or_init(tokio::sync::Notify::new)
+}
+
 /// Serves the console as `[console] device` says; None when it is `none`.
 pub fn spawn(
     ctx: ConsoleContext,
@@ -657,6 +664,7 @@ impl Console {
             ("sms", ["recent"]) => self.sms_recent().await,
             ("queue", []) => self.queue().await,
             ("reset", ["modem", n]) => self.reset(n).await,
+            ("restart", []) => self.restart().await,
             ("log", []) => self.log("20"),
             ("log", [n]) => self.log(n),
             ("config", [sub, ..]) => self.config(sub, line).await,
@@ -896,6 +904,22 @@ impl Console {
         out
     }
 
+    /// `restart`: the agent stops and starts again with the saved configuration.
+    async fn restart(&self) -> String {
+        let shared = self.shared.lock().await;
+        if shared.editor.path().is_none() {
+            return "restart is not available: the agent runs without a configuration file\n"
+                .into();
+        }
+        if shared.editor.unsaved() {
+            return "the working copy has unsaved changes: `config save` them (or `config revert`) first\n".into();
+        }
+        drop(shared);
+        tracing::warn!("agent restart requested at the console");
+        restart_requested().notify_one();
+        "restarting the agent with the saved configuration; log in again in a few seconds\n".into()
+    }
+
     /// Campaigns, newest first, with their recipients counted by state.
     async fn campaign_list(&self) -> String {
         let store = self.ctx.events.store();
@@ -1068,7 +1092,7 @@ impl Console {
                 }
                 if !changes.need_restart.is_empty() {
                     out.push_str(&format!(
-                        "needs a restart of the agent to take effect: {} (save, then `systemctl restart gsmgw`)\n",
+                        "needs a restart of the agent to take effect: {} (`config save`, then `restart`)\n",
                         changes.need_restart.join(", ")
                     ));
                 }
@@ -1215,6 +1239,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("queue", "queue", "outbox depth and jobs by state"),
     ("reset", "reset modem N", "reset the modem in slot N"),
+    (
+        "restart",
+        "restart",
+        "stop the agent and start it again with the saved configuration",
+    ),
     ("log", "log [N]", "the last N log lines (default 20)"),
     (
         "config",

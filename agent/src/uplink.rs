@@ -24,7 +24,10 @@ use crate::state::ModemSnapshot;
 use crate::store::{NewJob, StoreError, Submitted};
 
 /// Outbox rows in flight (sent, not yet acknowledged) at most.
-pub const WINDOW: usize = 100;
+pub const WINDOW: usize = 500;
+/// The outbox is read only once this many window slots are free: one query per half window
+/// rather than one per PUBACK (the pump waits on each read).
+const REFILL_AT: usize = WINDOW / 2;
 
 /// What the uplink needs to know.
 #[derive(Debug, Clone)]
@@ -225,7 +228,7 @@ impl Uplink {
 
     /// Sends outbox rows after the cursor while the window has room.
     async fn refill(&mut self) {
-        while self.connected && self.outbox_inflight < WINDOW {
+        while self.connected && WINDOW.saturating_sub(self.outbox_inflight) >= REFILL_AT {
             let room = WINDOW - self.outbox_inflight;
             let rows = match self.events.store().pending(self.cursor, room).await {
                 Ok(r) => r,
