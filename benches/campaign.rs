@@ -22,6 +22,7 @@
 //! - `GSMGW_CAMPAIGN_SECS`: ideal seconds of sending per N (messages = min(10 000,
 //!   secs × N ÷ latency)), default 20.
 //! - `GSMGW_CAMPAIGN_SKIP`: `accept` and/or `rss` (comma-separated) to skip those phases.
+//! - `GSMGW_CAMPAIGN_CPU`: also print the CPU used per thread during each run.
 //! - `RUST_LOG`: the agent's logs on stderr (off by default: logging costs time per message).
 
 use std::collections::BTreeMap;
@@ -117,16 +118,19 @@ fn parent() -> Result<(), BoxError> {
             rate,
             ideal_rate,
             ratio,
-            r["first_ms"],
+            r["first_ms"].as_i64().unwrap_or(0),
             txns,
             if txns > 0.0 { ops / txns } else { 0.0 },
-            r["hwm_kb"],
+            r["hwm_kb"].as_u64().unwrap_or(0),
             if ratio >= TARGET_RATIO {
                 ""
             } else {
                 "  < target"
             },
         );
+        if std::env::var_os("GSMGW_CAMPAIGN_CPU").is_some() {
+            println!("      CPU (cores): {}", r["cpu"]);
+        }
         if let Some(per_slot) = r["per_slot"].as_array() {
             let v: Vec<u64> = per_slot.iter().filter_map(Value::as_u64).collect();
             if let (Some(lo), Some(hi)) = (v.iter().min(), v.iter().max()) {
@@ -384,6 +388,7 @@ async fn throughput(dir: &Path, n: usize, messages: usize) -> Result<Value, BoxE
     let plan = campaign::plan(obj, &rig.slots).map_err(|(c, m)| format!("{c}: {m}"))?;
     let before = events.store().stats().await?;
     reset_hwm();
+    let cpu0 = cpu_by_thread();
     let start_ms = unix_ms();
     let t = Instant::now();
     campaign::submit(&events, "req-bench", plan).await?;
@@ -408,6 +413,8 @@ async fn throughput(dir: &Path, n: usize, messages: usize) -> Result<Value, BoxE
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let hwm = hwm_kb();
+    let cpu = cpu_by_thread();
+    let wall = t.elapsed().as_secs_f64();
     let jobs = events.store().jobs_in_state("sent", messages + 10).await?;
     let last = jobs.iter().map(|j| j.updated_ms).max().unwrap_or(start_ms);
     let first = jobs.iter().map(|j| j.updated_ms).min().unwrap_or(start_ms);
@@ -429,6 +436,7 @@ async fn throughput(dir: &Path, n: usize, messages: usize) -> Result<Value, BoxE
         "transactions": after.transactions - before.transactions,
         "operations": after.operations - before.operations,
         "hwm_kb": hwm,
+        "cpu": cpu_delta(&cpu0, &cpu, wall),
         "per_slot": per_slot.values().collect::<Vec<_>>(),
     }))
 }
@@ -536,6 +544,49 @@ fn status_kb(key: &str) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) per thread name, from /proc/self/task/*/stat.
+fn cpu_by_thread() -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let tick = 100.0; // USER_HZ
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / tick;
+    }
+    out
+}
+
+/// CPU use between two samples, as a share of one core, per thread name.
+fn cpu_delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, wall: f64) -> Value {
+    let mut m = serde_json::Map::new();
+    let mut total = 0.0;
+    for (k, v) in b {
+        let d = v - a.get(k).copied().unwrap_or(0.0);
+        total += d;
+        if d > 0.0 {
+            m.insert(k.clone(), json!((d / wall * 100.0).round() / 100.0));
+        }
+    }
+    m.insert(
+        "total".into(),
+        json!((total / wall * 100.0).round() / 100.0),
+    );
+    Value::Object(m)
 }
 
 fn hwm_kb() -> u64 {

@@ -529,7 +529,8 @@ fn unusable_tls_files_are_a_configuration_error_at_start() {
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert_eq!(st.code(), Some(1), "{err}");
         assert!(
-            err.contains("configuration: mqtt TLS:") && err.contains(expect),
+            (err.contains("configuration: mqtt TLS:") || err.contains(": mqtt."))
+                && err.contains(expect),
             "expected a configuration error naming `{expect}`:\n{err}"
         );
         assert!(!err.contains("panicked"), "{err}");

@@ -161,6 +161,24 @@ fn check_mqtt(m: &MqttConfig, out: &mut Vec<Problem>) {
         )),
         _ => {}
     }
+    // Readable and paired: now check the contents, exactly as `gsmgw run` will load them.
+    let paired = m.cert_file.is_some() == m.key_file.is_some();
+    if tls == Some(true) && paired && out.iter().all(|p| !p.key.starts_with("mqtt.")) {
+        if let Err(e) = crate::tls::client_config(
+            m.ca_file.as_deref(),
+            m.cert_file.as_deref(),
+            m.key_file.as_deref(),
+        ) {
+            let key = if m.ca_file.is_some() && e.to_string().contains("CA") {
+                "mqtt.ca_file"
+            } else if m.cert_file.is_some() {
+                "mqtt.cert_file"
+            } else {
+                "mqtt.ca_file"
+            };
+            out.push(Problem::new(key, e.to_string()));
+        }
+    }
     if !(5..=3600).contains(&m.keep_alive_secs) {
         out.push(Problem::new(
             "mqtt.keep_alive_secs",

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
 use crate::config::{self, Config, ConfigError};
 
@@ -423,7 +423,8 @@ fn validate(text: &str, origin: &str) -> Result<Config, String> {
 }
 
 fn set_in(doc: &mut DocumentMut, path: &KeyPath, value: Option<Value>) -> Result<(), String> {
-    let table: &mut Table = match path {
+    // Sections may be written as [headers], dotted keys or inline tables.
+    let table: &mut dyn TableLike = match path {
         KeyPath::Section(s, _) => {
             let root = doc.as_table_mut();
             if !root.contains_key(s) {
@@ -433,7 +434,7 @@ fn set_in(doc: &mut DocumentMut, path: &KeyPath, value: Option<Value>) -> Result
                 root.insert(s, Item::Table(Table::new()));
             }
             root.get_mut(s)
-                .and_then(Item::as_table_mut)
+                .and_then(Item::as_table_like_mut)
                 .ok_or_else(|| format!("[{s}] is not a table in the file"))?
         }
         KeyPath::Modem(n, _) => {
@@ -459,6 +460,7 @@ fn set_in(doc: &mut DocumentMut, path: &KeyPath, value: Option<Value>) -> Result
             }
             modems
                 .get_mut(n - 1)
+                .map(|t| t as &mut dyn TableLike)
                 .ok_or_else(|| format!("no modem[{n}]"))?
         }
     };
@@ -490,8 +492,8 @@ fn set_in(doc: &mut DocumentMut, path: &KeyPath, value: Option<Value>) -> Result
 
 /// A copy with secret values replaced by [`MASK`].
 fn masked(doc: &DocumentMut) -> DocumentMut {
-    let mut d = doc.clone();
-    fn mask_table(t: &mut Table) {
+    // Every form a section can take: [headers], dotted keys, inline tables, [[arrays]].
+    fn mask_table(t: &mut dyn TableLike) {
         for (k, item) in t.iter_mut() {
             if SECRET_KEYS.contains(&k.get()) {
                 if let Some(v) = item.as_value_mut() {
@@ -499,16 +501,30 @@ fn masked(doc: &DocumentMut) -> DocumentMut {
                     *v = Value::from(MASK);
                     *v.decor_mut() = decor;
                 }
+            } else {
+                mask_item(item);
             }
         }
     }
-    for (_, item) in d.as_table_mut().iter_mut() {
+    fn mask_item(item: &mut Item) {
         match item {
-            Item::Table(t) => mask_table(t),
-            Item::ArrayOfTables(a) => a.iter_mut().for_each(mask_table),
-            _ => {}
+            Item::ArrayOfTables(a) => a.iter_mut().for_each(|t| mask_table(t)),
+            Item::Value(Value::Array(a)) => {
+                for v in a.iter_mut() {
+                    if let Value::InlineTable(t) = v {
+                        mask_table(t);
+                    }
+                }
+            }
+            other => {
+                if let Some(t) = other.as_table_like_mut() {
+                    mask_table(t);
+                }
+            }
         }
     }
+    let mut d = doc.clone();
+    mask_table(d.as_table_mut());
     d
 }
 
@@ -666,6 +682,24 @@ mod tests {
         assert!(e.save().unwrap_err().contains("changed on disk"));
         e.revert().unwrap();
         assert!(!e.unsaved());
+    }
+
+    #[test]
+    fn inline_and_dotted_sections_can_be_edited() {
+        let text = "gateway.id = \"gw-1\"\ngateway.data_dir = \"/tmp/x\"\nmqtt = { url = \"mqtt://127.0.0.1\" }\n[console]\ndevice = \"none\"\n";
+        let cfg = config::parse_str(text, "t.toml").unwrap();
+        let mut e = ConfigEditor::new(None, &cfg);
+        // Without a file the working copy is the running config; edit it all the same.
+        e.pending = text.parse().unwrap();
+        e.set("mqtt.username", "u1").unwrap();
+        e.set("gateway.log_level", "debug").unwrap();
+        e.set("mqtt.password", "inline-secret").unwrap();
+        assert!(!e.show().contains("inline-secret"), "{}", e.show());
+        assert!(!e.diff().contains("inline-secret"));
+        let c = e.pending_config().unwrap();
+        assert_eq!(c.mqtt.username.as_deref(), Some("u1"));
+        assert_eq!(c.gateway.log_level, "debug");
+        assert!(e.save().is_err(), "no file to save to");
     }
 
     #[test]
