@@ -558,6 +558,23 @@ async fn new_mqtt_credentials_are_applied_live() {
         // The modem kept running: it was not initialised again.
         assert!(!after.contains("initializing"), "{log}");
         assert!(pty.run(p, "config save").contains("saved to"));
+        // A typo in the password: the uplink does not connect, and goes back by itself.
+        assert!(
+            pty.run(p, "config set mqtt.password typo-pass")
+                .contains("set")
+        );
+        pty.line("config apply");
+        let apply = pty.expect(p, Duration::from_secs(90));
+        assert!(
+            apply.contains("mqtt: NOT applied")
+                && apply
+                    .contains("went back to the previous MQTT settings (reconnected with them)"),
+            "{apply}"
+        );
+        let status = pty.run(p, "status");
+        assert!(status.contains("mqtt    connected"), "{status}");
+        assert!(pty.run(p, "config revert").contains("thrown away"));
+        assert!(pty.run(p, "config apply").contains("nothing to apply"));
     })
     .await
     .unwrap();

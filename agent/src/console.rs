@@ -1081,7 +1081,8 @@ impl Console {
                     running.mqtt = new.mqtt.clone();
                     ed.set_running(running.clone());
                     drop(shared);
-                    let (restarted, text) = self.apply_mqtt(new.mqtt.clone()).await;
+                    let (restarted, text) =
+                        self.apply_mqtt(new.mqtt.clone(), previous.clone()).await;
                     out.push_str(&text);
                     if !restarted {
                         running.mqtt = previous;
@@ -1106,19 +1107,59 @@ impl Console {
     }
 
     /// Restarts the uplink with `mqtt` and waits a while for it to connect.
-    async fn apply_mqtt(&self, mqtt: crate::config::MqttConfig) -> (bool, String) {
-        let mut status = self.ctx.view.uplink.clone();
-        let before = status.borrow().connects;
+    /// Restarts the uplink with `mqtt` and waits a while for it to connect. If it was
+    /// connected before and the new settings do not connect, it goes back to `previous` (a
+    /// typo must not cut the box off). True when `mqtt` is what runs afterwards.
+    async fn apply_mqtt(
+        &self,
+        mqtt: crate::config::MqttConfig,
+        previous: crate::config::MqttConfig,
+    ) -> (bool, String) {
+        let was_connected = self.ctx.view.uplink.borrow().connected;
         if let Err(e) = self.ctx.uplink.restart(mqtt).await {
             return (false, format!("mqtt: not applied: {e}\n"));
         }
+        let broker = self.ctx.uplink.broker();
+        match self.wait_connected().await {
+            Ok(()) => (
+                true,
+                format!("mqtt: applied; uplink reconnected to {broker}\n"),
+            ),
+            Err(err) if was_connected => {
+                tracing::warn!(error = %err, "new MQTT settings did not connect; going back");
+                let back = match self.ctx.uplink.restart(previous).await {
+                    Ok(()) => match self.wait_connected().await {
+                        Ok(()) => "reconnected with them".to_string(),
+                        Err(e) => format!("not connected yet: {e}"),
+                    },
+                    Err(e) => format!("cannot restart the uplink: {e}"),
+                };
+                (
+                    false,
+                    format!(
+                        "mqtt: NOT applied: the uplink did not connect to {broker} within {} s with the new settings ({err}); went back to the previous MQTT settings ({back}). The working copy still has the new ones: fix them, or `config revert`\n",
+                        APPLY_WAIT.as_secs()
+                    ),
+                )
+            }
+            Err(err) => (
+                true,
+                format!(
+                    "mqtt: applied, but the uplink has not connected to {broker} within {} s ({err}); it keeps trying (it was not connected before either)\n",
+                    APPLY_WAIT.as_secs()
+                ),
+            ),
+        }
+    }
+
+    /// Waits up to [`APPLY_WAIT`] for a new connection of the uplink; the last error if none.
+    async fn wait_connected(&self) -> Result<(), String> {
+        let mut status = self.ctx.view.uplink.clone();
+        // The restarted uplink starts disconnected: any connection seen now is a new one.
         let connected = tokio::time::timeout(APPLY_WAIT, async {
             loop {
-                {
-                    let s = status.borrow_and_update();
-                    if s.connected && s.connects > before {
-                        return;
-                    }
+                if status.borrow_and_update().connected {
+                    return;
                 }
                 if status.changed().await.is_err() {
                     std::future::pending::<()>().await;
@@ -1127,21 +1168,14 @@ impl Console {
         })
         .await
         .is_ok();
-        let broker = self.ctx.uplink.broker();
-        let text = if connected {
-            format!("mqtt: applied; uplink reconnected to {broker}\n")
-        } else {
-            let err = status
-                .borrow()
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "no answer".into());
-            format!(
-                "mqtt: applied, but the uplink has not connected to {broker} within {} s ({err}); it keeps trying. `config revert` + `config apply` goes back\n",
-                APPLY_WAIT.as_secs()
-            )
-        };
-        (true, text)
+        if connected {
+            return Ok(());
+        }
+        Err(status
+            .borrow()
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no answer".into()))
     }
 }
 

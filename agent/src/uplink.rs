@@ -355,7 +355,10 @@ impl Uplink {
                     }
                 },
                 _ = wake.notified(), if self.connected => self.refill().await,
-                s = snap_rx.recv(), if snaps_open => {
+                // Not while connecting: waking here would cancel `poll()` mid-handshake (a
+                // slow TLS handshake over a cellular link must not be restarted by every
+                // signal change). Pictures wait in the channel and are sent after ConnAck.
+                s = snap_rx.recv(), if snaps_open && self.connected => {
                     if let Some(s) = s {
                         self.dirty.insert(s.slot);
                         self.latest.insert(s.slot, s);
