@@ -353,7 +353,7 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
     let _ = tokio::time::timeout(Duration::from_secs(5), uplink_task).await;
     let up = status.borrow().clone();
     let _ = central.disconnect().await;
-    if tokio::time::timeout(Duration::from_secs(2), async { sub_task.await })
+    if tokio::time::timeout(Duration::from_secs(2), sub_task)
         .await
         .is_err()
     {
