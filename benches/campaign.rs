@@ -20,7 +20,7 @@
 //! - `GSMGW_CAMPAIGN_NS`: modem counts, default `1,4,8,16,32`.
 //! - `GSMGW_CAMPAIGN_LATENCY_MS`: the simulated CMGS latency, default 50.
 //! - `GSMGW_CAMPAIGN_SECS`: ideal seconds of sending per N (messages = min(10 000,
-//!   secs × N ÷ latency)), default 20.
+//!   secs × N ÷ latency)), default 15.
 //! - `GSMGW_CAMPAIGN_SKIP`: `accept` and/or `rss` (comma-separated) to skip those phases.
 //! - `GSMGW_CAMPAIGN_CPU`: also print the CPU used per thread during each run.
 //! - `RUST_LOG`: the agent's logs on stderr (off by default: logging costs time per message).
@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 use gsmgw_agent::state::ChannelState;
 use gsmgw_agent::{Agent, AgentOptions, campaign};
+use gsmgw_drivers::at::{self, Command, EngineConfig};
+use gsmgw_drivers::modem::{self, Modem};
+use gsmgw_drivers::pdu::{SubmitOptions, encode_submit};
 use gsmgw_drivers::sim::{SimHandle, SimOptions, Simulator};
 use serde_json::{Value, json};
 
@@ -44,6 +47,8 @@ const TARGET_RATIO: f64 = 0.97;
 /// Seconds of sending sampled for the RSS comparison.
 const RSS_SEND_SECS: u64 = 8;
 const RSS_MODEMS: usize = 32;
+/// Ideal seconds of sending for the floor (the simulators driven without the agent).
+const FLOOR_SECS: f64 = 4.0;
 
 fn main() -> Result<(), BoxError> {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
@@ -73,7 +78,7 @@ fn parent() -> Result<(), BoxError> {
         .filter_map(|s| s.trim().parse().ok())
         .filter(|n| *n > 0)
         .collect();
-    let secs: f64 = env_or("GSMGW_CAMPAIGN_SECS", 20.0f64);
+    let secs: f64 = env_or("GSMGW_CAMPAIGN_SECS", 15.0f64);
     let skip = std::env::var("GSMGW_CAMPAIGN_SKIP").unwrap_or_default();
     let lat = latency_ms();
     let started = Instant::now();
@@ -85,41 +90,52 @@ fn parent() -> Result<(), BoxError> {
         "messages per N = min({MAX_MESSAGES}, {secs} s of ideal sending = {secs} × N × 1000 ÷ {lat}); \
          time = submit → last job `sent`"
     );
+    println!(
+        "floor = the same simulators driven by bare AT engines (no agent, no store): what the \
+         simulator, the pty and tokio's 1 ms timer allow"
+    );
     println!();
     println!(
-        "{:>3} {:>8} {:>8} {:>10} {:>10} {:>6} {:>9} {:>8} {:>9} {:>9}",
+        "{:>3} {:>8} {:>8} {:>10} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8}",
         "N",
         "messages",
         "seconds",
         "achieved/s",
         "ideal/s",
         "ratio",
-        "first ms",
-        "txns",
+        "floor/s",
+        "floor r",
+        "vs floor",
         "ops/txn",
         "HWM kB"
     );
     let mut worst = f64::INFINITY;
+    let mut worst_floor = f64::INFINITY;
     for &n in &ns {
         let ideal_rate = n as f64 * 1000.0 / lat as f64;
         let messages = ((secs * ideal_rate).round() as usize).clamp(n, MAX_MESSAGES);
+        let per_modem = ((FLOOR_SECS * 1000.0 / lat as f64).round() as usize).max(1);
+        let f = run_child(&format!("floor {n} {per_modem}"))?;
+        let floor_rate = f["rate"].as_f64().unwrap_or(f64::NAN);
         let r = run_child(&format!("throughput {n} {messages}"))?;
         let seconds = r["seconds"].as_f64().unwrap_or(f64::NAN);
         let rate = messages as f64 / seconds;
         let ratio = rate / ideal_rate;
         worst = worst.min(ratio);
+        worst_floor = worst_floor.min(rate / floor_rate);
         let txns = r["transactions"].as_f64().unwrap_or(0.0);
         let ops = r["operations"].as_f64().unwrap_or(0.0);
         println!(
-            "{:>3} {:>8} {:>8.2} {:>10.1} {:>10.1} {:>6.3} {:>9} {:>8} {:>9.2} {:>9}{}",
+            "{:>3} {:>8} {:>8.2} {:>10.1} {:>8.1} {:>6.3} {:>8.1} {:>8.3} {:>8.3} {:>7.2} {:>8}{}",
             n,
             messages,
             seconds,
             rate,
             ideal_rate,
             ratio,
-            r["first_ms"].as_i64().unwrap_or(0),
-            txns,
+            floor_rate,
+            floor_rate / ideal_rate,
+            rate / floor_rate,
             if txns > 0.0 { ops / txns } else { 0.0 },
             r["hwm_kb"].as_u64().unwrap_or(0),
             if ratio >= TARGET_RATIO {
@@ -128,21 +144,27 @@ fn parent() -> Result<(), BoxError> {
                 "  < target"
             },
         );
+        let slots: Vec<u64> = r["per_slot"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        println!(
+            "      first sent after {} ms; {} store transactions; per-modem messages {}..{}",
+            r["first_ms"].as_i64().unwrap_or(0),
+            txns,
+            slots.iter().min().copied().unwrap_or(0),
+            slots.iter().max().copied().unwrap_or(0),
+        );
         if std::env::var_os("GSMGW_CAMPAIGN_CPU").is_some() {
             println!("      CPU (cores): {}", r["cpu"]);
-        }
-        if let Some(per_slot) = r["per_slot"].as_array() {
-            let v: Vec<u64> = per_slot.iter().filter_map(Value::as_u64).collect();
-            if let (Some(lo), Some(hi)) = (v.iter().min(), v.iter().max()) {
-                println!("      per-modem messages: min {lo}, max {hi}");
-            }
         }
     }
     if ns.is_empty() {
         worst = f64::NAN;
+        worst_floor = f64::NAN;
     }
     println!(
-        "worst ratio {worst:.3} (target ≥ {TARGET_RATIO}): {}",
+        "worst ratio {worst:.3} (target ≥ {TARGET_RATIO}): {}; worst achieved/floor {worst_floor:.3}",
         if worst >= TARGET_RATIO {
             "met"
         } else {
@@ -244,6 +266,7 @@ fn child(spec: &str) -> Result<(), BoxError> {
     };
     let result = match words.first().copied() {
         Some("throughput") => rt.block_on(throughput(dir.path(), arg(1)?, arg(2)?))?,
+        Some("floor") => rt.block_on(floor(dir.path(), arg(1)?, arg(2)?))?,
         Some("accept") => rt.block_on(accept(dir.path(), arg(1)?))?,
         Some("rss") => rt.block_on(rss(dir.path(), arg(1)?, arg(2)?))?,
         _ => return Err(format!("unknown phase {spec:?}").into()),
@@ -439,6 +462,61 @@ async fn throughput(dir: &Path, n: usize, messages: usize) -> Result<Value, BoxE
         "cpu": cpu_delta(&cpu0, &cpu, wall),
         "per_slot": per_slot.values().collect::<Vec<_>>(),
     }))
+}
+
+/// The simulators alone: each driven by its own AT engine sending the same PDU in a loop.
+async fn floor(dir: &Path, n: usize, per_modem: usize) -> Result<Value, BoxError> {
+    let mut sims = Vec::new();
+    let mut modems = Vec::new();
+    for i in 1..=n {
+        let link = dir.join(format!("floor{i}"));
+        let sim = Simulator::spawn(SimOptions {
+            link: link.clone(),
+            imei: format!("86123456{i:07}"),
+            imsi: format!("25501{i:010}"),
+            sim_busy_secs: 0.0,
+            register_delay_ms: 0,
+            ..SimOptions::default()
+        })
+        .await?;
+        sim.control_ok(json!({"op": "cmgs", "latency_ms": latency_ms()}))
+            .await?;
+        while sim.control(json!({"op": "state"})).await?["sms"]["ready"] != true {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let port = modem::open_port(&link.display().to_string(), 115_200)?;
+        let (at, _urcs) = at::spawn(port, EngineConfig::default());
+        at.send(Command::new("ATE0")).await?;
+        at.send(Command::new("AT+CMGF=0")).await?;
+        modems.push(Modem::new(at, modem::Dialect::Generic));
+        sims.push(sim);
+    }
+    let part = encode_submit(&SubmitOptions {
+        to: "+380500000001".into(),
+        text: "Hello Client 1, your order is ready for pickup.".into(),
+        ..SubmitOptions::default()
+    })?
+    .remove(0);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for m in modems {
+        let p = part.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_modem {
+                m.send_pdu(&p.pdu, p.tpdu_len).await?;
+            }
+            Ok::<(), modem::ModemError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    for s in sims {
+        s.shutdown().await;
+    }
+    Ok(json!({"n": n, "messages": n * per_modem, "seconds": secs,
+              "rate": (n * per_modem) as f64 / secs}))
 }
 
 async fn accept(dir: &Path, recipients: usize) -> Result<Value, BoxError> {

@@ -248,3 +248,69 @@ async fn per_sim_day_limit_holds_across_a_restart_and_a_kill_mid_campaign_sends_
     );
     drop(agent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_a_campaign_and_unsent_messages_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &[]);
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-exp",
+        &broker.url(),
+        "",
+        &[(1, &sim.link, "")],
+    );
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[sms]\nper_minute = 0\nper_hour = 0\nper_day = 2\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut central = Central::connect(broker.port, "gsmgw/gw-exp/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-exp/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+
+    // A quiet window around now (local time): nothing goes out.
+    let now = chrono::Local::now();
+    let from = (now - chrono::Duration::minutes(30)).format("%H:%M");
+    let to = (now + chrono::Duration::minutes(30)).format("%H:%M");
+    let cmd = json!({"request_id": "q-1", "campaign_id": "quiet", "text": "Hi", "quiet_hours": format!("{from}-{to}"), "recipients": recipients(3, 100)});
+    central
+        .send("gsmgw/gw-exp/cmd/campaign", &cmd.to_string())
+        .await;
+    central
+        .expect("gsmgw/gw-exp/reply/q-1", T, |v| v["ok"] == true)
+        .await;
+    let p = central
+        .expect("gsmgw/gw-exp/event/campaign", T, |v| {
+            v["campaign_id"] == "quiet"
+        })
+        .await;
+    assert_eq!(p["queued"], 3, "{p}");
+    assert_eq!(p["sent"], 0, "{p}");
+    assert!(sent_to(&[&sim]).is_empty());
+    let cancel = json!({"request_id": "q-2", "campaign_id": "quiet", "action": "cancel"});
+    central
+        .send("gsmgw/gw-exp/cmd/campaign-control", &cancel.to_string())
+        .await;
+    central.expect("gsmgw/gw-exp/reply/q-2", T, |_| true).await;
+
+    // The SIM's day limit lets two through; the rest expire at their deadline.
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
+    let cmd = json!({"request_id": "e-1", "campaign_id": "exp", "text": "Hi", "expires_at": expires, "recipients": recipients(5, 200)});
+    central
+        .send("gsmgw/gw-exp/cmd/campaign", &cmd.to_string())
+        .await;
+    central
+        .expect("gsmgw/gw-exp/reply/e-1", T, |v| v["ok"] == true)
+        .await;
+    let fin = final_progress(&mut central, "gw-exp", "exp").await;
+    assert_eq!(fin["sent"], 2, "{fin}");
+    assert_eq!(fin["expired"], 3, "{fin}");
+    assert_eq!(sent_to(&[&sim]).len(), 2);
+    central
+        .expect("gsmgw/gw-exp/event/sms-status", T, |v| {
+            v["state"] == "expired"
+        })
+        .await;
+}

@@ -87,6 +87,7 @@ pub fn plan(
         "recipients",
         "priority",
         "start_at",
+        "expires_at",
         "quiet_hours",
         "report",
         "slot",
@@ -121,6 +122,15 @@ pub fn plan(
             .map(|t| t.timestamp_millis())
             .map_err(|e| ("bad-field", format!("start_at {s:?}: {e}")))?,
         Some(_) => return Err(("bad-field", "start_at must be an RFC 3339 time".into())),
+    };
+    let expires_ms = match obj.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| ("bad-field", format!("expires_at {s:?}: {e}")))?,
+        ),
+        Some(_) => return Err(("bad-field", "expires_at must be an RFC 3339 time".into())),
     };
     if let Some(q) = obj.get("quiet_hours").filter(|v| !v.is_null()) {
         let ok = q
@@ -193,6 +203,8 @@ pub fn plan(
         "text": template,
         "priority": priority,
         "start_at": obj.get("start_at").cloned().unwrap_or(Value::Null),
+        "expires_at": obj.get("expires_at").cloned().unwrap_or(Value::Null),
+        "expires_ms": expires_ms,
         "quiet_hours": obj.get("quiet_hours").cloned().unwrap_or(Value::Null),
         "report": report,
         "slot": slot,
@@ -217,10 +229,11 @@ pub async fn submit(
     plan: CampaignPlan,
 ) -> Result<Value, StoreError> {
     let spec = plan.spec.clone();
-    let (report, slot, group) = (
+    let (report, slot, group, expires_ms) = (
         spec["report"].as_bool().unwrap_or(false),
         spec["slot"].as_u64().and_then(|s| u16::try_from(s).ok()),
         spec["group"].clone(),
+        spec["expires_ms"].clone(),
     );
     let jobs: Vec<NewJob> = plan
         .recipients
@@ -233,6 +246,7 @@ pub async fn submit(
                 payload: json!({
                     "to": to, "text": text, "report": report, "slot": slot, "group": group,
                     "campaign_id": plan.campaign_id, "parts": parts.len(), "encoding": encoding.as_str(),
+                    "expires_ms": expires_ms,
                 }),
                 slot,
                 state: "queued".into(),
@@ -390,6 +404,7 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
             };
             let get = |k: &str| counts.get(k).copied().unwrap_or(0);
             let remaining = get("queued") + get("sending");
+            let expired = get("expired");
             let finished = remaining == 0 && c.state != "paused";
             let now = (c.state.clone(), counts.clone());
             if !finished && last.get(&c.campaign_id) == Some(&now) {
@@ -415,6 +430,7 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
                 "failed": get("failed"),
                 "unknown": get("unknown"),
                 "cancelled": get("cancelled"),
+                "expired": expired,
                 "remaining": remaining,
                 "final": finished,
             });

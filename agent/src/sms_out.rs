@@ -267,6 +267,24 @@ pub async fn run(
                 if busy.values().any(|j| *j == job.job_id) {
                     continue;
                 }
+                // Not sent by its deadline: a final state of its own, never sent late.
+                if job.payload["expires_ms"]
+                    .as_i64()
+                    .is_some_and(|t| t <= now_ms())
+                {
+                    let ev = status_event(&job, "expired", json!({"slot": Value::Null}));
+                    match events
+                        .store()
+                        .update_job(job.job_id, "expired", None, Some(ev))
+                        .await
+                    {
+                        Ok(_) => events.committed(),
+                        Err(e) => {
+                            tracing::error!(job_id = job.job_id, error = %e, "cannot expire a job")
+                        }
+                    }
+                    continue;
+                }
                 if let Some(cid) = job.payload["campaign_id"].as_str() {
                     let q = match campaign_quiet.get(cid) {
                         Some(q) => *q,
