@@ -10,6 +10,14 @@ pub fn now_rfc3339() -> String {
     rfc3339_utc(d.as_secs() as i64, d.subsec_millis())
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Unix seconds (+ milliseconds) as RFC 3339 UTC.
 pub fn rfc3339_utc(secs: i64, millis: u32) -> String {
     let days = secs.div_euclid(86_400);

@@ -11,6 +11,7 @@ use gsmgw_drivers::modem::{Modem, ModemError, StoredMessage};
 use gsmgw_drivers::pdu::{self, Deliver, Pdu, StatusReport};
 use serde_json::{Value, json};
 
+use crate::clock::now_ms;
 use crate::events::Events;
 use crate::store::{EventClass, NewEvent, PartOutcome, StoreError, StoredPart};
 
@@ -35,13 +36,6 @@ pub struct Inbox {
     selected: Option<String>,
     /// The last sweep failed (SIM still busy after start, say): sweep again soon.
     pub sweep_failed: bool,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl Inbox {

@@ -19,6 +19,7 @@ use gsmgw_drivers::pdu::{self, EncodedPart, SubmitOptions};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::clock::now_ms;
 use crate::events::Events;
 use crate::state::{ChannelState, ModemSnapshot};
 use crate::store::{EventClass, Job, NewEvent, StoreError};
@@ -188,13 +189,6 @@ impl Default for SendPolicy {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// The persistent counter names of a SIM's current minute, hour and local day.
 pub fn limit_counters(imsi: &str, now_ms: i64) -> [String; 3] {
     let minute = now_ms / 60_000;
@@ -240,16 +234,10 @@ pub async fn run(
     let mut campaign_quiet: std::collections::HashMap<String, Option<crate::quiet::QuietHours>> =
         Default::default();
     loop {
+        let now = tokio::time::Instant::now();
         let free = slots
             .iter()
-            .filter(|h| !busy.contains_key(&h.slot))
-            .filter(|h| h.snapshot.borrow().state == ChannelState::Ready)
-            .filter(|h| {
-                health
-                    .get(&h.slot)
-                    .and_then(|x| x.cooling_until)
-                    .is_none_or(|t| t <= tokio::time::Instant::now())
-            })
+            .filter(|h| available(h, &busy, &health, now))
             .count();
         if free > 0 {
             let jobs = match events
@@ -362,6 +350,21 @@ pub async fn run(
     }
 }
 
+/// A SIM that can take a message now: ready, idle, not cooling down.
+fn available(
+    h: &SlotHandle,
+    busy: &BTreeMap<u16, i64>,
+    health: &BTreeMap<u16, SlotHealth>,
+    now: tokio::time::Instant,
+) -> bool {
+    !busy.contains_key(&h.slot)
+        && h.snapshot.borrow().state == ChannelState::Ready
+        && health
+            .get(&h.slot)
+            .and_then(|x| x.cooling_until)
+            .is_none_or(|t| t <= now)
+}
+
 /// The SIM for a job: the slot it names, else its group, else the group its number's prefix
 /// maps to (falling back to any SIM), least used today among those within their limits.
 async fn route(
@@ -381,14 +384,7 @@ async fn route(
         .map(|s| s as u16);
     let usable: Vec<&SlotHandle> = slots
         .iter()
-        .filter(|h| !busy.contains_key(&h.slot))
-        .filter(|h| h.snapshot.borrow().state == ChannelState::Ready)
-        .filter(|h| {
-            health
-                .get(&h.slot)
-                .and_then(|x| x.cooling_until)
-                .is_none_or(|t| t <= now)
-        })
+        .filter(|h| available(h, busy, health, now))
         .collect();
     let to = job.payload["to"].as_str().unwrap_or("");
     let explicit_group = job.payload["group"].as_str().map(str::to_string);

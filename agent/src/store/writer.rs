@@ -559,26 +559,8 @@ impl Writer {
     }
 
     fn submit_job(&mut self, job: &JobRow, event: Option<&Prepared>) -> Result<Reply, OpError> {
-        let existing = self
-            .conn
-            .prepare_cached("SELECT job_id, verb, state, outcome FROM jobs WHERE request_id = ?1")?
-            .query_row([&job.request_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .optional()?;
-        if let Some((job_id, verb, state, outcome)) = existing {
-            let outcome = parse_json_opt(outcome.as_deref()).map_err(OpError::Refused)?;
-            return Ok(Reply::Submitted(Submitted::Existing {
-                job_id,
-                verb,
-                state,
-                outcome,
-            }));
+        if let existing @ Reply::Submitted(_) = self.existing_job(&job.request_id)? {
+            return Ok(existing);
         }
         // New work is refused while critical rows alone fill the outbox: its results could
         // not be recorded.
@@ -643,19 +625,8 @@ impl Writer {
         recipients: &[JobRow],
     ) -> Result<Reply, OpError> {
         // A repeated command is answered from the stored one.
-        if let Reply::Submitted(Submitted::Existing {
-            job_id,
-            verb,
-            state,
-            outcome,
-        }) = self.existing_job(&command.request_id)?
-        {
-            return Ok(Reply::Submitted(Submitted::Existing {
-                job_id,
-                verb,
-                state,
-                outcome,
-            }));
+        if let existing @ Reply::Submitted(_) = self.existing_job(&command.request_id)? {
+            return Ok(existing);
         }
         let t = self.st.totals;
         if t.rows[CRITICAL] >= self.max_rows || t.bytes[CRITICAL] >= self.max_bytes {
