@@ -266,17 +266,19 @@ async fn sms_send_is_sent_once_reported_delivered_and_failures_are_classed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_again_and_again_during_a_stream_loses_and_duplicates_nothing() {
-    const N: usize = 300;
+    const N: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "generic"]);
     let cfg = write_config(dir.path(), "gw-stream", &broker.url(), &[(1, &sim.link)]);
     let mut central = Central::connect(broker.port, "gsmgw/gw-stream/event/sms-received").await;
     let mut agent = AgentProc::start(&cfg);
-    // The network hands the modem N messages; the SIM holds 30, the rest wait at the SMSC
-    // until the agent frees room.
+    // A 10 000-event stream: the network hands the modem N messages into its own memory (ME:
+    // 100 places, no SIM access delay); the rest wait at the SMSC until the agent frees room.
     for i in 0..N {
-        let r = sim.control(json!({"op": "sms", "from": FROM, "text": format!("stream {i}")}));
+        let r = sim.control(
+            json!({"op": "sms", "from": FROM, "text": format!("stream {i}"), "storage": "ME"}),
+        );
         assert_eq!(r["ok"], true, "{r}");
     }
     let mut texts = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
@@ -292,8 +294,8 @@ async fn agent_killed_again_and_again_during_a_stream_loses_and_duplicates_nothi
         let text = v["text"].as_str().unwrap_or("").to_string();
         let id = v["id"].as_str().unwrap_or("").to_string();
         texts.entry(text).or_default().insert(id);
-        // Power cuts at three points of the stream.
-        if [40, 140, 220].contains(&texts.len()) && kills < texts.len() / 40 {
+        // Power cuts at three points of the stream (SIGKILL: nothing is flushed).
+        if [1_000, 4_000, 7_500].contains(&texts.len()) && kills < texts.len() / 1_000 {
             kills += 1;
             agent.kill();
             agent = AgentProc::start(&cfg);
