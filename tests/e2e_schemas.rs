@@ -22,7 +22,7 @@ const TO: &str = "+380501234567";
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 11] = [
+const ALL_SCHEMAS: [&str; 14] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -30,8 +30,11 @@ const ALL_SCHEMAS: [&str; 11] = [
     "event-sms-received.json",
     "event-sms-status.json",
     "event-alarm.json",
+    "event-campaign.json",
     "cmd-ping.json",
     "cmd-sms-send.json",
+    "cmd-campaign.json",
+    "cmd-campaign-control.json",
     "reply.json",
     "common.json",
 ];
@@ -136,8 +139,11 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["event", "sms-received"] => "event-sms-received.json",
         ["event", "sms-status"] => "event-sms-status.json",
         ["event", "alarm"] => "event-alarm.json",
+        ["event", "campaign"] => "event-campaign.json",
         ["cmd", "ping"] => "cmd-ping.json",
         ["cmd", "sms-send"] => "cmd-sms-send.json",
+        ["cmd", "campaign"] => "cmd-campaign.json",
+        ["cmd", "campaign-control"] => "cmd-campaign-control.json",
         ["cmd", _] => return None,
         ["reply", _] => "reply.json",
         _ => panic!("a topic the interface does not document: {topic}"),
@@ -158,6 +164,13 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
         "modem-state.json" => format!("state {}", s("state")),
         "event-modem.json" => format!("kind {}", s("kind")),
         "event-alarm.json" => s("code"),
+        "event-campaign.json" => {
+            if v["final"] == true {
+                format!("final {}", s("state"))
+            } else {
+                format!("progress {}", s("state"))
+            }
+        }
         "event-sms-received.json" => {
             if v.get("pdu").is_some() {
                 "undecodable".into()
@@ -180,6 +193,18 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
         "reply.json" => {
             if topic.ends_with("/_invalid") {
                 format!("_invalid {}", v["error"]["code"].as_str().unwrap_or("?"))
+            } else if v["ok"] == true && v["result"].get("recipients").is_some() {
+                let dup = if v["result"]["duplicate"] == true {
+                    " duplicate"
+                } else {
+                    ""
+                };
+                format!("ok campaign{dup}")
+            } else if v["ok"] == true && v["result"].get("cancelled").is_some() {
+                format!(
+                    "ok campaign-control {}",
+                    v["result"]["state"].as_str().unwrap_or("?")
+                )
             } else if v["ok"] == true && v["result"]["duplicate"] == true {
                 "ok duplicate".into()
             } else if v["ok"] == true {
@@ -273,6 +298,39 @@ fn broken_messages_are_rejected() {
         (
             "cmd-sms-send.json",
             json!({"request_id": "out-1", "to": TO, "text": "Вітаємо!", "slot": 1, "report": true}),
+        ),
+        (
+            "cmd-campaign.json",
+            json!({"request_id": "camp-1", "campaign_id": "spring-2026",
+                "text": "Вітаємо, {name}! Знижка 20% до неділі.",
+                "recipients": [{"to": TO, "fields": {"name": "Олена"}}, {"to": FROM}],
+                "priority": 0, "start_at": "2026-11-27T09:00:00+02:00",
+                "expires_at": "2026-11-28T00:00:00Z", "quiet_hours": "21:00-09:00",
+                "report": true, "slot": 1, "group": "kyiv"}),
+        ),
+        (
+            "cmd-campaign-control.json",
+            json!({"request_id": "c-7", "campaign_id": "spring-2026", "action": "pause"}),
+        ),
+        (
+            "event-campaign.json",
+            env(
+                "campaign",
+                json!({"campaign_id": "spring-2026", "state": "running", "total": 2,
+                "queued": 1, "sending": 1, "sent": 0, "delivered": 0, "failed": 0, "unknown": 0,
+                "cancelled": 0, "expired": 0, "remaining": 2, "final": false}),
+            ),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "camp-1", "ok": true, "result": {"job_id": 20,
+                "campaign_id": "spring-2026", "recipients": 2, "duplicates": 0,
+                "state": "running"}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "c-7", "ok": true,
+                "result": {"campaign_id": "spring-2026", "state": "paused", "cancelled": 0}}),
         ),
     ];
     for (schema, msg) in &good {
@@ -396,6 +454,65 @@ fn broken_messages_are_rejected() {
         ),
         ("cmd-ping.json", "no request_id", json!({})),
         (
+            "cmd-campaign.json",
+            "no recipients",
+            json!({"request_id": "camp-1", "campaign_id": "x", "text": "hi", "recipients": []}),
+        ),
+        (
+            "cmd-campaign.json",
+            "a recipient that is not E.164, and a field beside to",
+            json!({"request_id": "camp-1", "campaign_id": "x", "text": "hi",
+                "recipients": [{"to": "0501234567"}, {"to": TO, "name": "Олена"}]}),
+        ),
+        (
+            "cmd-campaign.json",
+            "a campaign_id with a slash, priority out of range",
+            json!({"request_id": "camp-1", "campaign_id": "a/b", "text": "hi",
+                "recipients": [{"to": TO}], "priority": 1000}),
+        ),
+        (
+            "cmd-campaign-control.json",
+            "an unknown action",
+            json!({"request_id": "c-7", "campaign_id": "spring-2026", "action": "stop"}),
+        ),
+        (
+            "cmd-campaign-control.json",
+            "no action",
+            json!({"request_id": "c-7", "campaign_id": "spring-2026"}),
+        ),
+        (
+            "event-campaign.json",
+            "final while messages remain",
+            env(
+                "campaign",
+                json!({"campaign_id": "spring-2026", "state": "done", "total": 2,
+                "queued": 1, "sending": 0, "sent": 1, "delivered": 0, "failed": 0, "unknown": 0,
+                "cancelled": 0, "expired": 0, "remaining": 1, "final": true}),
+            ),
+        ),
+        (
+            "event-campaign.json",
+            "an unknown state, counts missing",
+            env(
+                "campaign",
+                json!({"campaign_id": "spring-2026", "state": "finished", "total": 2,
+                "final": false}),
+            ),
+        ),
+        (
+            "reply.json",
+            "a campaign result with a job state",
+            json!({"request_id": "camp-1", "ok": true, "result": {"job_id": 20,
+                "campaign_id": "spring-2026", "recipients": 2, "duplicates": 0,
+                "state": "queued"}}),
+        ),
+        (
+            "reply.json",
+            "a campaign-control result without cancelled",
+            json!({"request_id": "c-7", "ok": true,
+                "result": {"campaign_id": "spring-2026", "state": "paused"}}),
+        ),
+        (
             "modem-state.json",
             "signal as text",
             json!({"slot": 1, "state": "ready", "port": "/dev/ttyUSB2", "dialect": "quectel",
@@ -451,7 +568,8 @@ async fn every_real_message_matches_its_schema() {
     let cfg = write_config(dir.path(), GW, &broker.url(), &[(1, &sim.link)]);
     // Incomplete multipart messages are delivered after 2 s.
     let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
-    text_cfg.push_str("\n[sms]\nreassembly_timeout_secs = 2\n");
+    // No per-SIM minute limit: the campaigns below come on top of the single messages.
+    text_cfg.push_str("\n[sms]\nreassembly_timeout_secs = 2\nper_minute = 0\n");
     std::fs::write(&cfg, text_cfg).unwrap();
     // A damaged database: moved aside at start, with a store-corrupt alarm.
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
@@ -570,6 +688,82 @@ async fn every_real_message_matches_its_schema() {
         "{ev}"
     );
 
+    // A campaign (a number listed twice, fields, no reports), paused and resumed at once,
+    // repeated, and run to its final progress event.
+    let campaign = t("event/campaign");
+    let camp = json!({"request_id": "camp-1", "campaign_id": "spring-1",
+        "text": "Вітаємо, {name}! Бонусів: {n}.",
+        "recipients": [
+            {"to": "+380501110001", "fields": {"name": "Олена", "n": 3}},
+            {"to": "+380501110002", "fields": {"name": "Петро"}},
+            {"to": "+380501110001"}
+        ],
+        "report": false})
+    .to_string();
+    command(c, &mut sent, "campaign", &camp, true).await;
+    let r = reply(c, "camp-1", |_| true).await;
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    assert_eq!(r["result"]["recipients"], 2, "{r}");
+    assert_eq!(r["result"]["duplicates"], 1, "{r}");
+    for (rid, action, state) in [("cc-1", "pause", "paused"), ("cc-2", "resume", "running")] {
+        let p = json!({"request_id": rid, "campaign_id": "spring-1", "action": action});
+        command(c, &mut sent, "campaign-control", &p.to_string(), true).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["result"]["state"], state, "{r}");
+    }
+    command(c, &mut sent, "campaign", &camp, true).await;
+    reply(c, "camp-1", |v| v["result"]["duplicate"] == true).await;
+    status_event(c, json!("spring-1:+380501110001"), "sent").await;
+    status_event(c, json!("spring-1:+380501110002"), "sent").await;
+    let ev = c
+        .expect(&campaign, T, |v| {
+            v["campaign_id"] == "spring-1" && v["final"] == true
+        })
+        .await;
+    assert_eq!(ev["state"], "done", "{ev}");
+    assert_eq!(ev["sent"], 2, "{ev}");
+
+    // A second one that would start in 2099, cancelled: its messages end cancelled.
+    let camp2 = json!({"request_id": "camp-2", "campaign_id": "spring-2", "text": "Later",
+        "recipients": [{"to": "+380501110003"}, {"to": "+380501110004"}],
+        "start_at": "2099-01-01T00:00:00Z", "report": false})
+    .to_string();
+    command(c, &mut sent, "campaign", &camp2, true).await;
+    reply(c, "camp-2", |_| true).await;
+    let p = json!({"request_id": "cc-3", "campaign_id": "spring-2", "action": "cancel"});
+    command(c, &mut sent, "campaign-control", &p.to_string(), true).await;
+    let r = reply(c, "cc-3", |_| true).await;
+    assert_eq!(r["result"]["state"], "cancelled", "{r}");
+    assert_eq!(r["result"]["cancelled"], 2, "{r}");
+    status_event(c, json!("spring-2:+380501110004"), "cancelled").await;
+    let ev = c
+        .expect(&campaign, T, |v| {
+            v["campaign_id"] == "spring-2" && v["final"] == true
+        })
+        .await;
+    assert_eq!(ev["state"], "cancelled", "{ev}");
+    assert_eq!(ev["cancelled"], 2, "{ev}");
+
+    // Refused, though the command matches its schema: what only the gateway knows.
+    let camp3 = json!({"request_id": "camp-3", "campaign_id": "spring-1", "text": "again",
+        "recipients": [{"to": "+380501110005"}]})
+    .to_string();
+    let refused_valid = [
+        ("campaign", camp3.as_str(), "camp-3", "campaign-refused"),
+        (
+            "campaign-control",
+            r#"{"request_id":"cc-4","campaign_id":"nope","action":"pause"}"#,
+            "cc-4",
+            "unknown-campaign",
+        ),
+    ];
+    for (verb, payload, rid, code) in refused_valid {
+        command(c, &mut sent, verb, payload, true).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["error"]["code"], code, "{r}");
+    }
+
     let refused = [
         (
             "sms-send",
@@ -587,6 +781,18 @@ async fn every_real_message_matches_its_schema() {
             "sms-send",
             r#"{"request_id":"b-3","to":"+380501234567","text":"hi","colour":1}"#,
             "b-3",
+            "bad-field",
+        ),
+        (
+            "campaign",
+            r#"{"request_id":"b-5","campaign_id":"bad-1","text":"hi","recipients":[{"to":"12ab"}]}"#,
+            "b-5",
+            "bad-recipient",
+        ),
+        (
+            "campaign-control",
+            r#"{"request_id":"b-6","campaign_id":"spring-1"}"#,
+            "b-6",
             "bad-field",
         ),
         (
@@ -677,6 +883,7 @@ async fn every_real_message_matches_its_schema() {
         ("modem-state.json", &["state ready"]),
         ("event-modem.json", &["kind state"]),
         ("event-alarm.json", &["store-corrupt"]),
+        ("event-campaign.json", &["final done", "final cancelled"]),
         (
             "event-sms-received.json",
             &["single", "multipart", "incomplete", "undecodable"],
@@ -689,10 +896,13 @@ async fn every_real_message_matches_its_schema() {
                 "pending",
                 "failed",
                 "delivered (no job)",
+                "cancelled",
             ],
         ),
         ("cmd-ping.json", &["command"]),
         ("cmd-sms-send.json", &["command"]),
+        ("cmd-campaign.json", &["command"]),
+        ("cmd-campaign-control.json", &["command"]),
         (
             "reply.json",
             &[
@@ -703,6 +913,14 @@ async fn every_real_message_matches_its_schema() {
                 "error bad-text",
                 "error bad-field",
                 "error unknown-verb",
+                "error bad-recipient",
+                "error unknown-campaign",
+                "error campaign-refused",
+                "ok campaign",
+                "ok campaign duplicate",
+                "ok campaign-control paused",
+                "ok campaign-control running",
+                "ok campaign-control cancelled",
                 "_invalid missing-request-id",
                 "_invalid bad-json",
                 "_invalid bad-request-id",
@@ -748,4 +966,24 @@ async fn every_real_message_matches_its_schema() {
     let mut broken = real.clone();
     broken["state"] = json!("happy");
     schemas.assert_invalid("modem-state.json", "modem state \"happy\"", &broken);
+    let (_, real) = central
+        .log
+        .iter()
+        .find(|(t, v)| t.ends_with("/event/campaign") && v["final"] == true)
+        .unwrap();
+    let mut broken = real.clone();
+    broken["remaining"] = json!(1);
+    schemas.assert_invalid(
+        "event-campaign.json",
+        "a final campaign event with a message left",
+        &broken,
+    );
+    let (_, real) = central
+        .log
+        .iter()
+        .find(|(t, _)| t.ends_with("/cmd/campaign"))
+        .unwrap();
+    let mut broken = real.clone();
+    broken["recipients"][0]["fields"] = json!("name=Олена");
+    schemas.assert_invalid("cmd-campaign.json", "fields as a string", &broken);
 }

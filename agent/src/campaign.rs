@@ -316,6 +316,12 @@ pub async fn control(
         "bad-field",
         "action is required: pause, resume or cancel".to_string(),
     ))?;
+    if !matches!(action, "pause" | "resume" | "cancel") {
+        return Err((
+            "bad-field",
+            format!("action {action:?}: expected pause, resume or cancel"),
+        ));
+    }
     let internal = |e: StoreError| ("internal", e.to_string());
     let Some(c) = events.store().campaign(id).await.map_err(internal)? else {
         return Err(("unknown-campaign", format!("no campaign {id:?}")));
