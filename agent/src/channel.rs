@@ -313,9 +313,35 @@ impl Channel {
         }
     }
 
+    /// Answers every queued request with an error while there is no session (the port is gone
+    /// or being reset): a message waiting here was not written, so it can go through another
+    /// SIM instead of waiting for this one to come back.
+    fn fail_queued_requests(&mut self, why: &str) {
+        while let Ok(req) = self.ctx.requests.try_recv() {
+            match req {
+                ChannelRequest::SendSms { reply, .. } => {
+                    let _ = reply.send(Err(SendFailure {
+                        sent: Vec::new(),
+                        error: ModemError::At {
+                            command: "AT+CMGS".into(),
+                            source: AtError::PortClosed(why.to_string()),
+                        },
+                    }));
+                }
+                ChannelRequest::At { reply, .. } => {
+                    let _ = reply.send(Err(format!("modem not available: {why}")));
+                }
+                ChannelRequest::Reset { reply } => {
+                    let _ = reply.send(Err(format!("modem not available: {why}")));
+                }
+            }
+        }
+    }
+
     async fn run(&mut self) {
         let mut backoff = self.ctx.timings.reopen_min;
         while !self.stopping() {
+            self.fail_queued_requests("no session with the modem");
             let Some(path) = self.locate_port().await else {
                 let why = format!("port {} not found", self.cfg.port);
                 self.set_state(ChannelState::Absent, Some(why));

@@ -27,6 +27,11 @@ use crate::store::{EventClass, Job, NewEvent, StoreError};
 /// Attempts for transient failures before a job fails.
 pub const MAX_ATTEMPTS: u32 = 4;
 
+/// Messages in flight per SIM: the next one is committed as `sending` and waits in the
+/// channel's queue while the current AT+CMGS runs, so no store commit sits between two sends
+/// (after a crash up to this many messages per SIM are `unknown`).
+pub const DEPTH: usize = 2;
+
 /// A request to a channel (the only writer of its port).
 pub enum ChannelRequest {
     /// A raw AT command (technician's console), serialised with the agent's own commands.
@@ -227,7 +232,8 @@ pub async fn run(
     }
     let wake = events.jobs_wake();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut busy: BTreeMap<u16, i64> = BTreeMap::new();
+    // Slot → the jobs in flight on it (at most DEPTH).
+    let mut busy: BTreeMap<u16, Vec<i64>> = BTreeMap::new();
     let mut health: BTreeMap<u16, SlotHealth> = BTreeMap::new();
     // Messages counted per counter name, cached (persisted by mark_sending).
     let mut counts: std::collections::HashMap<String, i64> = Default::default();
@@ -242,7 +248,10 @@ pub async fn run(
         if free > 0 {
             let jobs = match events
                 .store()
-                .next_jobs(now_ms(), busy.len() + free * 4 + 8)
+                .next_jobs(
+                    now_ms(),
+                    busy.values().map(Vec::len).sum::<usize>() + free * 4 + 8,
+                )
                 .await
             {
                 Ok(j) => j,
@@ -252,7 +261,7 @@ pub async fn run(
                 }
             };
             for job in jobs {
-                if busy.values().any(|j| *j == job.job_id) {
+                if busy.values().any(|jobs| jobs.contains(&job.job_id)) {
                     continue;
                 }
                 // Not sent by its deadline: a final state of its own, never sent late.
@@ -297,7 +306,7 @@ pub async fn run(
                 else {
                     continue;
                 };
-                busy.insert(handle.slot, job.job_id);
+                busy.entry(handle.slot).or_default().push(job.job_id);
                 let imsi = handle.snapshot.borrow().imsi.clone();
                 let names = limit_counters(&imsi, now_ms());
                 for n in &names {
@@ -315,7 +324,7 @@ pub async fn run(
                         failed_here,
                     });
                 });
-                if busy.len() >= slots.len() {
+                if busy.values().map(Vec::len).sum::<usize>() >= slots.len() * DEPTH {
                     break;
                 }
             }
@@ -324,7 +333,12 @@ pub async fn run(
             _ = shutdown.changed() => return,
             d = done_rx.recv() => {
                 if let Some(d) = d {
-                    busy.remove(&d.slot);
+                    if let Some(jobs) = busy.get_mut(&d.slot) {
+                        jobs.retain(|j| *j != d.job_id);
+                        if jobs.is_empty() {
+                            busy.remove(&d.slot);
+                        }
+                    }
                     let h = health.entry(d.slot).or_default();
                     if d.failed_here {
                         h.failures_in_row += 1;
@@ -350,14 +364,14 @@ pub async fn run(
     }
 }
 
-/// A SIM that can take a message now: ready, idle, not cooling down.
+/// A SIM that can take a message now: ready, fewer than DEPTH in flight, not cooling down.
 fn available(
     h: &SlotHandle,
-    busy: &BTreeMap<u16, i64>,
+    busy: &BTreeMap<u16, Vec<i64>>,
     health: &BTreeMap<u16, SlotHealth>,
     now: tokio::time::Instant,
 ) -> bool {
-    !busy.contains_key(&h.slot)
+    busy.get(&h.slot).map_or(0, Vec::len) < DEPTH
         && h.snapshot.borrow().state == ChannelState::Ready
         && health
             .get(&h.slot)
@@ -371,7 +385,7 @@ async fn route(
     slots: &[SlotHandle],
     job: &Job,
     policy: &SendPolicy,
-    busy: &BTreeMap<u16, i64>,
+    busy: &BTreeMap<u16, Vec<i64>>,
     health: &BTreeMap<u16, SlotHealth>,
     counts: &mut std::collections::HashMap<String, i64>,
     events: &Events,
@@ -417,7 +431,8 @@ async fn route(
             candidates.retain(|h| h.slot != a);
         }
     }
-    let mut best: Option<(&SlotHandle, i64)> = None;
+    // Least loaded first (spreads a campaign over every SIM), then least used today.
+    let mut best: Option<(&SlotHandle, (usize, i64))> = None;
     for h in candidates {
         let imsi = h.snapshot.borrow().imsi.clone();
         let names = limit_counters(&imsi, now_ms());
@@ -446,8 +461,9 @@ async fn route(
         {
             continue;
         }
-        if best.is_none_or(|(_, b)| used[2] < b) {
-            best = Some((h, used[2]));
+        let key = (busy.get(&h.slot).map_or(0, Vec::len), used[2]);
+        if best.is_none_or(|(_, b)| key < b) {
+            best = Some((h, key));
         }
     }
     best.map(|(h, _)| h.clone())
