@@ -291,6 +291,11 @@ impl Central {
         o.set_keep_alive(Duration::from_secs(5));
         o.set_clean_session(clean);
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        Self::start(o, filter).await
+    }
+
+    /// Connects with `o`, subscribes to `filter` and collects what arrives.
+    async fn start(o: MqttOptions, filter: &str) -> Central {
         let (client, mut el) = AsyncClient::new(o, 64);
         client
             .subscribe(filter, QoS::AtLeastOnce)
@@ -450,32 +455,6 @@ impl Central {
         o.set_keep_alive(Duration::from_secs(5));
         o.set_credentials(user, pass);
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        let (client, mut el) = AsyncClient::new(o, 64);
-        client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let v = serde_json::from_slice(&p.payload)
-                            .unwrap_or(Value::String(String::from_utf8_lossy(&p.payload).into()));
-                        if tx.send((p.topic.clone(), v, p.retain)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-        });
-        Central {
-            client,
-            rx,
-            log: Vec::new(),
-            backlog: Vec::new(),
-        }
+        Self::start(o, filter).await
     }
 }
