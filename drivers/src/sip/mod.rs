@@ -1,0 +1,1 @@
+//! SIP signalling: messages, SDP, digest authentication and a user agent over UDP.
