@@ -14,6 +14,53 @@ pub const FRAME_BYTES: usize = FRAME_SAMPLES * 2;
 /// One frame's duration in milliseconds.
 pub const FRAME_MS: u64 = 20;
 
+/// A G.711 codec as negotiated in SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 μ-law, RTP payload type 0.
+    Pcmu,
+    /// G.711 A-law, RTP payload type 8.
+    Pcma,
+}
+
+impl Codec {
+    /// The static RTP payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// The SDP encoding name (`a=rtpmap:<pt> <name>/8000`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    /// The codec for an SDP encoding name (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Codec> {
+        if name.eq_ignore_ascii_case("PCMU") {
+            Some(Codec::Pcmu)
+        } else if name.eq_ignore_ascii_case("PCMA") {
+            Some(Codec::Pcma)
+        } else {
+            None
+        }
+    }
+
+    /// The codec for a static payload type.
+    pub fn from_payload_type(pt: u8) -> Option<Codec> {
+        match pt {
+            0 => Some(Codec::Pcmu),
+            8 => Some(Codec::Pcma),
+            _ => None,
+        }
+    }
+}
+
 /// One 20 ms frame of linear PCM.
 pub type Frame = [i16; FRAME_SAMPLES];
 
