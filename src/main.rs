@@ -135,6 +135,9 @@ struct SimArgs {
     /// Send unsolicited signal reports every this many milliseconds.
     #[arg(long)]
     signal_urc_interval_ms: Option<u64>,
+    /// Where to put the symlink to the voice PCM pty (8 kHz 16-bit LE mono, 20 ms frames).
+    #[arg(long)]
+    voice_link: Option<PathBuf>,
 }
 
 fn init_logging(json: bool) {
@@ -470,6 +473,7 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
         o.register_delay_ms = v;
     }
     o.signal_urc_interval_ms = a.signal_urc_interval_ms;
+    o.voice_link = a.voice_link;
     sim::run(o).await?;
     Ok(ExitCode::SUCCESS)
 }

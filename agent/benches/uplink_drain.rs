@@ -318,6 +318,8 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
             max_backoff: Duration::from_secs(1),
             slots: Vec::new(),
             tls: None,
+            voice: None,
+            data_dir: std::env::temp_dir(),
         },
         Vec::new(),
         events.clone(),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::config::{DialectChoice, ModemConfig};
 use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
-use crate::sms_out::{ChannelRequest, SendFailure};
+use crate::sms_out::{ChannelRequest, SendFailure, VoiceOp};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
 /// Timings of a channel.
@@ -153,6 +153,8 @@ pub struct ChannelContext {
     pub sink: Events,
     /// Requests from the rest of the agent (send SMS ...), served while the modem is ready.
     pub requests: mpsc::Receiver<ChannelRequest>,
+    /// Where call URCs go (RING, +CLIP, call progress, DTMF): the voice manager.
+    pub calls: Option<mpsc::Sender<(u16, Urc)>>,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -330,6 +332,9 @@ impl Channel {
                 }
                 ChannelRequest::At { reply, .. } => {
                     let _ = reply.send(Err(format!("modem not available: {why}")));
+                }
+                ChannelRequest::Voice { reply, .. } => {
+                    let _ = reply.send(Err(why.to_string()));
                 }
                 ChannelRequest::Reset { reply } => {
                     let _ = reply.send(Err(format!("modem not available: {why}")));
@@ -651,6 +656,24 @@ impl Channel {
                     "reset requested by a technician".into(),
                 ))
             }
+            ChannelRequest::Voice { op, reply } => {
+                let r = match &op {
+                    VoiceOp::Dial(n) => modem.dial(n).await.map(|_| Vec::new()),
+                    VoiceOp::Answer => modem.answer().await.map(|_| Vec::new()),
+                    VoiceOp::HangUp => modem.hang_up().await.map(|_| Vec::new()),
+                    VoiceOp::Dtmf(d) => modem.send_dtmf(*d).await.map(|_| Vec::new()),
+                    VoiceOp::VoiceOn => modem.voice_port_on().await.map(|_| Vec::new()),
+                    VoiceOp::VoiceOff => {
+                        modem.voice_port_off().await;
+                        Ok(Vec::new())
+                    }
+                    VoiceOp::List => modem.calls().await,
+                };
+                let fatal = matches!(&r, Err(e) if e.is_fatal());
+                let why = r.as_ref().err().map(|e| e.to_string());
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+                fatal.then(|| SessionEnd::PortGone(why.unwrap_or_default()))
+            }
             ChannelRequest::SendSms { parts, reply } => {
                 let mut sent = Vec::with_capacity(parts.len());
                 for p in &parts {
@@ -757,6 +780,12 @@ impl Channel {
             self.publish_identity(modem.dialect(), &id);
         }
         modem.configure(self.cfg.smsc.as_deref()).await?;
+        if let Err(e) = modem.configure_calls().await {
+            if e.is_fatal() {
+                return Err(e.into());
+            }
+            tracing::warn!(slot = self.cfg.slot, error = %e, "call settings refused");
+        }
         self.refresh(modem).await?;
         Ok(())
     }
@@ -825,6 +854,22 @@ impl Channel {
                         command: "AT+CMGR".into(),
                         source: AtError::PortClosed(why),
                     });
+                }
+            }
+            return Ok(());
+        }
+        if matches!(
+            urc,
+            Urc::Ring
+                | Urc::Clip { .. }
+                | Urc::CallEnded { .. }
+                | Urc::CallConnected { .. }
+                | Urc::CallCleared { .. }
+                | Urc::Dtmf { .. }
+        ) {
+            if let Some(calls) = &self.ctx.calls {
+                if let Err(e) = calls.try_send((self.cfg.slot, urc)) {
+                    tracing::warn!(slot = self.cfg.slot, error = %e, "call URC dropped");
                 }
             }
             return Ok(());

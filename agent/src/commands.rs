@@ -121,12 +121,90 @@ pub fn parse(verb: &str, payload: &[u8], slots: &[u16]) -> Result<ValidCommand, 
                 campaign: None,
             })
         }
+        "dial" | "hangup" | "recording-fetch" => {
+            let out = voice_command(verb, &obj, slots).map_err(|(code, m)| reject(rid, code, m))?;
+            Ok(ValidCommand {
+                request_id: request_id.clone(),
+                verb: verb.into(),
+                slot: out.get("slot").and_then(Value::as_u64).map(|s| s as u16),
+                payload: Value::Object(out),
+                campaign: None,
+            })
+        }
         other => Err(reject(
             rid,
             "unknown-verb",
-            format!("unknown command {other:?}; known: ping, sms-send, campaign, campaign-control"),
+            format!(
+                "unknown command {other:?}; known: ping, sms-send, campaign, campaign-control, dial, hangup, recording-fetch"
+            ),
         )),
     }
+}
+
+/// `dial` {to, slot?, bridge_to, record?}, `hangup` {call_id}, `recording-fetch` {call_id}.
+fn voice_command(
+    verb: &str,
+    obj: &Map<String, Value>,
+    slots: &[u16],
+) -> Result<Map<String, Value>, (&'static str, String)> {
+    let known: &[&str] = match verb {
+        "dial" => &["request_id", "to", "slot", "bridge_to", "record"],
+        _ => &["request_id", "call_id"],
+    };
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(("bad-field", format!("unknown field {k:?}")));
+    }
+    let mut out = Map::new();
+    if verb != "dial" {
+        match obj.get("call_id") {
+            Some(Value::String(s)) if crate::voice::recordings::valid_call_id(s) => {
+                out.insert("call_id".into(), json!(s));
+            }
+            _ => return Err(("bad-field", "call_id is required (a call's id)".into())),
+        }
+        return Ok(out);
+    }
+    match obj.get("to") {
+        Some(Value::String(s)) if gsmgw_drivers::modem::dialable(s) && s.len() >= 3 => {
+            out.insert("to".into(), json!(s));
+        }
+        _ => {
+            return Err((
+                "bad-number",
+                "to is required: a dialable number (+ and digits)".into(),
+            ));
+        }
+    }
+    match obj.get("bridge_to") {
+        Some(Value::String(s))
+            if s.starts_with("sip:") && s.len() > 4 && !s.contains(char::is_whitespace) =>
+        {
+            out.insert("bridge_to".into(), json!(s));
+        }
+        _ => {
+            return Err((
+                "bad-field",
+                "bridge_to is required: a SIP URI like sip:101@pbx.local".into(),
+            ));
+        }
+    }
+    match obj.get("slot") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_u64().and_then(|s| u16::try_from(s).ok()) {
+            Some(s) if slots.contains(&s) => {
+                out.insert("slot".into(), json!(s));
+            }
+            _ => return Err(("unknown-slot", format!("slot {v} is not configured"))),
+        },
+    }
+    match obj.get("record") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => {
+            out.insert("record".into(), json!(b));
+        }
+        Some(_) => return Err(("bad-field", "record must be true or false".into())),
+    }
+    Ok(out)
 }
 
 fn sms_send(

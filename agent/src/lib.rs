@@ -15,5 +15,6 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod uplink;
+pub mod voice;
 
 pub use runtime::{Agent, AgentError, AgentOptions};

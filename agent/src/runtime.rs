@@ -78,11 +78,15 @@ impl Agent {
             source,
         })?;
         let boot_id = uuid::Uuid::new_v4().to_string();
+        let (voice_tx, voice_rx) = mpsc::channel::<crate::voice::VoiceCommand>(64);
+        let (call_urc_tx, call_urc_rx) = mpsc::channel::<(u16, gsmgw_drivers::at::Urc)>(256);
         let uplink_base = UplinkBase {
             gateway_id: cfg.gateway.id.clone(),
             version: opts.version.clone(),
             boot_id: boot_id.clone(),
             slots: cfg.modems.iter().map(|m| m.slot).collect(),
+            voice: Some(voice_tx),
+            data_dir: cfg.gateway.data_dir.clone(),
         };
         // Unreadable or invalid TLS files stop the start with a configuration error.
         let first_uplink = uplink_base.options(&cfg.mqtt).map_err(AgentError::Config)?;
@@ -142,6 +146,7 @@ impl Agent {
                     events: event_tx.clone(),
                     sink: events.clone(),
                     requests: req_rx,
+                    calls: Some(call_urc_tx.clone()),
                     shutdown: shutdown.clone(),
                 },
             ));
@@ -153,6 +158,29 @@ impl Agent {
             .zip(&senders)
             .map(|(c, s)| (c.slot, s.clone()))
             .collect();
+        let voice_slots: Vec<crate::voice::VoiceSlot> = channels
+            .iter()
+            .zip(&senders)
+            .map(|(c, s)| {
+                let m = cfg.modems.iter().find(|m| m.slot == c.slot);
+                crate::voice::VoiceSlot {
+                    slot: c.slot,
+                    snapshot: c.snapshot.clone(),
+                    requests: s.clone(),
+                    voice_port: m.and_then(|m| m.voice_port.clone()),
+                    group: m.and_then(|m| m.group.clone()),
+                }
+            })
+            .collect();
+        drop(call_urc_tx);
+        tokio::spawn(crate::voice::run(crate::voice::VoiceContext {
+            config: cfg.clone(),
+            events: events.clone(),
+            slots: voice_slots,
+            urcs: call_urc_rx,
+            commands: voice_rx,
+            shutdown: shutdown.clone(),
+        }));
         let slot_handles: Vec<SlotHandle> = channels
             .iter()
             .zip(senders)
@@ -288,6 +316,8 @@ struct UplinkBase {
     version: String,
     boot_id: String,
     slots: Vec<u16>,
+    voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
+    data_dir: std::path::PathBuf,
 }
 
 impl UplinkBase {
@@ -317,6 +347,8 @@ impl UplinkBase {
             max_backoff: Duration::from_secs(30),
             slots: self.slots.clone(),
             tls,
+            voice: self.voice.clone(),
+            data_dir: self.data_dir.clone(),
         })
     }
 }

@@ -48,6 +48,13 @@ pub enum ChannelRequest {
         /// Acknowledged once the reset command was sent.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// A voice-call operation; the reply carries the call list for `List` (empty otherwise).
+    Voice {
+        /// What to do.
+        op: VoiceOp,
+        /// The outcome.
+        reply: oneshot::Sender<Result<Vec<gsmgw_drivers::modem::CallInfo>, String>>,
+    },
     /// Send these SMS-SUBMIT parts in order; the reply carries each part's TP-MR.
     SendSms {
         /// The parts.
@@ -55,6 +62,25 @@ pub enum ChannelRequest {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Vec<u8>, SendFailure>>,
     },
+}
+
+/// A voice-call operation on a modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoiceOp {
+    /// ATD<number>;
+    Dial(String),
+    /// ATA.
+    Answer,
+    /// AT+CHUP (ATH).
+    HangUp,
+    /// AT+VTS.
+    Dtmf(char),
+    /// The dialect's voice-port command.
+    VoiceOn,
+    /// The dialect's voice-port off command.
+    VoiceOff,
+    /// AT+CLCC.
+    List,
 }
 
 /// A send that stopped at some part.

@@ -54,6 +54,10 @@ pub struct UplinkOptions {
     pub slots: Vec<u16>,
     /// TLS client configuration for `mqtts://` (see [`crate::tls`]); None for plain TCP.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The voice manager (`cmd/dial`, `cmd/hangup`); None when voice is not running.
+    pub voice: Option<tokio::sync::mpsc::Sender<crate::voice::VoiceCommand>>,
+    /// data_dir (recordings for `cmd/recording-fetch`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The uplink's state, for consoles.
@@ -421,6 +425,24 @@ impl Uplink {
                     ),
                 }
             }
+            Ok(cmd) if matches!(cmd.verb.as_str(), "dial" | "hangup" | "recording-fetch") => {
+                let rid = cmd.request_id.clone();
+                let outcome = if cmd.verb == "recording-fetch" {
+                    self.recording_fetch(&cmd.payload).await
+                } else {
+                    self.voice_command(&cmd).await
+                };
+                match outcome {
+                    Ok(result) => (
+                        rid.clone(),
+                        json!({"request_id": rid, "ok": true, "result": result}),
+                    ),
+                    Err((code, message)) => (
+                        rid.clone(),
+                        json!({"request_id": rid, "ok": false, "error": {"code": code, "message": message}}),
+                    ),
+                }
+            }
             Ok(cmd) if cmd.verb == "campaign-control" => {
                 let rid = cmd.request_id.clone();
                 let obj = cmd.payload.as_object().cloned().unwrap_or_default();
@@ -531,6 +553,89 @@ impl Uplink {
         }
         let topic = format!("{}/reply/{}", self.root, reply.0);
         self.publish(topic, false, reply.1.to_string().into_bytes(), None);
+    }
+
+    /// `cmd/dial`, `cmd/hangup`: handed to the voice manager; a repeated request_id is answered
+    /// from the store (a call is never dialled twice).
+    async fn voice_command(
+        &mut self,
+        cmd: &commands::ValidCommand,
+    ) -> Result<Value, (String, String)> {
+        let store = self.events.store().clone();
+        if let Ok(Some(job)) = store.job_by_request(&cmd.request_id).await {
+            let mut r = json!({"state": job.state, "duplicate": true});
+            merge(&mut r, job.outcome.as_ref());
+            return Ok(r);
+        }
+        let Some(voice) = self.opts.voice.clone() else {
+            return Err(("voice-unavailable".into(), "voice is not running".into()));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        voice
+            .send(crate::voice::VoiceCommand {
+                verb: cmd.verb.clone(),
+                payload: cmd.payload.clone(),
+                reply: tx,
+            })
+            .await
+            .map_err(|_| {
+                (
+                    "voice-unavailable".to_string(),
+                    "voice manager stopped".to_string(),
+                )
+            })?;
+        let result = match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err((
+                "voice-unavailable".into(),
+                "the voice manager did not answer".into(),
+            )),
+        }?;
+        let job = NewJob {
+            request_id: cmd.request_id.clone(),
+            verb: cmd.verb.clone(),
+            payload: cmd.payload.clone(),
+            slot: cmd.slot,
+            state: "done".into(),
+            outcome: Some(result.clone()),
+            event: None,
+        };
+        if let Err(e) = store.submit_job(job).await {
+            tracing::warn!(request_id = %cmd.request_id, error = %e, "voice command not recorded");
+        }
+        Ok(result)
+    }
+
+    /// `cmd/recording-fetch`: publishes the call's WAV in numbered chunks on
+    /// `…/recording/{call_id}/{n}` (QoS 1), the last one with the file's SHA-256.
+    async fn recording_fetch(&mut self, payload: &Value) -> Result<Value, (String, String)> {
+        let call_id = payload.get("call_id").and_then(Value::as_str).unwrap_or("");
+        let path = crate::voice::recordings::path_for(&self.opts.data_dir, call_id);
+        let data = tokio::fs::read(&path).await.map_err(|e| {
+            (
+                "no-recording".to_string(),
+                format!("no recording for call {call_id}: {e}"),
+            )
+        })?;
+        let chunks = crate::voice::recordings::chunks(call_id, &data);
+        let n = chunks.len();
+        let sha = crate::voice::recordings::sha256_hex(&data);
+        let client = self.client.clone();
+        let root = self.root.clone();
+        let call = call_id.to_string();
+        tokio::spawn(async move {
+            for (i, c) in chunks.into_iter().enumerate() {
+                let topic = format!("{root}/recording/{call}/{i}");
+                if let Err(e) = client
+                    .publish(topic, QoS::AtLeastOnce, false, c.to_string().into_bytes())
+                    .await
+                {
+                    tracing::warn!(call = %call, chunk = i, error = %e, "recording chunk not published");
+                    return;
+                }
+            }
+        });
+        Ok(json!({"call_id": call_id, "chunks": n, "size": data.len(), "sha256": sha}))
     }
 
     /// Says goodbye (retained offline), then lets the event loop deliver it.

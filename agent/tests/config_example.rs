@@ -68,6 +68,27 @@ fn config_docs_describe_every_key() {
         "console.baud",
         "console.password_hash",
         "console.idle_logout_secs",
+        "sip.server",
+        "sip.domain",
+        "sip.username",
+        "sip.auth_username",
+        "sip.password",
+        "sip.bind",
+        "sip.media_address",
+        "sip.register",
+        "sip.register_expires_secs",
+        "sip.options_interval_secs",
+        "sip.rtp_port_min",
+        "sip.rtp_port_max",
+        "sip.codecs",
+        "voice.ring_timeout_secs",
+        "voice.call_minutes_per_day",
+        "voice.missed_call_sms",
+        "voice.missed_call_sms_on",
+        "voice.missed_call_sms_period_secs",
+        "voice.recordings_max_age_days",
+        "voice.recordings_max_mb",
+        "voice.route",
     ];
     for key in keys {
         assert!(
@@ -103,6 +124,31 @@ fn config_docs_describe_every_key() {
             ..Default::default()
         },
         sms: config::SmsConfig::default(),
+        sip: Some(config::SipConfig {
+            server: "127.0.0.1:5060".into(),
+            domain: Some("pbx.local".into()),
+            username: "gw".into(),
+            auth_username: Some("gw-auth".into()),
+            password: "secret".into(),
+            bind: "0.0.0.0:5060".into(),
+            media_address: Some("127.0.0.1".into()),
+            register: true,
+            register_expires_secs: 300,
+            options_interval_secs: 30,
+            rtp_port_min: 10_000,
+            rtp_port_max: 10_999,
+            codecs: vec!["PCMU".into()],
+        }),
+        voice: config::VoiceConfig {
+            route: vec![config::VoiceRoute {
+                slot: Some(1),
+                action: "forward".into(),
+                target: Some("sip:100@pbx.local".into()),
+                record: true,
+            }],
+            missed_call_sms: "Sorry".into(),
+            ..Default::default()
+        },
     })
     .unwrap();
     let doc: toml::Table = toml::from_str(&serialized).unwrap();

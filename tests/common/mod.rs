@@ -3,6 +3,8 @@
 //! subscriber that plays the central server. Everything waits on events with timeouts.
 #![allow(dead_code)]
 
+pub mod sipp;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

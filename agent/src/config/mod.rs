@@ -20,7 +20,7 @@ pub use model::{
     DEFAULT_DATA_DIR, DEFAULT_HEALTH_INTERVAL_SECS, DEFAULT_IDLE_LOGOUT_SECS,
     DEFAULT_KEEP_ALIVE_SECS, DEFAULT_LOG_LEVEL, DEFAULT_MQTT_URL, DEFAULT_REASSEMBLY_TIMEOUT_SECS,
     DialectChoice, GatewayConfig, LOG_LEVELS, LogFormat, ModemConfig, MqttConfig, STANDARD_BAUDS,
-    SmsConfig,
+    SipConfig, SmsConfig, SmsRoute, VoiceConfig, VoiceRoute,
 };
 pub use validate::MAX_SLOT;
 

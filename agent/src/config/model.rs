@@ -46,6 +46,153 @@ pub struct Config {
     /// `[sms]`: SMS handling.
     #[serde(default)]
     pub sms: SmsConfig,
+    /// `[sip]`: the SIP trunk to the PBX; absent = no SIP (calls are still logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipConfig>,
+    /// `[voice]`: call routing, records, the missed-call SMS and recordings.
+    #[serde(default)]
+    pub voice: VoiceConfig,
+}
+
+/// `[sip]`: the gateway registers to the PBX as a trunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// The PBX, `host:port` (UDP): REGISTER, OPTIONS and every INVITE go there.
+    pub server: String,
+    /// Host part of the gateway's address of record; default: `server`'s host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The trunk's user name (address of record and Contact user).
+    pub username: String,
+    /// Digest authentication user, when it differs from `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_username: Option<String>,
+    /// Digest password.
+    #[serde(default)]
+    pub password: String,
+    /// Local UDP address for SIP.
+    #[serde(default = "default_sip_bind")]
+    pub bind: String,
+    /// The address written into SDP for RTP; default: the address the box uses toward the PBX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_address: Option<String>,
+    /// Whether to REGISTER (false for a PBX that sends to a fixed IP).
+    #[serde(default = "default_true")]
+    pub register: bool,
+    /// Registration lifetime asked for.
+    #[serde(default = "default_register_expires")]
+    pub register_expires_secs: u32,
+    /// OPTIONS keep-alive to the PBX (0 = off).
+    #[serde(default = "default_options_interval")]
+    pub options_interval_secs: u32,
+    /// First RTP port of the range (even).
+    #[serde(default = "default_rtp_min")]
+    pub rtp_port_min: u16,
+    /// Last RTP port of the range.
+    #[serde(default = "default_rtp_max")]
+    pub rtp_port_max: u16,
+    /// Codecs offered and accepted, in order of preference: `PCMU`, `PCMA`.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+}
+
+fn default_sip_bind() -> String {
+    "0.0.0.0:5060".into()
+}
+fn default_register_expires() -> u32 {
+    300
+}
+fn default_options_interval() -> u32 {
+    30
+}
+fn default_rtp_min() -> u16 {
+    10_000
+}
+fn default_rtp_max() -> u16 {
+    10_999
+}
+fn default_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into()]
+}
+
+/// `[voice]`: calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// Seconds an outgoing leg (GSM or SIP) may ring before it counts as not answered.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u32,
+    /// Per-SIM limit of outgoing call minutes per day (0 = no limit).
+    #[serde(default)]
+    pub call_minutes_per_day: u32,
+    /// SMS text sent back to a caller after a missed call; `{from}` and `{slot}` are replaced.
+    /// Empty = off.
+    #[serde(default)]
+    pub missed_call_sms: String,
+    /// `unanswered` (default) or `any`: which incoming calls get the SMS.
+    #[serde(default = "default_missed_on")]
+    pub missed_call_sms_on: String,
+    /// At most one such SMS per caller in this many seconds.
+    #[serde(default = "default_missed_period")]
+    pub missed_call_sms_period_secs: u32,
+    /// Recordings older than this are deleted.
+    #[serde(default = "default_rec_age")]
+    pub recordings_max_age_days: u32,
+    /// Recordings are deleted oldest first above this total size.
+    #[serde(default = "default_rec_mb")]
+    pub recordings_max_mb: u32,
+    /// What an incoming GSM call does, per slot (`slot` omitted = the default rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<VoiceRoute>,
+}
+
+/// One `[[voice.route]]`: the rule for incoming GSM calls on a slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceRoute {
+    /// The slot; omitted = every slot without a rule of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+    /// `forward` (to `target`), `reject`, or `answer-hangup`.
+    pub action: String,
+    /// The SIP URI to ring for `forward` (an extension or a queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Record calls on this route (WAV in data_dir/recordings).
+    #[serde(default)]
+    pub record: bool,
+}
+
+fn default_ring_timeout() -> u32 {
+    45
+}
+fn default_missed_on() -> String {
+    "unanswered".into()
+}
+fn default_missed_period() -> u32 {
+    86_400
+}
+fn default_rec_age() -> u32 {
+    30
+}
+fn default_rec_mb() -> u32 {
+    1024
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            ring_timeout_secs: default_ring_timeout(),
+            call_minutes_per_day: 0,
+            missed_call_sms: String::new(),
+            missed_call_sms_on: default_missed_on(),
+            missed_call_sms_period_secs: default_missed_period(),
+            recordings_max_age_days: default_rec_age(),
+            recordings_max_mb: default_rec_mb(),
+            route: Vec::new(),
+        }
+    }
 }
 
 /// Default `sms.reassembly_timeout_secs`.

@@ -15,12 +15,40 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::Problem;
-use super::model::{Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig, SmsConfig};
+use super::model::{
+    Config, ConsoleConfig, GatewayConfig, ModemConfig, MqttConfig, SipConfig, SmsConfig,
+    VoiceConfig,
+};
 
 /// Key used for TOML syntax errors.
 pub(crate) const SYNTAX_KEY: &str = "syntax";
 
-const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console", "sms"];
+const ROOT_KEYS: &[&str] = &["gateway", "mqtt", "modem", "console", "sms", "sip", "voice"];
+const SIP_KEYS: &[&str] = &[
+    "server",
+    "domain",
+    "username",
+    "auth_username",
+    "password",
+    "bind",
+    "media_address",
+    "register",
+    "register_expires_secs",
+    "options_interval_secs",
+    "rtp_port_min",
+    "rtp_port_max",
+    "codecs",
+];
+const VOICE_KEYS: &[&str] = &[
+    "ring_timeout_secs",
+    "call_minutes_per_day",
+    "missed_call_sms",
+    "missed_call_sms_on",
+    "missed_call_sms_period_secs",
+    "recordings_max_age_days",
+    "recordings_max_mb",
+    "route",
+];
 const SMS_KEYS: &[&str] = &[
     "reassembly_timeout_secs",
     "per_minute",
@@ -208,6 +236,8 @@ impl Reader {
                 "modem" => config.modems = self.modems(v),
                 "console" => config.console = self.console(v),
                 "sms" => config.sms = self.sms(v),
+                "sip" => config.sip = self.sip(v),
+                "voice" => config.voice = self.voice(v),
                 _ => self.unknown("", name, k.span(), ROOT_KEYS),
             }
         }
@@ -384,6 +414,88 @@ impl Reader {
         out
     }
 
+    fn sip(&mut self, value: &Value<'_>) -> Option<SipConfig> {
+        let table = self.table("sip", value)?;
+        let mut out = SipConfig {
+            server: String::new(),
+            domain: None,
+            username: String::new(),
+            auth_username: None,
+            password: String::new(),
+            bind: "0.0.0.0:5060".into(),
+            media_address: None,
+            register: true,
+            register_expires_secs: 300,
+            options_interval_secs: 30,
+            rtp_port_min: 10_000,
+            rtp_port_max: 10_999,
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+        };
+        let (mut has_server, mut has_user) = (false, false);
+        for (k, v) in table.iter() {
+            let name = k.get_ref().as_ref();
+            let key = format!("sip.{name}");
+            self.note(&key, k.span());
+            match name {
+                "server" => {
+                    has_server = true;
+                    self.set(&key, v, &mut out.server)
+                }
+                "domain" => self.set_opt(&key, v, &mut out.domain),
+                "username" => {
+                    has_user = true;
+                    self.set(&key, v, &mut out.username)
+                }
+                "auth_username" => self.set_opt(&key, v, &mut out.auth_username),
+                "password" => self.set(&key, v, &mut out.password),
+                "bind" => self.set(&key, v, &mut out.bind),
+                "media_address" => self.set_opt(&key, v, &mut out.media_address),
+                "register" => self.set(&key, v, &mut out.register),
+                "register_expires_secs" => self.set(&key, v, &mut out.register_expires_secs),
+                "options_interval_secs" => self.set(&key, v, &mut out.options_interval_secs),
+                "rtp_port_min" => self.set(&key, v, &mut out.rtp_port_min),
+                "rtp_port_max" => self.set(&key, v, &mut out.rtp_port_max),
+                "codecs" => self.set(&key, v, &mut out.codecs),
+                _ => self.unknown("sip", name, k.span(), SIP_KEYS),
+            }
+        }
+        for (has, key) in [(has_server, "sip.server"), (has_user, "sip.username")] {
+            if !has {
+                self.problems.push(Problem::new(
+                    key,
+                    format!("required key `{key}` is missing from [sip]"),
+                ));
+            }
+        }
+        Some(out)
+    }
+
+    fn voice(&mut self, value: &Value<'_>) -> VoiceConfig {
+        let mut out = VoiceConfig::default();
+        let Some(table) = self.table("voice", value) else {
+            return out;
+        };
+        for (k, v) in table.iter() {
+            let name = k.get_ref().as_ref();
+            let key = format!("voice.{name}");
+            self.note(&key, k.span());
+            match name {
+                "ring_timeout_secs" => self.set(&key, v, &mut out.ring_timeout_secs),
+                "call_minutes_per_day" => self.set(&key, v, &mut out.call_minutes_per_day),
+                "missed_call_sms" => self.set(&key, v, &mut out.missed_call_sms),
+                "missed_call_sms_on" => self.set(&key, v, &mut out.missed_call_sms_on),
+                "missed_call_sms_period_secs" => {
+                    self.set(&key, v, &mut out.missed_call_sms_period_secs)
+                }
+                "recordings_max_age_days" => self.set(&key, v, &mut out.recordings_max_age_days),
+                "recordings_max_mb" => self.set(&key, v, &mut out.recordings_max_mb),
+                "route" => self.set(&key, v, &mut out.route),
+                _ => self.unknown("voice", name, k.span(), VOICE_KEYS),
+            }
+        }
+        out
+    }
+
     /// Run [`Config::validate`] and place its problems on lines.
     ///
     /// A key that already has a problem (type error, missing) is left out: its value is a
@@ -420,7 +532,10 @@ fn covers(flagged: &str, key: &str) -> bool {
 }
 
 fn is_secret(key: &str) -> bool {
-    key == "mqtt.password" || key == "console.password_hash" || key.ends_with(".pin")
+    key == "mqtt.password"
+        || key == "sip.password"
+        || key == "console.password_hash"
+        || key.ends_with(".pin")
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {

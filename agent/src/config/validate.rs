@@ -12,6 +12,118 @@ use super::model::{
 /// Highest allowed `modem.slot`.
 pub const MAX_SLOT: u16 = 64;
 
+/// `[sip]` and `[voice]`.
+fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
+    if let Some(sip) = &cfg.sip {
+        if crate::voice::resolve_addr(&sip.server, 5060).is_err() {
+            out.push(Problem::new(
+                "sip.server",
+                format!("`{}` is not host:port, e.g. 192.168.1.10:5060", sip.server),
+            ));
+        }
+        if sip.bind.parse::<std::net::SocketAddr>().is_err() {
+            out.push(Problem::new(
+                "sip.bind",
+                format!("`{}` is not ip:port, e.g. 0.0.0.0:5060", sip.bind),
+            ));
+        }
+        if let Some(m) = &sip.media_address {
+            if m.parse::<std::net::IpAddr>().is_err() {
+                out.push(Problem::new(
+                    "sip.media_address",
+                    format!("`{m}` is not an IP address"),
+                ));
+            }
+        }
+        if sip.username.is_empty() || sip.username.contains([' ', '@', ':', ';']) {
+            out.push(Problem::new(
+                "sip.username",
+                format!("`{}` is not a SIP user name", sip.username),
+            ));
+        }
+        if sip.rtp_port_min < 1024 || sip.rtp_port_max < sip.rtp_port_min.saturating_add(1) {
+            out.push(Problem::new(
+                "sip.rtp_port_min",
+                format!(
+                    "RTP range {}..{} must start at 1024 or above and hold at least 2 ports",
+                    sip.rtp_port_min, sip.rtp_port_max
+                ),
+            ));
+        }
+        if !(60..=86_400).contains(&sip.register_expires_secs) {
+            out.push(Problem::new(
+                "sip.register_expires_secs",
+                format!("{} is out of range 60..=86400", sip.register_expires_secs),
+            ));
+        }
+        if sip.codecs.is_empty()
+            || sip
+                .codecs
+                .iter()
+                .any(|c| gsmgw_drivers::voice::Codec::from_name(c).is_none())
+        {
+            out.push(Problem::new(
+                "sip.codecs",
+                format!("{:?}: expected a list of PCMU and/or PCMA", sip.codecs),
+            ));
+        }
+    }
+    let v = &cfg.voice;
+    if !(5..=300).contains(&v.ring_timeout_secs) {
+        out.push(Problem::new(
+            "voice.ring_timeout_secs",
+            format!("{} is out of range 5..=300", v.ring_timeout_secs),
+        ));
+    }
+    if !matches!(v.missed_call_sms_on.as_str(), "unanswered" | "any") {
+        out.push(Problem::new(
+            "voice.missed_call_sms_on",
+            format!("`{}`: expected unanswered or any", v.missed_call_sms_on),
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, r) in v.route.iter().enumerate() {
+        let at = |k: &str| format!("voice.route[{}].{k}", i + 1);
+        if seen.contains(&r.slot) {
+            out.push(Problem::new(
+                at("slot"),
+                "a rule for this slot is already given",
+            ));
+        }
+        seen.push(r.slot);
+        if let Some(slot) = r.slot {
+            if !cfg.modems.iter().any(|m| m.slot == slot) {
+                out.push(Problem::new(
+                    at("slot"),
+                    format!("no modem has slot {slot}"),
+                ));
+            }
+        }
+        match r.action.as_str() {
+            "forward" => match &r.target {
+                Some(t) if t.starts_with("sip:") && t.len() > 4 => {
+                    if cfg.sip.is_none() {
+                        out.push(Problem::new(
+                            at("target"),
+                            "forwarding needs a [sip] section",
+                        ));
+                    }
+                }
+                Some(t) => out.push(Problem::new(
+                    at("target"),
+                    format!("`{t}` is not a SIP URI like sip:100@pbx.local"),
+                )),
+                None => out.push(Problem::new(at("target"), "forward needs a target")),
+            },
+            "reject" | "answer-hangup" => {}
+            other => out.push(Problem::new(
+                at("action"),
+                format!("`{other}`: expected forward, reject or answer-hangup"),
+            )),
+        }
+    }
+}
+
 impl Config {
     /// Check every value and cross-reference; returns all problems found (none = valid).
     ///
@@ -56,6 +168,7 @@ impl Config {
                 ));
             }
         }
+        check_voice(self, &mut out);
         if !(1..=604_800).contains(&self.sms.reassembly_timeout_secs) {
             out.push(Problem::new(
                 "sms.reassembly_timeout_secs",

@@ -377,6 +377,12 @@ impl Store {
         self.read(move |c| reader::job(c, job_id)).await
     }
 
+    /// The job recorded for `request_id`, if any.
+    pub async fn job_by_request(&self, request_id: &str) -> Result<Option<Job>, StoreError> {
+        let id = request_id.to_string();
+        self.read(move |c| reader::job_by_request(c, &id)).await
+    }
+
     /// Jobs in `state`, oldest first, at most `limit`.
     pub async fn jobs_in_state(&self, state: &str, limit: usize) -> Result<Vec<Job>, StoreError> {
         let state = state.to_owned();

@@ -95,6 +95,20 @@ pub(crate) fn job(conn: &Connection, job_id: i64) -> Result<Option<Job>, StoreEr
     c.map(decode_job).transpose()
 }
 
+/// The job of a request id.
+pub(crate) fn job_by_request(
+    conn: &Connection,
+    request_id: &str,
+) -> Result<Option<Job>, StoreError> {
+    let c = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = ?1"
+        ))?
+        .query_row([request_id], job_columns)
+        .optional()?;
+    c.map(decode_job).transpose()
+}
+
 /// Jobs in `state`, oldest first.
 pub(crate) fn jobs_in_state(
     conn: &Connection,

@@ -72,6 +72,24 @@ pub enum Urc {
         /// READY, SIM PIN, NOT INSERTED ...
         code: String,
     },
+    /// The call was connected (Huawei `^CONN:`, SIMCom `VOICE CALL: BEGIN`, `+COLP:`).
+    CallConnected {
+        /// The raw line.
+        line: String,
+    },
+    /// A call was cleared with vendor detail (Huawei `^CEND:<idx>,<dur>,<end>,<cc_cause>`,
+    /// SIMCom `VOICE CALL: END: <hhmmss>`); a `NO CARRIER`/`BUSY` may follow or not.
+    CallCleared {
+        /// The 24.008 call-control cause when the modem gave one (16 normal, 17 busy, 19 no
+        /// answer...).
+        cause: Option<u16>,
+    },
+    /// A DTMF digit the far end sent (Quectel `+QTONEDET: <ascii>`, SIMCom `+RXDTMF: <d>`,
+    /// Huawei `^DDTMF: <d>`).
+    Dtmf {
+        /// 0-9, *, #, A-D.
+        digit: char,
+    },
     /// Anything else the modem said unprompted.
     Other(String),
 }
@@ -111,6 +129,11 @@ const URC_PREFIXES: &[&str] = &[
     "^CONF:",
     "^CONN:",
     "^CEND:",
+    "^DDTMF:",
+    "+QTONEDET:",
+    "+RXDTMF:",
+    "VOICE CALL:",
+    "MISSED_CALL:",
     "^DSFLOWRPT:",
     "RDY",
     "Call Ready",
@@ -213,6 +236,36 @@ pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
             line: line.to_string(),
         };
     }
+    if line.starts_with("^CONN:") || line.starts_with("+COLP:") || line == "VOICE CALL: BEGIN" {
+        return Urc::CallConnected {
+            line: line.to_string(),
+        };
+    }
+    if line.starts_with("^CEND:") {
+        let f = parse_fields(rest("^CEND:"));
+        return Urc::CallCleared {
+            cause: f.get(3).and_then(|s| s.trim().parse().ok()),
+        };
+    }
+    if line.starts_with("VOICE CALL: END") {
+        return Urc::CallCleared { cause: None };
+    }
+    for prefix in ["^DDTMF:", "+RXDTMF:", "+QTONEDET:"] {
+        if line.starts_with(prefix) {
+            let v = unquote(rest(prefix));
+            let digit = if prefix == "+QTONEDET:" {
+                v.parse::<u8>().ok().map(char::from)
+            } else {
+                v.chars().next()
+            };
+            return match digit {
+                Some(d) if d.is_ascii_digit() || matches!(d, '*' | '#' | 'A'..='D') => {
+                    Urc::Dtmf { digit: d }
+                }
+                _ => Urc::Other(line.to_string()),
+            };
+        }
+    }
     if line == "NO CARRIER" || line == "BUSY" || line == "NO ANSWER" {
         return Urc::CallEnded {
             reason: line.to_string(),
@@ -267,6 +320,21 @@ mod tests {
             }
         ));
         assert!(matches!(parse("^RSSI: 17", None), Urc::Signal { .. }));
+        assert_eq!(parse("+QTONEDET: 53", None), Urc::Dtmf { digit: '5' });
+        assert_eq!(parse("+RXDTMF: #", None), Urc::Dtmf { digit: '#' });
+        assert_eq!(parse("^DDTMF: 7", None), Urc::Dtmf { digit: '7' });
+        assert_eq!(
+            parse("^CEND:1,0,104,17", None),
+            Urc::CallCleared { cause: Some(17) }
+        );
+        assert!(matches!(
+            parse("VOICE CALL: BEGIN", None),
+            Urc::CallConnected { .. }
+        ));
+        assert_eq!(
+            parse("VOICE CALL: END: 000012", None),
+            Urc::CallCleared { cause: None }
+        );
     }
 
     #[test]

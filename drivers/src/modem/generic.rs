@@ -1,6 +1,6 @@
 //! The generic 3GPP 27.007 dialect: what any modem should understand.
 
-use super::DialectSpec;
+use super::{DialectSpec, VoiceSpec, VoiceWhen};
 
 /// Generic modem: ICCID via AT+CCID, falling back to reading EF_ICCID with AT+CRSM.
 pub const SPEC: DialectSpec = DialectSpec {
@@ -11,4 +11,10 @@ pub const SPEC: DialectSpec = DialectSpec {
     ],
     vendor_errors: &[],
     init: &[],
+    voice: VoiceSpec {
+        enable: None,
+        when: VoiceWhen::BeforeCall,
+        disable: None,
+        dtmf_detect: None,
+    },
 };

@@ -1,7 +1,7 @@
 //! Huawei (E173, E1550, E3372 in stick mode...): AT^ICCID?, `^RSSI`/`^MODE` URC chatter, the
 //! `COMMAND NOT SUPPORT` error word.
 
-use super::DialectSpec;
+use super::{DialectSpec, VoiceSpec, VoiceWhen};
 
 /// Huawei modems.
 pub const SPEC: DialectSpec = DialectSpec {
@@ -13,4 +13,10 @@ pub const SPEC: DialectSpec = DialectSpec {
     vendor_errors: &["COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"],
     // Silence the periodic ^RSSI/^MODE/^DSFLOWRPT reports; the health check polls instead.
     init: &["AT^CURC=0"],
+    voice: VoiceSpec {
+        enable: Some("AT^DDSETEX=2"),
+        when: VoiceWhen::AfterDialOrAnswer,
+        disable: None,
+        dtmf_detect: None,
+    },
 };

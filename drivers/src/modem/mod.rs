@@ -7,6 +7,9 @@ pub mod generic;
 pub mod huawei;
 pub mod quectel;
 pub mod simcom;
+mod voice;
+
+pub use voice::{CallInfo, CallStat, dialable, parse_clcc};
 
 use std::time::Duration;
 
@@ -26,6 +29,32 @@ pub struct DialectSpec {
     pub vendor_errors: &'static [&'static str],
     /// Extra init commands, best effort.
     pub init: &'static [&'static str],
+    /// How the modem's PCM voice port is switched on.
+    pub voice: VoiceSpec,
+}
+
+/// When a dialect's voice-port command must be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceWhen {
+    /// Before ATD/ATA (Quectel AT+QPCMV: the port must be on when the call starts).
+    BeforeCall,
+    /// Once ATD/ATA was accepted, while the call is set up (Huawei AT^DDSETEX=2).
+    AfterDialOrAnswer,
+    /// Only after the call is connected (SIMCom AT+CPCMREG=1).
+    AfterConnect,
+}
+
+/// The voice port's commands in one dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoiceSpec {
+    /// The command that routes call audio to the PCM port; None when audio flows without one.
+    pub enable: Option<&'static str>,
+    /// When `enable` must be sent.
+    pub when: VoiceWhen,
+    /// The command that switches it off after the call, if any.
+    pub disable: Option<&'static str>,
+    /// The command that turns on DTMF detection URCs, if the dialect needs one.
+    pub dtmf_detect: Option<&'static str>,
 }
 
 /// A modem vendor dialect.

@@ -1,9 +1,11 @@
-//! Voice calls: ATD/ATA/ATH/+CHUP, RING/+CRING/+CLIP, +CLCC, +VTS, vendor voice-port commands.
+//! Voice calls: ATD/ATA/ATH/+CHUP, RING/+CRING/+CLIP, +CLCC, +VTS, vendor voice-port commands
+//! (which decide when the voice PCM port streams) and DTMF heard from the far end.
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::device::{AtError, CmdResult, Device, Event, Final, Resp, later};
+use super::dialect::VoicePathRule;
 use super::parse::Form;
 
 /// 27.007 +CLCC <stat>.
@@ -49,6 +51,12 @@ pub(crate) struct CallState {
     pub dtmf: Vec<String>,
     pub voice_commands: Vec<String>,
     pub voice_mode: Option<String>,
+    /// The dialect's voice-port command routed the call's audio to the voice PCM port.
+    pub voice_path: bool,
+    /// Reports of far-end DTMF are on (AT+QTONEDET=1 / AT+DDET=1).
+    pub dtmf_detect: bool,
+    /// Digits the far end pressed (the `dtmf` op).
+    pub far_dtmf: Vec<String>,
     pub dialed: Vec<String>,
     pub ring_interval_ms: u64,
 }
@@ -61,6 +69,9 @@ impl Default for CallState {
             dtmf: Vec::new(),
             voice_commands: Vec::new(),
             voice_mode: None,
+            voice_path: false,
+            dtmf_detect: false,
+            far_dtmf: Vec::new(),
             dialed: Vec::new(),
             ring_interval_ms: 3000,
         }
@@ -72,6 +83,21 @@ impl CallState {
     pub(crate) fn on_boot(&mut self) {
         self.calls.clear();
         self.voice_mode = None;
+        self.voice_path = false;
+        self.dtmf_detect = false;
+    }
+
+    /// Whether a call is connected (27.007 stat 0).
+    pub(crate) fn any_active(&self) -> bool {
+        self.calls.iter().any(|c| c.stat == CallStat::Active)
+    }
+
+    /// The last call is gone: a voice path tied to the call closes with it.
+    fn calls_gone(&mut self, rule: VoicePathRule) {
+        if self.calls.is_empty() && rule != VoicePathRule::Persistent {
+            self.voice_path = false;
+            self.voice_mode = None;
+        }
     }
 
     /// +CPAS activity: 0 ready, 3 ringing, 4 call in progress.
@@ -102,6 +128,9 @@ impl CallState {
             "dialed": self.dialed,
             "dtmf": self.dtmf,
             "voice_commands": self.voice_commands,
+            "voice_path": self.voice_path,
+            "dtmf_detect": self.dtmf_detect,
+            "far_dtmf": self.far_dtmf,
             "next_dial": self.next_dial.as_ref().map(|d| json!({"result": d.result, "delay_ms": d.delay_ms})),
             "ring_interval_ms": self.ring_interval_ms,
         })
@@ -167,6 +196,7 @@ impl Device {
             "ring" => {}
             other => {
                 let call = self.calls.calls.remove(pos);
+                self.calls.calls_gone(self.dialect.voice_path_rule());
                 for u in self.dialect.call_ended_urcs(call.idx, 0) {
                     self.urc(u);
                 }
@@ -280,6 +310,7 @@ impl Device {
 
     fn end_all_calls(&mut self, now: Instant, no_carrier: bool) {
         let calls = std::mem::take(&mut self.calls.calls);
+        self.calls.calls_gone(self.dialect.voice_path_rule());
         self.cancel(|e| matches!(e, Event::Ring | Event::DialOutcome));
         self.calls.next_dial = None;
         for c in &calls {
@@ -315,8 +346,8 @@ impl Device {
         call.started = Some(now);
         let idx = call.idx;
         self.cancel(|e| matches!(e, Event::Ring));
-        if self.dialect == super::dialect::Dialect::Huawei {
-            self.urc(format!("^CONN:{idx},0"));
+        for u in self.dialect.call_connected_urcs(idx) {
+            self.urc(u);
         }
         Ok(Resp::ok())
     }
@@ -383,7 +414,7 @@ impl Device {
                     if !valid {
                         return Err(AtError::Cme(50));
                     }
-                    if !self.calls.calls.iter().any(|c| c.stat == CallStat::Active) {
+                    if !self.calls.any_active() {
                         return Err(AtError::Cme(3));
                     }
                     self.calls.dtmf.push(digits);
@@ -392,17 +423,76 @@ impl Device {
                 Form::Test => Ok(Resp::line("+VTS: (0-9,*,#,A,B,C,D)")),
                 _ => Err(AtError::Error),
             },
+            "+QTONEDET" | "+DDET" => self.cmd_dtmf_detect(name, form),
             _ => self.cmd_voice_port(name, form),
         }
     }
 
-    /// Quectel +QPCMV, SIMCom +CPCMREG, Huawei ^DDSETEX: accepted in their own dialect only.
+    /// Whether the voice PCM port streams now: a call is active and its audio goes there.
+    pub(crate) fn voice_streaming(&self) -> bool {
+        self.powered
+            && self.plugged
+            && self.calls.any_active()
+            && (self.dialect.voice_path_rule() == VoicePathRule::Always || self.calls.voice_path)
+    }
+
+    /// Quectel AT+QTONEDET=<0|1>, SIMCom AT+DDET=<0|1>[,…]: far-end DTMF reports on/off.
+    fn cmd_dtmf_detect(&mut self, name: &str, form: &Form) -> CmdResult {
+        if self.dialect.dtmf_detect_command() != Some(name) {
+            return Err(AtError::Error);
+        }
+        match form {
+            Form::Set(a) => {
+                self.calls.dtmf_detect = a.int_in(0, 0, 1)?.ok_or(AtError::Error)? == 1;
+                Ok(Resp::ok())
+            }
+            Form::Read => Ok(Resp::line(format!(
+                "{name}: {}",
+                u8::from(self.calls.dtmf_detect)
+            ))),
+            Form::Test => Ok(Resp::line(format!("{name}: (0,1)"))),
+            Form::Exec => Err(AtError::Error),
+        }
+    }
+
+    /// Control `dtmf`: the far end pressed a key; reported per dialect when detection is on.
+    pub(crate) fn far_end_dtmf(&mut self, digit: &str) -> Result<Value, String> {
+        let mut chars = digit.chars();
+        let d = match (chars.next(), chars.next()) {
+            (Some(d), None) if d.is_ascii_digit() || matches!(d, '*' | '#' | 'A'..='D') => d,
+            _ => return Err("digit must be one of 0-9, *, #, A-D".into()),
+        };
+        let Some(urc) = self.dialect.dtmf_urc(d) else {
+            return Err("generic modems report no DTMF".into());
+        };
+        if !self.calls.any_active() {
+            return Err("no active call".into());
+        }
+        self.calls.far_dtmf.push(d.to_string());
+        let reported = self.dialect.dtmf_detect_command().is_none() || self.calls.dtmf_detect;
+        if reported {
+            self.urc(urc.clone());
+        }
+        Ok(json!({"reported": reported, "urc": reported.then_some(urc)}))
+    }
+
+    /// Quectel +QPCMV, SIMCom +CPCMREG, Huawei ^DDSETEX: accepted in their own dialect only, and
+    /// only when the dialect's rule allows (SIMCom: active call; Huawei: any call).
     fn cmd_voice_port(&mut self, name: &str, form: &Form) -> CmdResult {
         if self.dialect.voice_command() != Some(name) {
             return Err(AtError::Error);
         }
         match form {
             Form::Set(a) => {
+                let on = self.dialect.voice_path_request(a).ok_or(AtError::Cme(50))?;
+                let allowed = match self.dialect.voice_path_rule() {
+                    VoicePathRule::WhileActive => !on || self.calls.any_active(),
+                    VoicePathRule::WhileCall => !on || !self.calls.calls.is_empty(),
+                    VoicePathRule::Always | VoicePathRule::Persistent => true,
+                };
+                if !allowed {
+                    return Err(AtError::Cme(3));
+                }
                 let args: Vec<String> =
                     a.0.iter()
                         .map(|x| match x {
@@ -414,6 +504,7 @@ impl Device {
                 let args = args.join(",");
                 self.calls.voice_commands.push(format!("AT{name}={args}"));
                 self.calls.voice_mode = Some(args);
+                self.calls.voice_path = on;
                 Ok(Resp::ok())
             }
             Form::Read => Ok(Resp::line(format!(

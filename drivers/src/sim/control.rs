@@ -129,6 +129,10 @@ impl Device {
                 Ok(json!({"idx": idx}))
             }
             "hangup" => self.remote_hangup(now).map(|_| ok()),
+            "dtmf" => {
+                let digit = str_field(msg, "digit")?;
+                self.far_end_dtmf(digit)
+            }
             "answer" => self.remote_answer(now).map(|_| ok()),
             "dial-result" => {
                 let result = str_field(msg, "result")?;
@@ -419,6 +423,12 @@ impl Device {
             },
             "voice_commands": self.calls.voice_commands,
             "dtmf": self.calls.dtmf,
+            "voice": {
+                "path": self.calls.voice_path,
+                "streaming": self.voice_streaming(),
+                "dtmf_detect": self.calls.dtmf_detect,
+                "far_dtmf": self.calls.far_dtmf,
+            },
             "faults": {
                 "latency_ms": self.faults.latency_ms,
                 "hang": self.faults.hang,

@@ -1,5 +1,7 @@
 //! Vendor dialects: identity strings, boot and signal URCs, defaults and quirks per vendor.
 
+use super::parse::Args;
+
 /// Modem vendor dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
@@ -163,6 +165,69 @@ impl Dialect {
             Dialect::Generic => None,
         }
     }
+
+    /// When the voice-port command is accepted and how long the audio path it opens lasts.
+    pub(crate) fn voice_path_rule(self) -> VoicePathRule {
+        match self {
+            Dialect::Generic => VoicePathRule::Always,
+            Dialect::Quectel => VoicePathRule::Persistent,
+            Dialect::Simcom => VoicePathRule::WhileActive,
+            Dialect::Huawei => VoicePathRule::WhileCall,
+        }
+    }
+
+    /// What a set form of the voice-port command asks for: Some(true) = audio on the USB voice
+    /// port, Some(false) = not there (off, or another port); None = invalid parameters.
+    pub(crate) fn voice_path_request(self, args: &Args) -> Option<bool> {
+        match self {
+            // AT+QPCMV=<enable>[,<port>]: port 0 USB NMEA-style port, 1 UART PCM, 2 USB audio
+            // class; only 0 and 2 reach the host's voice port.
+            Dialect::Quectel => {
+                let enable = args.int_in(0, 0, 1).ok()??;
+                let port = args.int_in(1, 0, 2).ok()?.unwrap_or(0);
+                Some(enable == 1 && port != 1)
+            }
+            // AT+CPCMREG=<0|1>[,…]: 1 routes the call's PCM to the USB audio port.
+            Dialect::Simcom => args.int_in(0, 0, 1).ok()?.map(|v| v == 1),
+            // AT^DDSETEX=2: voice to the PC (the stick's serial voice port); nothing else exists.
+            Dialect::Huawei => args.int_in(0, 2, 2).ok()?.map(|_| true),
+            Dialect::Generic => None,
+        }
+    }
+
+    /// The command that switches reports of DTMF heard from the far end on (None: none needed).
+    pub(crate) fn dtmf_detect_command(self) -> Option<&'static str> {
+        match self {
+            Dialect::Quectel => Some("+QTONEDET"),
+            Dialect::Simcom => Some("+DDET"),
+            Dialect::Huawei | Dialect::Generic => None,
+        }
+    }
+
+    /// The URC for a DTMF digit heard from the far end (None: the modem reports none).
+    pub(crate) fn dtmf_urc(self, digit: char) -> Option<String> {
+        match self {
+            // EC2x manual AT+QTONEDET: the key as its ASCII code ('5' → 53).
+            Dialect::Quectel => Some(format!("+QTONEDET: {}", u32::from(digit))),
+            // SIM7600 (SIM800 says "+DTMF:" instead).
+            Dialect::Simcom => Some(format!("+RXDTMF: {digit}")),
+            Dialect::Huawei => Some(format!("^DDTMF: {digit}")),
+            Dialect::Generic => None,
+        }
+    }
+}
+
+/// How a dialect's voice-port command gates the PCM stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VoicePathRule {
+    /// No command: audio flows during every active call.
+    Always,
+    /// Set at any time; lasts until switched off or the modem restarts (Quectel +QPCMV).
+    Persistent,
+    /// Accepted only while a call is active; ends with the call (SIMCom +CPCMREG).
+    WhileActive,
+    /// Accepted while a call exists (dialling, ringing, active); ends with it (Huawei ^DDSETEX).
+    WhileCall,
 }
 
 static GENERIC: Profile = Profile {

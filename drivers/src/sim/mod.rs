@@ -3,6 +3,7 @@
 //! A faithful 3GPP 27.007/27.005 modem, quirks included, used as the test double by every
 //! end-to-end test: it lives on a pty whose slave is symlinked at [`SimOptions::link`], and is
 //! steered through JSON-line control messages (a Unix socket and [`SimHandle::control`]).
+//! With [`SimOptions::voice_link`] a second pty carries the call's PCM voice (sim/voice.rs).
 //! See docs/modemsim.md for the commands, the control messages and what is not modelled.
 
 mod call;
@@ -17,6 +18,7 @@ mod pty;
 mod runner;
 mod sms;
 mod ussd;
+mod voice;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -110,6 +112,9 @@ pub struct SimOptions {
     pub signal_urc_interval_ms: Option<u64>,
     /// Time the port is gone after AT+CFUN=1,1 or a `reboot`.
     pub reboot_ms: u64,
+    /// Symlink to a second pty carrying the call's voice as 8 kHz 16-bit LE PCM (like a
+    /// Quectel's /dev/ttyUSB4); None = no voice port.
+    pub voice_link: Option<PathBuf>,
 }
 
 impl Default for SimOptions {
@@ -129,6 +134,7 @@ impl Default for SimOptions {
             smsc: "+380672021111".into(),
             signal_urc_interval_ms: None,
             reboot_ms: 1000,
+            voice_link: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::termios::{FlushArg, SetArg, cfmakeraw, tcflush, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 
 use super::SimError;
@@ -81,6 +81,14 @@ impl Pty {
             Ok(n) => Ok(n),
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(0),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Discard what was written toward the client and not read yet (stale audio of an earlier
+    /// call on the voice port).
+    pub(crate) fn flush_toward_client(&self) {
+        if let Err(e) = tcflush(&self._slave, FlushArg::TCIFLUSH) {
+            tracing::debug!("pty flush: {e}");
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::device::{Action, Device};
 use super::pty::{self, Pty};
+use super::voice::VoiceLink;
 use super::{Request, SimError, SimHandle, SimOptions, control};
 
 /// Bytes kept for a reader that does not read (beyond this, output is dropped like a UART's).
@@ -26,6 +27,10 @@ pub(crate) async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
     let mut device = Device::new(opts.clone());
     let first = Pty::open(None)?;
     pty::replace_link(&opts.link, first.path())?;
+    let voice = match &opts.voice_link {
+        Some(path) => Some(VoiceLink::open(path.clone())?),
+        None => None,
+    };
     device.plugged_in(first.path().to_path_buf(), Instant::now());
 
     let (tx, rx) = mpsc::channel(64);
@@ -40,7 +45,7 @@ pub(crate) async fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
     };
     let control_path = opts.control.clone();
     let task = tokio::spawn(async move {
-        let link = run_device(device, Some(first), rx).await;
+        let link = run_device(device, Some(first), voice, rx).await;
         pty::remove_link(&link);
         if let Some(p) = control_path {
             let _ = std::fs::remove_file(p);
@@ -75,27 +80,41 @@ async fn sleep_opt(at: Option<Instant>) {
     }
 }
 
+/// The ports the runner owns besides the device.
+struct Ports {
+    pty: Option<Pty>,
+    last_path: Option<PathBuf>,
+    backlog: Vec<u8>,
+    link: PathBuf,
+    voice: Option<VoiceLink>,
+}
+
 async fn run_device(
     mut device: Device,
-    mut pty: Option<Pty>,
+    pty: Option<Pty>,
+    voice: Option<VoiceLink>,
     mut rx: mpsc::Receiver<Request>,
 ) -> PathBuf {
-    let mut link = device.opts.link.clone();
-    let mut last_path: Option<PathBuf> = pty.as_ref().map(|p| p.path().to_path_buf());
-    let mut backlog: Vec<u8> = Vec::new();
+    let mut ports = Ports {
+        last_path: pty.as_ref().map(|p| p.path().to_path_buf()),
+        pty,
+        backlog: Vec::new(),
+        link: device.opts.link.clone(),
+        voice,
+    };
     let mut buf = [0u8; 4096];
     loop {
-        apply_actions(
-            &mut device,
-            &mut pty,
-            &mut last_path,
-            &mut backlog,
-            &mut link,
-        );
+        apply_actions(&mut device, &mut ports);
+        let Ports {
+            pty,
+            backlog,
+            voice,
+            ..
+        } = &mut ports;
         backlog.extend(device.take_output());
-        if let Some(p) = &pty {
+        if let Some(p) = pty.as_ref() {
             while !backlog.is_empty() {
-                match p.try_write(&backlog) {
+                match p.try_write(backlog) {
                     Ok(0) => break,
                     Ok(n) => {
                         backlog.drain(..n);
@@ -113,14 +132,14 @@ async fn run_device(
         }
         let deadline = device.next_deadline();
         tokio::select! {
-            r = read_opt(&pty, &mut buf) => match r {
+            r = read_opt(pty, &mut buf) => match r {
                 Ok(n) => device.input(&buf[..n], Instant::now()),
                 Err(e) => {
                     tracing::debug!("pty read: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
-            r = writable_opt(&pty), if !backlog.is_empty() => {
+            r = writable_opt(pty), if !backlog.is_empty() => {
                 if let Err(e) = r {
                     tracing::debug!("pty writable: {e}");
                 }
@@ -128,13 +147,21 @@ async fn run_device(
             req = rx.recv() => match req {
                 None | Some(Request::Shutdown) => break,
                 Some(Request::Control(msg, reply)) => {
-                    let mut v = device.control(&msg, Instant::now());
-                    apply_actions(&mut device, &mut pty, &mut last_path, &mut backlog, &mut link);
                     let op = msg.get("op").and_then(Value::as_str).unwrap_or("");
+                    let mut v = if op.starts_with("voice-") {
+                        voice_control(&device, voice.as_ref(), op, &msg)
+                    } else {
+                        device.control(&msg, Instant::now())
+                    };
+                    apply_actions(&mut device, &mut ports);
                     if matches!(op, "unplug" | "replug" | "reboot") {
                         if let Some(m) = v.as_object_mut() {
                             let path = device.pty_path.as_ref().map(|p| Value::String(p.display().to_string()));
                             m.insert("pty".into(), path.unwrap_or(Value::Null));
+                            if let Some(v) = &ports.voice {
+                                let path = v.pty_path().map(|p| p.display().to_string());
+                                m.insert("voice_pty".into(), serde_json::json!(path));
+                            }
                         }
                     }
                     let _ = reply.send(v);
@@ -143,39 +170,54 @@ async fn run_device(
             _ = sleep_opt(deadline) => device.tick(Instant::now()),
         }
     }
-    link
+    ports.link
 }
 
-fn apply_actions(
-    device: &mut Device,
-    pty: &mut Option<Pty>,
-    last_path: &mut Option<PathBuf>,
-    backlog: &mut Vec<u8>,
-    link: &mut PathBuf,
-) {
+/// `voice-*` ops go to the voice port (the device only knows whether audio should flow).
+fn voice_control(device: &Device, voice: Option<&VoiceLink>, op: &str, msg: &Value) -> Value {
+    let Some(voice) = voice else {
+        return control::error_reply("no voice port (start the simulator with a voice link)");
+    };
+    match voice.control(op, msg, device.voice_streaming()) {
+        Ok(v) => v,
+        Err(e) => control::error_reply(&e),
+    }
+}
+
+/// Carry out the device's plug actions on the ports, then tell the voice port whether to stream.
+fn apply_actions(device: &mut Device, ports: &mut Ports) {
     for action in device.take_actions() {
         match action {
             Action::Unplug => {
-                *pty = None;
-                backlog.clear();
-                pty::remove_link(link);
+                ports.pty = None;
+                ports.backlog.clear();
+                pty::remove_link(&ports.link);
+                if let Some(v) = &mut ports.voice {
+                    v.unplug();
+                }
             }
-            Action::Plug => match Pty::open(last_path.as_deref()) {
+            Action::Plug => match Pty::open(ports.last_path.as_deref()) {
                 Ok(p) => {
-                    if let Err(e) = pty::replace_link(link, p.path()) {
+                    if let Err(e) = pty::replace_link(&ports.link, p.path()) {
                         tracing::warn!("modemsim: {e}");
                     }
-                    *last_path = Some(p.path().to_path_buf());
+                    if let Some(v) = &mut ports.voice {
+                        v.plug();
+                    }
+                    ports.last_path = Some(p.path().to_path_buf());
                     device.plugged_in(p.path().to_path_buf(), Instant::now());
-                    *pty = Some(p);
+                    ports.pty = Some(p);
                 }
                 Err(e) => tracing::warn!("modemsim: cannot open a new pty: {e}"),
             },
             Action::Relink(new) => {
-                pty::remove_link(link);
-                *link = new;
+                pty::remove_link(&ports.link);
+                ports.link = new;
             }
         }
+    }
+    if let Some(v) = &ports.voice {
+        v.set_streaming(device.voice_streaming());
     }
 }
 

@@ -3,7 +3,15 @@
 //! modem that follows the modem's clock, WAV recording, and the bridge that ties one call's
 //! voice port to its RTP stream. Signalling (SIP, SDP) lives in [`crate::sip`].
 
+pub mod bridge;
+pub mod g711;
+pub mod jitter;
+pub mod port;
+pub mod rtp;
 pub mod tone;
+pub mod wav;
+
+pub use bridge::{Bridge, BridgeConfig, BridgeEvent, BridgeStats, VoiceError};
 
 /// Samples per second on the modem's voice port and in G.711.
 pub const SAMPLE_RATE: u32 = 8000;
