@@ -197,7 +197,13 @@ impl Device {
             other => {
                 let call = self.calls.calls.remove(pos);
                 self.calls.calls_gone(self.dialect.voice_path_rule());
-                for u in self.dialect.call_ended_urcs(call.idx, 0) {
+                // 24.008 causes: 17 user busy, 19 no answer, 3 no route.
+                let cc = match other {
+                    "busy" => 17,
+                    "no-answer" => 19,
+                    _ => 3,
+                };
+                for u in self.dialect.call_ended_urcs(call.idx, 0, cc) {
                     self.urc(u);
                 }
                 self.urc(match other {
@@ -318,7 +324,7 @@ impl Device {
                 .started
                 .map(|t| now.saturating_duration_since(t).as_secs())
                 .unwrap_or(0);
-            for u in self.dialect.call_ended_urcs(c.idx, secs) {
+            for u in self.dialect.call_ended_urcs(c.idx, secs, 16) {
                 self.urc(u);
             }
         }

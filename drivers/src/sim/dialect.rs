@@ -134,10 +134,11 @@ impl Dialect {
         }
     }
 
-    /// Extra URC lines when a call ends (before "NO CARRIER" where that is sent).
-    pub(crate) fn call_ended_urcs(self, idx: usize, secs: u64) -> Vec<String> {
+    /// Extra URC lines when a call ends (before "NO CARRIER" where that is sent), with the
+    /// 24.008 call-control cause Huawei reports (16 normal clearing, 17 busy...).
+    pub(crate) fn call_ended_urcs(self, idx: usize, secs: u64, cc_cause: u16) -> Vec<String> {
         match self {
-            Dialect::Huawei => vec![format!("^CEND:{idx},{secs},104,16")],
+            Dialect::Huawei => vec![format!("^CEND:{idx},{secs},104,{cc_cause}")],
             Dialect::Simcom => vec![format!(
                 "VOICE CALL: END: {:02}{:02}{:02}",
                 secs / 3600,

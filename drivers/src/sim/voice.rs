@@ -105,42 +105,9 @@ impl VoiceShared {
     }
 }
 
-/// The strongest frequency (100-3900 Hz) in `samples`, None for silence. Like
-/// `tone::dominant_frequency(samples, 25.0)`, but that one misses a tone off its 25 Hz grid when
-/// the window is a whole second: every grid point is then a whole number of 1 Hz bins from the
-/// tone, an exact null of the window. So the coarse 25 Hz search sums the power of 40 ms
-/// segments (bins 25 Hz wide: the tone is always within a grid point's main lobe), and only the
-/// 1 Hz refinement uses the whole window.
+/// The far end's view of what the agent sent: the dominant frequency of the last second.
 fn dominant_hz(samples: &[i16]) -> Option<f64> {
-    const SEGMENT: usize = 320;
-    if tone::rms(samples) < 50.0 {
-        return None;
-    }
-    let coarse_power = |f: f64| -> f64 {
-        if samples.len() < SEGMENT {
-            return tone::goertzel_power(samples, f);
-        }
-        samples
-            .chunks_exact(SEGMENT)
-            .map(|c| tone::goertzel_power(c, f))
-            .sum()
-    };
-    let best = |freqs: &mut dyn Iterator<Item = f64>, power: &dyn Fn(f64) -> f64| {
-        let (mut best_f, mut best_p) = (0.0, -1.0);
-        for f in freqs {
-            let p = power(f);
-            if p > best_p {
-                (best_f, best_p) = (f, p);
-            }
-        }
-        best_f
-    };
-    let coarse = best(&mut (4..=156).map(|k| f64::from(k) * 25.0), &coarse_power);
-    let lo = (coarse - 25.0).max(100.0) as i32;
-    let hi = (coarse + 25.0).min(3900.0) as i32;
-    Some(best(&mut (lo..=hi).map(f64::from), &|f| {
-        tone::goertzel_power(samples, f)
-    }))
+    tone::dominant_frequency(samples, 25.0)
 }
 
 fn lock(shared: &Mutex<VoiceShared>) -> MutexGuard<'_, VoiceShared> {

@@ -165,7 +165,6 @@ impl Challenge {
 
     /// The request-digest (`response=`) for these credentials. `nc` and `cnonce` are used only
     /// with qop=auth or MD5-sess.
-    #[allow(clippy::too_many_arguments)]
     pub fn response(
         &self,
         username: &str,

@@ -70,18 +70,30 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
-/// The strongest frequency in `samples` between 100 and 3900 Hz, in `step_hz` steps (refined to
-/// 1 Hz around the best coarse step), or None for silence (RMS below 50).
+/// The strongest frequency in `samples` between 100 and 3900 Hz, or None for silence (RMS
+/// below 50). A coarse scan in `step_hz` steps over a Hann-windowed 50 ms slice (its main lobe
+/// is wider than the step, so no tone falls between two probes), then a 1 Hz scan over all of
+/// `samples` around the coarse winner.
 pub fn dominant_frequency(samples: &[i16], step_hz: f64) -> Option<f64> {
     if rms(samples) < 50.0 {
         return None;
     }
-    let step = step_hz.max(1.0);
-    let best = |lo: f64, hi: f64, step: f64| {
+    let step = step_hz.clamp(1.0, 40.0);
+    let slice = &samples[..samples.len().min(400)];
+    let n = slice.len().max(2) as f64;
+    let windowed: Vec<i16> = slice
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let w = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / (n - 1.0)).cos();
+            (f64::from(x) * w) as i16
+        })
+        .collect();
+    let best = |data: &[i16], lo: f64, hi: f64, step: f64| {
         let mut f = lo;
         let (mut best_f, mut best_p) = (lo, -1.0f64);
         while f <= hi {
-            let p = goertzel_power(samples, f);
+            let p = goertzel_power(data, f);
             if p > best_p {
                 best_p = p;
                 best_f = f;
@@ -90,10 +102,11 @@ pub fn dominant_frequency(samples: &[i16], step_hz: f64) -> Option<f64> {
         }
         best_f
     };
-    let coarse = best(100.0, 3900.0, step);
+    let coarse = best(&windowed, 100.0, 3900.0, step);
     Some(best(
-        (coarse - step).max(100.0),
-        (coarse + step).min(3900.0),
+        samples,
+        (coarse - 2.0 * step).max(100.0),
+        (coarse + 2.0 * step).min(3900.0),
         1.0,
     ))
 }
@@ -104,9 +117,9 @@ mod tests {
 
     #[test]
     fn finds_the_tone_it_made() {
-        for freq in [300.0, 1000.0, 1337.0, 3400.0] {
+        for freq in [300.0, 440.0, 1000.0, 1337.0, 2111.0, 3399.0] {
             let mut g = ToneGenerator::new(freq, 8000);
-            let samples: Vec<i16> = (0..25).flat_map(|_| g.next_frame()).collect();
+            let samples: Vec<i16> = (0..50).flat_map(|_| g.next_frame()).collect();
             let found = dominant_frequency(&samples, 25.0).unwrap_or(0.0);
             assert!((found - freq).abs() <= 3.0, "{freq} Hz found as {found}");
         }
