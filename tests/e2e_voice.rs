@@ -102,3 +102,573 @@ async fn missed_call_gets_one_sms_back_per_period() {
         .await;
     assert_eq!(sent_to(&sim, CALLER).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// With SIPp as the PBX and as the SIP caller.
+
+use common::sipp::{
+    RtpSink, Sipp, dominant_hz_of, dtmf_sequence_packets, free_udp_port, pcmu_tone_packets,
+    write_rtp_pcap,
+};
+use std::path::{Path, PathBuf};
+
+/// The agent's SIP side for a test: its port, the PBX (SIPp UAS) port, an RTP range.
+struct SipSetup {
+    agent_port: u16,
+    pbx_port: u16,
+}
+
+impl SipSetup {
+    fn new() -> SipSetup {
+        SipSetup {
+            agent_port: free_udp_port(),
+            pbx_port: free_udp_port(),
+        }
+    }
+
+    fn agent_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.agent_port)
+    }
+
+    fn target(&self, ext: &str) -> String {
+        format!("sip:{ext}@127.0.0.1:{}", self.pbx_port)
+    }
+
+    /// `[sip]` + `[voice]` text (goes into the config after `[gateway]`'s keys).
+    fn sections(&self, register: bool, voice: &str) -> String {
+        let rtp = common::sipp::free_even_udp_port_pair();
+        format!(
+            "\n[sip]\nserver = \"127.0.0.1:{}\"\nusername = \"gsmgw\"\npassword = \"secret\"\nbind = \"127.0.0.1:{}\"\nmedia_address = \"127.0.0.1\"\nregister = {register}\noptions_interval_secs = 0\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\n[voice]\n{voice}\n",
+            self.pbx_port,
+            self.agent_port,
+            rtp + 40
+        )
+    }
+}
+
+fn voice_modem(dir: &Path, name: &str, dialect: &str, imsi: &str) -> (SimModem, PathBuf) {
+    let voice = dir.join(format!("{name}-pcm"));
+    let sim = SimModem::start(
+        dir,
+        name,
+        &[
+            "--dialect",
+            dialect,
+            "--imsi",
+            imsi,
+            "--voice-link",
+            voice.to_str().unwrap(),
+        ],
+    );
+    (sim, voice)
+}
+
+fn near(v: &Value, hz: f64) -> bool {
+    v.as_f64().is_some_and(|f| (f - hz).abs() <= 8.0)
+}
+
+fn wait_modem_hears(sim: &SimModem, hz: f64, what: &str) {
+    common::wait_for(T, what, || {
+        let st = sim.control(json!({"op": "voice-stats"}));
+        near(&st["dominant_hz"], hz).then_some(())
+    });
+}
+
+fn wait_sink_hears(sink: &RtpSink, hz: f64, what: &str) {
+    assert!(
+        sink.wait_until(T, |s| s
+            .dominant_hz()
+            .is_some_and(|f| (f - hz).abs() <= 8.0)),
+        "{what}: RTP never carried {hz} Hz (last: {:?}, {} packets)",
+        sink.dominant_hz(),
+        sink.packets()
+    );
+}
+
+fn tone_pcap(dir: &Path, hz: f64, secs: f64) -> PathBuf {
+    let p = dir.join(format!("tone-{hz}.pcap"));
+    write_rtp_pcap(&p, &pcmu_tone_packets(hz, secs, 0.3), 20);
+    p
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let mut out = Vec::new();
+    for chunk in s.as_bytes().chunks(4) {
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let n = chunk.iter().fold(0u32, |acc, &c| {
+            (acc << 6) | if c == b'=' { 0 } else { val(c) }
+        });
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    out
+}
+
+fn sha256_of(data: &[u8], dir: &Path) -> String {
+    let p = dir.join("fetched.wav");
+    std::fs::write(&p, data).unwrap();
+    let out = std::process::Command::new("sha256sum")
+        .arg(&p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// GSM caller → the slot's rule forwards to the PBX (SIPp) → answered; a tone from the modem
+/// reaches RTP and a tone from the PBX reaches the modem; the PBX hangs up; the call is
+/// recorded, and the recording is fetched over MQTT in chunks whose checksum matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsm_call_forwarded_to_sip_audio_both_ways_recorded_pbx_hangs_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let pcap = tone_pcap(dir.path(), 600.0, 5.0);
+    let mut pbx = Sipp::new("pbx_answer_bye_pbx")
+        .local_port(net.pbx_port)
+        .var("rtpsink", sink.port())
+        .var("tonepcap", pcap.display())
+        .var("talkms", 5000)
+        .start();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000011");
+    sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
+    let extra = net.sections(
+        false,
+        &format!(
+            "[[voice.route]]\nslot = 1\naction = \"forward\"\ntarget = \"{}\"\nrecord = true\n",
+            net.target("100")
+        ),
+    );
+    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-fwd",
+        &broker.url(),
+        &extra,
+        &[(1, &sim.link, &modem_extra)],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-fwd/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-fwd/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    wait_sink_hears(&sink, 1000.0, "the modem's tone at the PBX");
+    wait_modem_hears(&sim, 600.0, "the PBX's tone at the modem");
+    pbx.wait(Duration::from_secs(40))
+        .assert_success("PBX answers, hears, hangs up");
+
+    let ev = central
+        .expect("gsmgw/gw-fwd/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(ev["direction"], "gsm-in");
+    assert_eq!(ev["cause"], "normal", "{ev}");
+    assert_eq!(ev["sip_code"], 200);
+    assert_eq!(ev["sip_peer"], net.target("100"));
+    assert!(ev["answered_at"].is_string(), "{ev}");
+    assert!(ev["duration_s"].as_f64().unwrap_or(0.0) >= 2.0, "{ev}");
+    assert!(ev["media"]["rtp_sent"].as_u64().unwrap_or(0) > 100, "{ev}");
+    let st = sim.control(json!({"op": "state"}));
+    assert!(
+        st["voice_commands"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|x| x == "AT+QPCMV=1,0")),
+        "Quectel's voice port was switched on: {}",
+        st["voice_commands"]
+    );
+    assert_eq!(st["calls"]["active"].as_array().map(Vec::len), Some(0));
+
+    // The recording, fetched in chunks.
+    let call_id = ev["call_id"].as_str().unwrap().to_string();
+    assert!(ev["recording"]["bytes"].as_u64().unwrap_or(0) > 44, "{ev}");
+    central
+        .send(
+            "gsmgw/gw-fwd/cmd/recording-fetch",
+            &json!({"request_id": "rec-1", "call_id": call_id}).to_string(),
+        )
+        .await;
+    let reply = central
+        .expect("gsmgw/gw-fwd/reply/rec-1", T, |_| true)
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let chunks = reply["result"]["chunks"].as_u64().unwrap() as usize;
+    let mut data = Vec::new();
+    let mut sha = String::new();
+    for n in 0..chunks {
+        let c = central
+            .expect(&format!("gsmgw/gw-fwd/recording/{call_id}/{n}"), T, |_| {
+                true
+            })
+            .await;
+        assert_eq!(c["n"], n);
+        assert_eq!(c["last"], n + 1 == chunks);
+        data.extend(b64_decode(c["data"].as_str().unwrap()));
+        if n + 1 == chunks {
+            sha = c["sha256"].as_str().unwrap().to_string();
+        }
+    }
+    assert_eq!(data.len() as u64, reply["result"]["size"].as_u64().unwrap());
+    assert_eq!(sha256_of(&data, dir.path()), sha);
+    let (channels, rate, samples) = gsmgw_drivers::voice::wav::parse_wav(&data).unwrap();
+    assert_eq!((channels, rate), (2, 8000));
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let mid = |v: &[i16]| v[v.len() / 4..v.len() / 4 + 8000.min(v.len() / 2)].to_vec();
+    assert!(
+        near(&json!(dominant_hz_of(&mid(&left))), 1000.0),
+        "left (GSM side) {:?}",
+        dominant_hz_of(&mid(&left))
+    );
+    assert!(
+        near(&json!(dominant_hz_of(&mid(&right))), 600.0),
+        "right (SIP side) {:?}",
+        dominant_hz_of(&mid(&right))
+    );
+}
+
+/// SIP → GSM through a SIMCom modem: busy → 486, no answer → 480, CANCEL → 487, and an answered
+/// call with audio both ways, DTMF both ways, the SIP caller hanging up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000021");
+    sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
+    let extra = net.sections(false, "ring_timeout_secs = 5\n");
+    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-out",
+        &broker.url(),
+        &extra,
+        &[(1, &sim.link, &modem_extra)],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-out/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-out/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+
+    let caller = |scenario: &str, number: &str| {
+        Sipp::new(scenario)
+            .remote(net.agent_addr())
+            .service(number)
+            .var("rtpsink", sink.port())
+    };
+    let outcome = async |central: &mut Central, number: &str| -> Value {
+        central
+            .expect("gsmgw/gw-out/event/call", T, |v| v["to"] == number)
+            .await
+    };
+
+    // Busy.
+    sim.control(json!({"op": "dial-result", "result": "busy", "delay_ms": 300}));
+    caller("caller_busy", "+380671000001")
+        .start()
+        .wait(T)
+        .assert_success("486 for a busy number");
+    let ev = outcome(&mut central, "+380671000001").await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("busy"), Some(486))
+    );
+    assert_eq!(ev["direction"], "sip-in");
+    assert_eq!(ev["slot"], 1);
+
+    // Nobody answers within ring_timeout_secs.
+    sim.control(json!({"op": "dial-result", "result": "ring"}));
+    caller("caller_noanswer", "+380671000002")
+        .start()
+        .wait(Duration::from_secs(60))
+        .assert_success("480 for no answer");
+    let ev = outcome(&mut central, "+380671000002").await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("no-answer"), Some(480))
+    );
+
+    // The SIP caller gives up while the GSM side rings.
+    sim.control(json!({"op": "dial-result", "result": "ring"}));
+    caller("caller_cancel", "+380671000003")
+        .start()
+        .wait(T)
+        .assert_success("CANCEL → 487");
+    let ev = outcome(&mut central, "+380671000003").await;
+    assert_eq!(ev["cause"], "cancelled", "{ev}");
+    common::wait_for(T, "the cancelled GSM call to be hung up", || {
+        let st = sim.control(json!({"op": "state"}));
+        (st["calls"]["active"].as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+
+    // Answered, with DTMF both ways; the SIP caller hangs up.
+    let dtmf = dir.path().join("dtmf.pcap");
+    write_rtp_pcap(&dtmf, &dtmf_sequence_packets("19#", 101), 20);
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 500}));
+    let mut call = caller("caller_dtmf", "+380671000004")
+        .var("dtmfpcap", dtmf.display())
+        .var("talkms", 6000)
+        .start();
+    wait_sink_hears(&sink, 1000.0, "the GSM side's tone at the SIP caller");
+    let r = sim.control(json!({"op": "dtmf", "digit": "5"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(
+        sink.wait_until(T, |s| s.dtmf_digits().contains('5')),
+        "the GSM side's DTMF 5 as RFC 4733: got {:?}",
+        sink.dtmf_digits()
+    );
+    common::wait_for(T, "the SIP caller's DTMF at the modem (AT+VTS)", || {
+        let st = sim.control(json!({"op": "state"}));
+        let got: String = st["calls"]["dtmf"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        (got == "19#").then_some(())
+    });
+    call.wait(T)
+        .assert_success("answered call, BYE from the SIP side");
+    let ev = outcome(&mut central, "+380671000004").await;
+    assert_eq!(ev["cause"], "normal", "{ev}");
+    assert_eq!(ev["sip_code"], 200);
+    assert!(ev["answered_at"].is_string());
+    let st = sim.control(json!({"op": "state"}));
+    assert!(
+        st["voice_commands"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|x| x == "AT+CPCMREG=1")),
+        "{}",
+        st["voice_commands"]
+    );
+    assert_eq!(st["calls"]["active"].as_array().map(Vec::len), Some(0));
+}
+
+/// The trunk registers with digest authentication (SIPp checks the response).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_to_the_pbx_with_digest_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let mut pbx = Sipp::new("pbx_register_auth")
+        .local_port(net.pbx_port)
+        .start();
+    let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "generic"]);
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-reg",
+        &broker.url(),
+        &net.sections(true, ""),
+        &[(1, &sim.link, "")],
+    );
+    let _agent = AgentProc::start(&cfg);
+    pbx.wait(T)
+        .assert_success("REGISTER → 401 → REGISTER with a valid digest → 200");
+}
+
+/// Eight GSM callers at once, each forwarded to the PBX and bridged with audio both ways; the
+/// GSM side hangs up (the agent sends BYE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_bridged_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let pcap = tone_pcap(dir.path(), 600.0, 8.0);
+    let mut pbx = Sipp::new("pbx_answer_many")
+        .local_port(net.pbx_port)
+        .calls(8)
+        .var("rtpsink", sink.port())
+        .var("tonepcap", pcap.display())
+        .timeout(Duration::from_secs(90))
+        .start();
+    let dialects = ["quectel", "simcom", "huawei", "generic"];
+    let sims: Vec<(SimModem, PathBuf)> = (0..8)
+        .map(|i| {
+            voice_modem(
+                dir.path(),
+                &format!("modem{}", i + 1),
+                dialects[i % 4],
+                &format!("2550100000001{i:02}"),
+            )
+        })
+        .collect();
+    let extras: Vec<String> = sims
+        .iter()
+        .map(|(_, pcm)| format!("voice_port = \"{}\"", pcm.display()))
+        .collect();
+    let modems: Vec<(u16, &Path, &str)> = sims
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (i as u16 + 1, s.link.as_path(), extras[i].as_str()))
+        .collect();
+    let extra = net.sections(
+        false,
+        &format!(
+            "[[voice.route]]\naction = \"forward\"\ntarget = \"{}\"\n",
+            net.target("queue")
+        ),
+    );
+    let cfg = write_config_with(dir.path(), "gw-8", &broker.url(), &extra, &modems);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-8/#").await;
+    let _agent = AgentProc::start(&cfg);
+    for i in 1..=8 {
+        central
+            .expect(&format!("gsmgw/gw-8/modem/{i}/state"), T, |v| {
+                v["state"] == "ready"
+            })
+            .await;
+    }
+    for (i, (sim, _)) in sims.iter().enumerate() {
+        sim.control(json!({"op": "voice-tone", "hz": 700 + 100 * i, "amplitude": 8000}));
+        let r = sim.control(json!({"op": "call", "from": format!("+38050000000{i}")}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    // Every call's modem tone arrives as its own RTP stream; every modem hears the PBX.
+    assert!(
+        sink.wait_until(Duration::from_secs(60), |s| s.ssrcs().len() >= 8),
+        "8 RTP streams, got {}",
+        sink.ssrcs().len()
+    );
+    for (i, (sim, _)) in sims.iter().enumerate() {
+        wait_modem_hears(sim, 600.0, &format!("the PBX's tone at modem {}", i + 1));
+    }
+    let want: Vec<f64> = (0..8).map(|i| 700.0 + 100.0 * i as f64).collect();
+    let heard = |s: &RtpSink| -> Vec<f64> {
+        s.ssrcs()
+            .iter()
+            .filter_map(|x| dominant_hz_of(&s.audio_samples_ssrc(0, *x)))
+            .collect()
+    };
+    let all_heard = |s: &RtpSink| {
+        let h = heard(s);
+        want.iter().all(|w| h.iter().any(|f| (f - w).abs() <= 8.0))
+    };
+    assert!(
+        sink.wait_until(T, all_heard),
+        "every modem's tone in its own stream: want {want:?}, heard {:?}",
+        heard(&sink)
+    );
+    for (sim, _) in &sims {
+        assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    }
+    let mut ended = 0;
+    while ended < 8 {
+        let ev = central.expect("gsmgw/gw-8/event/call", T, |_| true).await;
+        assert_eq!(ev["cause"], "normal", "{ev}");
+        assert!(ev["answered_at"].is_string(), "{ev}");
+        ended += 1;
+    }
+    pbx.wait(Duration::from_secs(60))
+        .assert_success("8 calls answered, BYE from the gateway");
+}
+
+/// `cmd/dial`: the manager's extension rings first, then the lead through a SIM; bridged;
+/// `cmd/hangup` ends both legs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_bridges_extension_and_lead_then_hangup_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let pcap = tone_pcap(dir.path(), 600.0, 6.0);
+    let mut pbx = Sipp::new("pbx_answer_bye_gsm")
+        .local_port(net.pbx_port)
+        .var("rtpsink", sink.port())
+        .var("tonepcap", pcap.display())
+        .start();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "huawei", "255010000000031");
+    sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 800}));
+    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-dial",
+        &broker.url(),
+        &net.sections(false, ""),
+        &[(1, &sim.link, &modem_extra)],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-dial/#").await;
+    let _agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-dial/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+
+    let lead = "+380671234567";
+    central
+        .send(
+            "gsmgw/gw-dial/cmd/dial",
+            &json!({"request_id": "dial-1", "to": lead, "bridge_to": net.target("101")})
+                .to_string(),
+        )
+        .await;
+    let reply = central
+        .expect("gsmgw/gw-dial/reply/dial-1", T, |_| true)
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let call_id = reply["result"]["call_id"].as_str().unwrap().to_string();
+    assert_eq!(reply["result"]["slot"], 1);
+    wait_sink_hears(&sink, 1000.0, "the lead's side at the manager");
+    wait_modem_hears(&sim, 600.0, "the manager's side at the lead");
+    let st = sim.control(json!({"op": "state"}));
+    assert!(
+        st["calls"]["dialed"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == lead)),
+        "{}",
+        st["calls"]
+    );
+    central
+        .send(
+            "gsmgw/gw-dial/cmd/hangup",
+            &json!({"request_id": "hang-1", "call_id": call_id}).to_string(),
+        )
+        .await;
+    let reply = central
+        .expect("gsmgw/gw-dial/reply/hang-1", T, |_| true)
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    pbx.wait(T).assert_success("the extension gets BYE");
+    let ev = central
+        .expect("gsmgw/gw-dial/event/call", T, |v| {
+            v["call_id"] == call_id.as_str()
+        })
+        .await;
+    assert_eq!(ev["direction"], "dial");
+    assert_eq!(ev["to"], lead);
+    assert_eq!(ev["cause"], "normal");
+    assert!(ev["answered_at"].is_string());
+    common::wait_for(T, "the lead's call to be hung up", || {
+        let st = sim.control(json!({"op": "state"}));
+        (st["calls"]["active"].as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+    // The same request_id again: answered from the store, nobody is dialled twice.
+    central
+        .send(
+            "gsmgw/gw-dial/cmd/dial",
+            &json!({"request_id": "dial-1", "to": lead, "bridge_to": net.target("101")})
+                .to_string(),
+        )
+        .await;
+    let again = central
+        .expect("gsmgw/gw-dial/reply/dial-1", T, |_| true)
+        .await;
+    assert_eq!(again["result"]["duplicate"], true, "{again}");
+    assert_eq!(again["result"]["call_id"], call_id.as_str());
+}

@@ -50,36 +50,48 @@ fn find_sipp() -> Option<PathBuf> {
 }
 
 /// The `sipp` binary ($SIPP, else from PATH). If there is none, installs Debian's sip-tester
-/// with apt-get (tests run as root); panics if that does not give one either.
+/// with apt-get (tests run as root); panics if that does not give one either, or if it was built
+/// without pcap play support.
 pub fn ensure_sipp() -> PathBuf {
     static SIPP: OnceLock<PathBuf> = OnceLock::new();
     SIPP.get_or_init(|| {
-        if let Some(p) = find_sipp() {
-            return p;
-        }
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "sip-tester"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-        };
-        if !install().is_ok_and(|s| s.success()) {
-            let _ = Command::new("apt-get")
-                .arg("update")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status();
-            let _ = install();
-        }
-        find_sipp().unwrap_or_else(|| {
+        let sipp = find_sipp().or_else(install_sipp).unwrap_or_else(|| {
             panic!(
                 "sipp not found and `apt-get install -y sip-tester` did not provide it: install \
                  SIPp 3.6 with pcap support (Debian package sip-tester) or set SIPP=/path/to/sipp"
             )
-        })
+        });
+        let out = Command::new(&sipp)
+            .arg("-v")
+            .output()
+            .unwrap_or_else(|e| panic!("run {} -v: {e}", sipp.display()));
+        let version = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            version.contains("PCAP"),
+            "{} lacks pcap play support (play_pcap_audio): {}",
+            sipp.display(),
+            version.trim()
+        );
+        sipp
     })
     .clone()
+}
+
+fn install_sipp() -> Option<PathBuf> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !apt(&["install", "-y", "--no-install-recommends", "sip-tester"]) {
+        apt(&["update"]);
+        apt(&["install", "-y", "--no-install-recommends", "sip-tester"]);
+    }
+    find_sipp()
 }
 
 /// A free UDP port on 127.0.0.1 (bound and released: free now, very likely still free later).
