@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{AgentProc, Broker, Central, SimModem, write_config};
+use common::{AgentProc, Broker, Central, SimModem, write_config, write_config_with};
 use gsmgw_drivers::pdu::{self, DeliverOptions, Timestamp};
 use jsonschema::{Draft, Registry, Resource, Validator};
 use serde_json::{Value, json};
@@ -18,11 +18,13 @@ const T: Duration = Duration::from_secs(30);
 const GW: &str = "gw-schema";
 const FROM: &str = "+380671112233";
 const TO: &str = "+380501234567";
+/// A call id as the gateway makes them (UUID v7).
+const CALL_ID: &str = "0193a5c2-7b1e-7c3d-9a2b-0123456789ab";
 /// The base of every schema's `$id`; `$ref`s between the files resolve against it.
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 14] = [
+const ALL_SCHEMAS: [&str; 19] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -31,12 +33,27 @@ const ALL_SCHEMAS: [&str; 14] = [
     "event-sms-status.json",
     "event-alarm.json",
     "event-campaign.json",
+    "event-call.json",
+    "recording-chunk.json",
     "cmd-ping.json",
     "cmd-sms-send.json",
     "cmd-campaign.json",
     "cmd-campaign-control.json",
+    "cmd-dial.json",
+    "cmd-hangup.json",
+    "cmd-recording-fetch.json",
     "reply.json",
     "common.json",
+];
+
+/// The schemas of the voice interface: exercised by `every_real_voice_message_matches_its_schema`
+/// (its own agent, with two SIMs and a `[voice]` section), not by the SMS test.
+const VOICE_SCHEMAS: [&str; 5] = [
+    "event-call.json",
+    "recording-chunk.json",
+    "cmd-dial.json",
+    "cmd-hangup.json",
+    "cmd-recording-fetch.json",
 ];
 
 fn schema_dir() -> PathBuf {
@@ -140,10 +157,15 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["event", "sms-status"] => "event-sms-status.json",
         ["event", "alarm"] => "event-alarm.json",
         ["event", "campaign"] => "event-campaign.json",
+        ["event", "call"] => "event-call.json",
+        ["recording", _, n] if n.parse::<u32>().is_ok() => "recording-chunk.json",
         ["cmd", "ping"] => "cmd-ping.json",
         ["cmd", "sms-send"] => "cmd-sms-send.json",
         ["cmd", "campaign"] => "cmd-campaign.json",
         ["cmd", "campaign-control"] => "cmd-campaign-control.json",
+        ["cmd", "dial"] => "cmd-dial.json",
+        ["cmd", "hangup"] => "cmd-hangup.json",
+        ["cmd", "recording-fetch"] => "cmd-recording-fetch.json",
         ["cmd", _] => return None,
         ["reply", _] => "reply.json",
         _ => panic!("a topic the interface does not document: {topic}"),
@@ -164,6 +186,24 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
         "modem-state.json" => format!("state {}", s("state")),
         "event-modem.json" => format!("kind {}", s("kind")),
         "event-alarm.json" => s("code"),
+        "event-call.json" => {
+            let answered = if v["answered_at"].is_null() {
+                ""
+            } else {
+                " answered"
+            };
+            let withheld = if v["from"] == "" { " withheld" } else { "" };
+            format!("{} {}{answered}{withheld}", s("direction"), s("cause"))
+        }
+        "recording-chunk.json" => {
+            if v["size"] == 0 {
+                "empty".into()
+            } else if v["last"] == true {
+                "last".into()
+            } else {
+                "not last".into()
+            }
+        }
         "event-campaign.json" => {
             if v["final"] == true {
                 format!("final {}", s("state"))
@@ -205,6 +245,8 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
                     "ok campaign-control {}",
                     v["result"]["state"].as_str().unwrap_or("?")
                 )
+            } else if v["ok"] == true && v["result"].get("sha256").is_some() {
+                "ok recording-fetch".into()
             } else if v["ok"] == true && v["result"]["duplicate"] == true {
                 "ok duplicate".into()
             } else if v["ok"] == true {
@@ -331,6 +373,90 @@ fn broken_messages_are_rejected() {
             "reply.json",
             json!({"request_id": "c-7", "ok": true,
                 "result": {"campaign_id": "spring-2026", "state": "paused", "cancelled": 0}}),
+        ),
+        (
+            "event-call.json",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": 1,
+                "imsi": "255010123456789", "from": "+380501234567", "to": "slot 1",
+                "sip_peer": "sip:100@pbx.local", "started_at": "2026-11-27T10:00:01.120Z",
+                "answered_at": "2026-11-27T10:00:05.400Z", "ended_at": "2026-11-27T10:01:10.030Z",
+                "duration_s": 64.6, "cause": "normal", "sip_code": 200,
+                "recording": {"file": format!("{CALL_ID}.wav"), "bytes": 2068524},
+                "media": {"rtp_sent": 3230, "rtp_received": 3228, "rtp_lost": 0,
+                    "jitter_ms": 0.4, "frames_from_modem": 3231, "frames_to_modem": 3229}}),
+            ),
+        ),
+        (
+            "event-call.json",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "sip-in", "slot": null, "imsi": "",
+                "from": "100", "to": "+380501234567", "sip_peer": "192.0.2.10:5060",
+                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
+                "ended_at": "2026-11-27T10:00:01.150Z", "duration_s": 0.0, "cause": "no-route",
+                "sip_code": 503, "recording": null, "media": null}),
+            ),
+        ),
+        (
+            "event-call.json",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "dial", "slot": 2,
+                "imsi": "255010123456789", "from": "", "to": "*101#",
+                "sip_peer": "sip:101@pbx.local", "started_at": "2026-11-27T10:00:01.120Z",
+                "answered_at": null, "ended_at": "2026-11-27T10:00:31.150Z", "duration_s": 0.0,
+                "cause": "busy", "sip_code": 486, "recording": null, "media": null}),
+            ),
+        ),
+        (
+            "cmd-dial.json",
+            json!({"request_id": "d-1", "to": TO, "bridge_to": "sip:101@pbx.local", "slot": 2,
+                "record": false}),
+        ),
+        (
+            "cmd-hangup.json",
+            json!({"request_id": "h-1", "call_id": CALL_ID}),
+        ),
+        (
+            "cmd-recording-fetch.json",
+            json!({"request_id": "r-1", "call_id": CALL_ID}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "d-1", "ok": true,
+                "result": {"call_id": CALL_ID, "slot": 2, "state": "ringing-extension"}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "d-1", "ok": true,
+                "result": {"state": "done", "duplicate": true, "call_id": CALL_ID, "slot": 2}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "h-1", "ok": true,
+                "result": {"call_id": CALL_ID, "state": "hanging-up"}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "h-1", "ok": true,
+                "result": {"state": "done", "duplicate": true, "call_id": CALL_ID}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "r-1", "ok": true, "result": {"call_id": CALL_ID, "chunks": 3,
+                "size": 120044, "sha256": "ab".repeat(32)}}),
+        ),
+        (
+            "reply.json",
+            json!({"request_id": "d-1", "ok": false, "error": {"code": "slot-busy",
+                "message": "slot 2 carries a call"}}),
+        ),
+        (
+            "recording-chunk.json",
+            json!({"call_id": CALL_ID, "n": 2, "chunks": 3, "last": true, "size": 120044,
+                "data": "UklGRg==", "sha256": "ab".repeat(32)}),
         ),
     ];
     for (schema, msg) in &good {
@@ -521,9 +647,201 @@ fn broken_messages_are_rejected() {
                 "registration": "home", "operator": "Kyivstar", "operator_numeric": "25503",
                 "signal_dbm": "strong", "error": null, "ts": "2026-11-26T22:15:04.871Z"}),
         ),
+        (
+            "event-call.json",
+            "a call event without cause",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": 1, "imsi": "",
+                "from": "", "to": "slot 1", "sip_peer": null,
+                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
+                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0, "sip_code": null,
+                "recording": null, "media": null}),
+            ),
+        ),
+        (
+            "event-call.json",
+            "null fields left out",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": 1, "imsi": "",
+                "from": "", "to": "slot 1", "started_at": "2026-11-27T10:00:01.120Z",
+                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0,
+                "cause": "cancelled"}),
+            ),
+        ),
+        (
+            "event-call.json",
+            "a GSM call without a slot, talk time without an answer",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": null, "imsi": "",
+                "from": "+380501234567", "to": "slot 1", "sip_peer": null,
+                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
+                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 7.9, "cause": "normal",
+                "sip_code": null, "recording": null, "media": null}),
+            ),
+        ),
+        (
+            "event-call.json",
+            "a dial with a caller, an unknown cause",
+            env(
+                "call",
+                json!({"call_id": CALL_ID, "direction": "dial", "slot": 1, "imsi": "",
+                "from": "+380501234567", "to": TO, "sip_peer": "sip:101@pbx.local",
+                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
+                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0, "cause": "hung-up",
+                "sip_code": 486, "recording": null, "media": null}),
+            ),
+        ),
+        (
+            "cmd-dial.json",
+            "a dial with a non-SIP bridge_to",
+            json!({"request_id": "d-1", "to": TO, "bridge_to": "tel:+380501234567"}),
+        ),
+        (
+            "cmd-dial.json",
+            "a dial without bridge_to",
+            json!({"request_id": "d-1", "to": TO}),
+        ),
+        (
+            "cmd-dial.json",
+            "a number that cannot be dialled, record as text",
+            json!({"request_id": "d-1", "to": "12;ATH", "bridge_to": "sip:101@pbx.local",
+                "record": "yes"}),
+        ),
+        (
+            "cmd-hangup.json",
+            "a call_id that could name another file",
+            json!({"request_id": "h-1", "call_id": "../gsmgw"}),
+        ),
+        (
+            "cmd-recording-fetch.json",
+            "no call_id, an unknown field",
+            json!({"request_id": "r-1", "call": CALL_ID}),
+        ),
+        (
+            "recording-chunk.json",
+            "a chunk without data",
+            json!({"call_id": CALL_ID, "n": 0, "chunks": 3, "last": false, "size": 120044}),
+        ),
+        (
+            "recording-chunk.json",
+            "the last chunk without the checksum",
+            json!({"call_id": CALL_ID, "n": 2, "chunks": 3, "last": true, "size": 120044,
+                "data": "UklGRg=="}),
+        ),
+        (
+            "recording-chunk.json",
+            "a checksum before the last chunk, data not base64",
+            json!({"call_id": CALL_ID, "n": 0, "chunks": 3, "last": false, "size": 120044,
+                "data": "RIFF....", "sha256": "ab".repeat(32)}),
+        ),
+        (
+            "reply.json",
+            "a dial result without its slot",
+            json!({"request_id": "d-1", "ok": true,
+                "result": {"call_id": CALL_ID, "state": "ringing-extension"}}),
+        ),
+        (
+            "reply.json",
+            "a repeated dial answered with the first answer's state",
+            json!({"request_id": "d-1", "ok": true, "result": {"state": "ringing-extension",
+                "duplicate": true, "call_id": CALL_ID, "slot": 2}}),
+        ),
+        (
+            "reply.json",
+            "a recording-fetch result with a short checksum",
+            json!({"request_id": "r-1", "ok": true, "result": {"call_id": CALL_ID, "chunks": 3,
+                "size": 120044, "sha256": "abcd"}}),
+        ),
     ];
     for (schema, what, msg) in &bad {
         schemas.assert_invalid(schema, what, msg);
+    }
+}
+
+/// Validates every message of `log` against the schema of its topic (our own commands: valid
+/// exactly when the gateway was expected to accept them) and checks what topic levels repeat
+/// in the payload; returns the forms seen, per schema.
+fn check_log(
+    schemas: &Schemas,
+    log: &[(String, Value)],
+    sent: &[(String, Value, bool)],
+) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let root = format!("gsmgw/{GW}");
+    let mut seen: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    let mut commands_checked = 0;
+    for (topic, msg) in log {
+        let Some(schema) = schema_for(topic) else {
+            assert!(
+                sent.iter()
+                    .any(|(t, v, valid)| t == topic && v == msg && !valid),
+                "a command on {topic} nobody sent: {msg}"
+            );
+            commands_checked += 1;
+            continue;
+        };
+        if topic.contains("/cmd/") {
+            // Our own commands, echoed by the broker: the schema must agree with the gateway.
+            let valid = sent
+                .iter()
+                .find(|(t, v, _)| t == topic && v == msg)
+                .map(|(_, _, valid)| *valid)
+                .unwrap_or_else(|| panic!("a command on {topic} nobody sent: {msg}"));
+            if valid {
+                schemas.assert_valid(schema, "an accepted command", msg);
+            } else {
+                schemas.assert_invalid(schema, "a command the gateway refused", msg);
+            }
+            commands_checked += 1;
+        } else {
+            schemas.assert_valid(schema, topic, msg);
+        }
+        if let Some(rest) = topic.strip_prefix(&format!("{root}/event/")) {
+            assert_eq!(msg["type"], rest, "event type = topic level: {msg}");
+            assert_eq!(msg["gateway"], GW, "{msg}");
+        }
+        if let Some(rid) = topic.strip_prefix(&format!("{root}/reply/")) {
+            let want = if rid == "_invalid" {
+                Value::Null
+            } else {
+                json!(rid)
+            };
+            assert_eq!(msg["request_id"], want, "reply topic and request_id: {msg}");
+        }
+        if let Some(rest) = topic.strip_prefix(&format!("{root}/recording/")) {
+            let (call, n) = rest.split_once('/').expect("recording/{call_id}/{n}");
+            assert_eq!(msg["call_id"], call, "chunk topic and call_id: {msg}");
+            assert_eq!(msg["n"].to_string(), n, "chunk topic and n: {msg}");
+            assert!(
+                msg["n"].as_u64() < msg["chunks"].as_u64(),
+                "n below chunks: {msg}"
+            );
+            assert_eq!(
+                msg["last"] == true,
+                msg["n"].as_u64().map(|n| n + 1) == msg["chunks"].as_u64(),
+                "last on the last chunk only: {msg}"
+            );
+        }
+        seen.entry(schema)
+            .or_default()
+            .insert(form_of(schema, topic, msg));
+    }
+    assert_eq!(commands_checked, sent.len(), "every command came back");
+    seen
+}
+
+/// Every form in `want` was seen.
+fn assert_forms(seen: &BTreeMap<&'static str, BTreeSet<String>>, want: &[(&str, &[&str])]) {
+    for (schema, forms) in want {
+        let got = seen.get(schema).cloned().unwrap_or_default();
+        for f in *forms {
+            assert!(
+                got.contains(*f),
+                "{schema}: no {f:?} message seen; saw {got:?}"
+            );
+        }
     }
 }
 
@@ -842,51 +1160,7 @@ async fn every_real_message_matches_its_schema() {
     assert_eq!(bye["boot_id"], birth["boot_id"]);
 
     // Every message seen, against its schema.
-    let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    let mut commands_checked = 0;
-    for (topic, msg) in &central.log {
-        let Some(schema) = schema_for(topic) else {
-            assert!(
-                sent.iter()
-                    .any(|(t, v, valid)| t == topic && v == msg && !valid),
-                "a command on {topic} nobody sent: {msg}"
-            );
-            commands_checked += 1;
-            continue;
-        };
-        if topic.contains("/cmd/") {
-            // Our own commands, echoed by the broker: the schema must agree with the gateway.
-            let valid = sent
-                .iter()
-                .find(|(t, v, _)| t == topic && v == msg)
-                .map(|(_, _, valid)| *valid)
-                .unwrap_or_else(|| panic!("a command on {topic} nobody sent: {msg}"));
-            if valid {
-                schemas.assert_valid(schema, "an accepted command", msg);
-            } else {
-                schemas.assert_invalid(schema, "a command the gateway refused", msg);
-            }
-            commands_checked += 1;
-        } else {
-            schemas.assert_valid(schema, topic, msg);
-        }
-        if let Some(rest) = topic.strip_prefix(&format!("{root}/event/")) {
-            assert_eq!(msg["type"], rest, "event type = topic level: {msg}");
-            assert_eq!(msg["gateway"], GW, "{msg}");
-        }
-        if let Some(rid) = topic.strip_prefix(&format!("{root}/reply/")) {
-            let want = if rid == "_invalid" {
-                Value::Null
-            } else {
-                json!(rid)
-            };
-            assert_eq!(msg["request_id"], want, "reply topic and request_id: {msg}");
-        }
-        seen.entry(schema)
-            .or_default()
-            .insert(form_of(schema, topic, msg));
-    }
-    assert_eq!(commands_checked, sent.len(), "every command came back");
+    let seen = check_log(&schemas, &central.log, &sent);
 
     // Every schema, and every form worth telling apart, was exercised.
     let want: &[(&str, &[&str])] = &[
@@ -938,22 +1212,18 @@ async fn every_real_message_matches_its_schema() {
             ],
         ),
     ];
-    for (schema, forms) in want {
-        let got = seen.get(schema).cloned().unwrap_or_default();
-        for f in *forms {
-            assert!(
-                got.contains(*f),
-                "{schema}: no {f:?} message seen; saw {got:?}"
-            );
-        }
-    }
+    assert_forms(&seen, want);
     let exercised: BTreeSet<&str> = seen.keys().copied().collect();
     let all: BTreeSet<&str> = ALL_SCHEMAS
         .iter()
         .copied()
         .filter(|s| !matches!(*s, "common.json" | "envelope.json"))
+        .filter(|s| !VOICE_SCHEMAS.contains(s))
         .collect();
-    assert_eq!(exercised, all, "every message schema exercised");
+    assert_eq!(
+        exercised, all,
+        "every message schema but the voice ones exercised (those: the voice test)"
+    );
     eprintln!("validated {} messages: {seen:?}", central.log.len());
 
     // The check bites: real messages, broken, are rejected.
@@ -997,4 +1267,306 @@ async fn every_real_message_matches_its_schema() {
     let mut broken = real.clone();
     broken["recipients"][0]["fields"] = json!("name=Олена");
     schemas.assert_invalid("cmd-campaign.json", "fields as a string", &broken);
+}
+
+/// The chunks of a recording as `recordings::chunks` builds them (what `recording-fetch`
+/// publishes): several, one, and an empty file; and broken copies.
+#[test]
+fn recording_chunks_match_their_schema() {
+    use gsmgw_agent::voice::recordings::{CHUNK_BYTES, chunks, sha256_hex};
+    let schemas = Schemas::load();
+    let wav: Vec<u8> = (0..CHUNK_BYTES * 2 + 10).map(|i| (i * 7) as u8).collect();
+    for data in [&wav[..], &wav[..100], &wav[..CHUNK_BYTES], &[][..]] {
+        let all = chunks(CALL_ID, data);
+        assert_eq!(all.len(), data.len().div_ceil(CHUNK_BYTES).max(1));
+        for c in &all {
+            schemas.assert_valid("recording-chunk.json", "a chunk of chunks()", c);
+        }
+        let last = all.last().unwrap();
+        assert_eq!(last["sha256"], sha256_hex(data), "{last}");
+    }
+    let all = chunks(CALL_ID, &wav);
+    let mut broken = all[0].clone();
+    broken.as_object_mut().unwrap().remove("data");
+    schemas.assert_invalid("recording-chunk.json", "a chunk without data", &broken);
+    let mut broken = all[2].clone();
+    broken.as_object_mut().unwrap().remove("sha256");
+    schemas.assert_invalid(
+        "recording-chunk.json",
+        "the last one without sha256",
+        &broken,
+    );
+    let mut broken = all[1].clone();
+    broken["sha256"] = all[2]["sha256"].clone();
+    schemas.assert_invalid("recording-chunk.json", "sha256 before the last", &broken);
+    let mut broken = all[1].clone();
+    broken["data"] = json!(format!("{}=", broken["data"].as_str().unwrap()));
+    schemas.assert_invalid("recording-chunk.json", "base64 with a stray pad", &broken);
+}
+
+/// Voice without SIP (SIPp is not needed): incoming GSM calls rejected by their route (with the
+/// missed-call SMS back, and withheld: none), answered and hung up by their route; `dial`
+/// refused (no `[sip]`), `hangup` and `recording-fetch` of calls that are over or have no
+/// recording, a `recording-fetch` of a file put in place, and malformed voice commands. Every
+/// message seen is validated against its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_real_voice_message_matches_its_schema() {
+    use gsmgw_agent::voice::recordings::sha256_hex;
+    const CALLER: &str = "+380501112233";
+    let schemas = Schemas::load();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim1 = SimModem::start(
+        dir.path(),
+        "modem1",
+        &["--dialect", "quectel", "--imsi", "255030123456781"],
+    );
+    let sim2 = SimModem::start(
+        dir.path(),
+        "modem2",
+        &["--dialect", "simcom", "--imsi", "255010000000002"],
+    );
+    let voice = "\n[voice]\nmissed_call_sms = \"Sorry we missed your call ({from}).\"\n\
+        missed_call_sms_period_secs = 3600\n\
+        \n[[voice.route]]\nslot = 1\naction = \"reject\"\n\
+        \n[[voice.route]]\nslot = 2\naction = \"answer-hangup\"\n";
+    let cfg = write_config_with(
+        dir.path(),
+        GW,
+        &broker.url(),
+        voice,
+        &[(1, &sim1.link, ""), (2, &sim2.link, "")],
+    );
+    let root = format!("gsmgw/{GW}");
+    let t = |s: &str| format!("{root}/{s}");
+    let mut central = Central::connect(broker.port, &format!("{root}/#")).await;
+    let agent = AgentProc::start(&cfg);
+    central
+        .expect(&t("status"), T, |v| v["online"] == true)
+        .await;
+    for slot in [1, 2] {
+        central
+            .expect(&t(&format!("modem/{slot}/state")), T, |v| {
+                v["state"] == "ready"
+            })
+            .await;
+    }
+    let calls = t("event/call");
+
+    // Slot 1 rejects: a missed call, with the SMS back to the caller.
+    let r = sim1.control(json!({"op": "call", "from": CALLER}));
+    assert!(r["idx"].is_u64(), "{r}");
+    let missed = central.expect(&calls, T, |v| v["from"] == CALLER).await;
+    assert_eq!(missed["direction"], "gsm-in", "{missed}");
+    assert_eq!(missed["slot"], 1, "{missed}");
+    assert_eq!(missed["to"], "slot 1", "{missed}");
+    assert_eq!(missed["imsi"], "255030123456781", "{missed}");
+    assert_eq!(missed["cause"], "rejected", "{missed}");
+    assert!(missed["answered_at"].is_null(), "{missed}");
+    assert!(missed["sip_peer"].is_null(), "{missed}");
+    let missed_id = missed["call_id"].as_str().expect("call_id").to_string();
+    status_event(
+        &mut central,
+        json!(format!("missed-call-{missed_id}")),
+        "sent",
+    )
+    .await;
+
+    // A withheld caller: from is empty, no SMS.
+    let r = sim1.control(json!({"op": "call", "from": "", "clip_validity": 1}));
+    assert!(r["idx"].is_u64(), "{r}");
+    let withheld = central.expect(&calls, T, |v| v["from"] == "").await;
+    assert_eq!(withheld["cause"], "rejected", "{withheld}");
+    let withheld_id = withheld["call_id"].as_str().expect("call_id").to_string();
+
+    // Slot 2 answers and hangs up: answered, talk time.
+    let r = sim2.control(json!({"op": "call", "from": FROM}));
+    assert!(r["idx"].is_u64(), "{r}");
+    let answered = central.expect(&calls, T, |v| v["from"] == FROM).await;
+    assert_eq!(answered["slot"], 2, "{answered}");
+    assert_eq!(answered["cause"], "normal", "{answered}");
+    assert!(answered["answered_at"].is_string(), "{answered}");
+    assert!(
+        answered["duration_s"].as_f64().is_some_and(|d| d > 0.0),
+        "{answered}"
+    );
+    let answered_id = answered["call_id"].as_str().expect("call_id").to_string();
+
+    // Voice commands the gateway takes but refuses for what only it knows.
+    let mut sent = Vec::new();
+    let c = &mut central;
+    let refused_valid = [
+        (
+            "dial",
+            json!({"request_id": "d-1", "to": TO, "bridge_to": "sip:101@pbx.local", "slot": 1,
+                "record": true}),
+            "sip-not-configured",
+        ),
+        (
+            "dial",
+            json!({"request_id": "d-2", "to": "*101#", "bridge_to": "sip:101@pbx.local"}),
+            "sip-not-configured",
+        ),
+        (
+            "dial",
+            json!({"request_id": "d-3", "to": TO, "bridge_to": "sip:101@pbx.local", "slot": 9}),
+            "unknown-slot",
+        ),
+        (
+            "hangup",
+            json!({"request_id": "h-1", "call_id": missed_id}),
+            "unknown-call",
+        ),
+        (
+            "recording-fetch",
+            json!({"request_id": "r-1", "call_id": missed_id}),
+            "no-recording",
+        ),
+    ];
+    for (verb, payload, code) in refused_valid {
+        let rid = payload["request_id"].as_str().unwrap().to_string();
+        command(c, &mut sent, verb, &payload.to_string(), true).await;
+        let r = reply(c, &rid, |_| true).await;
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["error"]["code"], code, "{r}");
+    }
+    // A dial refused is not stored: asked again, it is refused again (not a duplicate).
+    let d1 = json!({"request_id": "d-1", "to": TO, "bridge_to": "sip:101@pbx.local"});
+    command(c, &mut sent, "dial", &d1.to_string(), true).await;
+    let r = reply(c, "d-1", |_| true).await;
+    assert_eq!(r["error"]["code"], "sip-not-configured", "{r}");
+
+    // Recordings put in place by hand (a recorded call would leave them): three chunks, and an
+    // empty file in one.
+    let recs = dir.path().join("data/recordings");
+    std::fs::create_dir_all(&recs).unwrap();
+    let wav: Vec<u8> = (0..120_044u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(recs.join(format!("{answered_id}.wav")), &wav).unwrap();
+    std::fs::write(recs.join(format!("{withheld_id}.wav")), b"").unwrap();
+    for (rid, call, data) in [
+        ("r-2", &answered_id, &wav[..]),
+        ("r-3", &withheld_id, &[][..]),
+    ] {
+        let p = json!({"request_id": rid, "call_id": call});
+        command(c, &mut sent, "recording-fetch", &p.to_string(), true).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["result"]["size"], data.len(), "{r}");
+        assert_eq!(r["result"]["sha256"], sha256_hex(data), "{r}");
+        let n = r["result"]["chunks"].as_u64().expect("chunks");
+        assert_eq!(n, data.len().div_ceil(48 * 1024).max(1) as u64, "{r}");
+        for i in 0..n {
+            let chunk = c
+                .expect(&t(&format!("recording/{call}/{i}")), T, |_| true)
+                .await;
+            assert_eq!(chunk["last"], i + 1 == n, "{chunk}");
+        }
+    }
+
+    // Malformed voice commands.
+    let refused = [
+        (
+            "dial",
+            r#"{"request_id":"b-1","to":"12ab","bridge_to":"sip:101@pbx.local"}"#,
+            "b-1",
+            "bad-number",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-2","to":"+1","bridge_to":"sip:101@pbx.local"}"#,
+            "b-2",
+            "bad-number",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-3","to":"+380501234567"}"#,
+            "b-3",
+            "bad-field",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-4","to":"+380501234567","bridge_to":"tel:101"}"#,
+            "b-4",
+            "bad-field",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-5","to":"+380501234567","bridge_to":"sip:101@pbx.local","record":"yes"}"#,
+            "b-5",
+            "bad-field",
+        ),
+        ("hangup", r#"{"request_id":"b-6"}"#, "b-6", "bad-field"),
+        (
+            "hangup",
+            r#"{"request_id":"b-7","call_id":"../gsmgw"}"#,
+            "b-7",
+            "bad-field",
+        ),
+        (
+            "recording-fetch",
+            r#"{"request_id":"b-8","call_id":"abc","colour":1}"#,
+            "b-8",
+            "bad-field",
+        ),
+    ];
+    for (verb, payload, rid, code) in refused {
+        command(c, &mut sent, verb, payload, false).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["error"]["code"], code, "{r}");
+    }
+
+    // Everything delivered before the goodbye.
+    let status = agent.terminate();
+    assert!(status.success(), "agent exit: {status}");
+    central
+        .expect(&t("status"), T, |v| v["online"] == false)
+        .await;
+
+    let seen = check_log(&schemas, &central.log, &sent);
+    let want: &[(&str, &[&str])] = &[
+        (
+            "event-call.json",
+            &[
+                "gsm-in rejected",
+                "gsm-in rejected withheld",
+                "gsm-in normal answered",
+            ],
+        ),
+        ("event-sms-status.json", &["sent"]),
+        ("cmd-dial.json", &["command"]),
+        ("cmd-hangup.json", &["command"]),
+        ("cmd-recording-fetch.json", &["command"]),
+        ("recording-chunk.json", &["not last", "last", "empty"]),
+        (
+            "reply.json",
+            &[
+                "ok recording-fetch",
+                "error sip-not-configured",
+                "error unknown-slot",
+                "error unknown-call",
+                "error no-recording",
+                "error bad-number",
+                "error bad-field",
+            ],
+        ),
+    ];
+    assert_forms(&seen, want);
+    for s in VOICE_SCHEMAS {
+        assert!(seen.contains_key(s), "{s} exercised; saw {seen:?}");
+    }
+    eprintln!("validated {} messages: {seen:?}", central.log.len());
+
+    // The check bites: the real call event, broken, is rejected.
+    let (_, real) = central
+        .log
+        .iter()
+        .find(|(t, v)| t.ends_with("/event/call") && v["from"] == CALLER)
+        .unwrap();
+    let mut broken = real.clone();
+    broken.as_object_mut().unwrap().remove("cause");
+    schemas.assert_invalid("event-call.json", "a call event without cause", &broken);
+    let mut broken = real.clone();
+    broken["duration_s"] = json!(12.5);
+    schemas.assert_invalid("event-call.json", "talk time without an answer", &broken);
 }

@@ -6,7 +6,7 @@
 pub mod at;
 pub mod modem;
 pub mod pdu;
-pub mod sip;
-pub mod voice;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sip;
+pub mod voice;
