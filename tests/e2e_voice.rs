@@ -185,6 +185,54 @@ fn wait_sink_hears(sink: &RtpSink, hz: f64, what: &str) {
     );
 }
 
+/// SIPp as the PBX running `scenario`, answering with SDP toward `sink` and playing a 600 Hz
+/// tone of `secs` seconds.
+fn answering_pbx(
+    scenario: &str,
+    net: &SipSetup,
+    sink: &RtpSink,
+    dir: &Path,
+    secs: f64,
+    with: impl FnOnce(Sipp) -> Sipp,
+) -> common::sipp::SippProc {
+    let pcap = tone_pcap(dir, 600.0, secs);
+    with(
+        Sipp::new(scenario)
+            .local_port(net.pbx_port)
+            .var("rtpsink", sink.port())
+            .var("tonepcap", pcap.display()),
+    )
+    .start()
+}
+
+/// Writes the config (one modem with its voice port, `extra` sections), connects the central
+/// subscriber, starts the agent and waits for the modem to be ready.
+async fn one_modem_agent(
+    dir: &Path,
+    broker: &Broker,
+    gw: &str,
+    extra: &str,
+    sim: &SimModem,
+    pcm: &Path,
+) -> (Central, AgentProc) {
+    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
+    let cfg = write_config_with(
+        dir,
+        gw,
+        &broker.url(),
+        extra,
+        &[(1, &sim.link, &modem_extra)],
+    );
+    let mut central = Central::connect(broker.port, &format!("gsmgw/{gw}/#")).await;
+    let agent = AgentProc::start(&cfg);
+    central
+        .expect(&format!("gsmgw/{gw}/modem/1/state"), T, |v| {
+            v["state"] == "ready"
+        })
+        .await;
+    (central, agent)
+}
+
 fn tone_pcap(dir: &Path, hz: f64, secs: f64) -> PathBuf {
     let p = dir.join(format!("tone-{hz}.pcap"));
     write_rtp_pcap(&p, &pcmu_tone_packets(hz, secs, 0.3), 20);
@@ -236,13 +284,9 @@ async fn gsm_call_forwarded_to_sip_audio_both_ways_recorded_pbx_hangs_up() {
     let broker = Broker::start();
     let net = SipSetup::new();
     let sink = RtpSink::bind();
-    let pcap = tone_pcap(dir.path(), 600.0, 5.0);
-    let mut pbx = Sipp::new("pbx_answer_bye_pbx")
-        .local_port(net.pbx_port)
-        .var("rtpsink", sink.port())
-        .var("tonepcap", pcap.display())
-        .var("talkms", 5000)
-        .start();
+    let mut pbx = answering_pbx("pbx_answer_bye_pbx", &net, &sink, dir.path(), 5.0, |s| {
+        s.var("talkms", 5000)
+    });
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000011");
     sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
     let extra = net.sections(
@@ -252,19 +296,8 @@ async fn gsm_call_forwarded_to_sip_audio_both_ways_recorded_pbx_hangs_up() {
             net.target("100")
         ),
     );
-    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
-    let cfg = write_config_with(
-        dir.path(),
-        "gw-fwd",
-        &broker.url(),
-        &extra,
-        &[(1, &sim.link, &modem_extra)],
-    );
-    let mut central = Central::connect(broker.port, "gsmgw/gw-fwd/#").await;
-    let _agent = AgentProc::start(&cfg);
-    central
-        .expect("gsmgw/gw-fwd/modem/1/state", T, |v| v["state"] == "ready")
-        .await;
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-fwd", &extra, &sim, &pcm).await;
 
     assert_eq!(
         sim.control(json!({"op": "call", "from": CALLER}))["ok"],
@@ -354,19 +387,8 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000021");
     sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
     let extra = net.sections(false, "ring_timeout_secs = 5\n");
-    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
-    let cfg = write_config_with(
-        dir.path(),
-        "gw-out",
-        &broker.url(),
-        &extra,
-        &[(1, &sim.link, &modem_extra)],
-    );
-    let mut central = Central::connect(broker.port, "gsmgw/gw-out/#").await;
-    let _agent = AgentProc::start(&cfg);
-    central
-        .expect("gsmgw/gw-out/modem/1/state", T, |v| v["state"] == "ready")
-        .await;
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-out", &extra, &sim, &pcm).await;
 
     let caller = |scenario: &str, number: &str| {
         Sipp::new(scenario)
@@ -490,14 +512,9 @@ async fn eight_concurrent_bridged_calls() {
     let broker = Broker::start();
     let net = SipSetup::new();
     let sink = RtpSink::bind();
-    let pcap = tone_pcap(dir.path(), 600.0, 8.0);
-    let mut pbx = Sipp::new("pbx_answer_many")
-        .local_port(net.pbx_port)
-        .calls(8)
-        .var("rtpsink", sink.port())
-        .var("tonepcap", pcap.display())
-        .timeout(Duration::from_secs(90))
-        .start();
+    let mut pbx = answering_pbx("pbx_answer_many", &net, &sink, dir.path(), 8.0, |s| {
+        s.calls(8).timeout(Duration::from_secs(90))
+    });
     let dialects = ["quectel", "simcom", "huawei", "generic"];
     let sims: Vec<(SimModem, PathBuf)> = (0..8)
         .map(|i| {
@@ -587,28 +604,19 @@ async fn click_to_call_bridges_extension_and_lead_then_hangup_command() {
     let broker = Broker::start();
     let net = SipSetup::new();
     let sink = RtpSink::bind();
-    let pcap = tone_pcap(dir.path(), 600.0, 6.0);
-    let mut pbx = Sipp::new("pbx_answer_bye_gsm")
-        .local_port(net.pbx_port)
-        .var("rtpsink", sink.port())
-        .var("tonepcap", pcap.display())
-        .start();
+    let mut pbx = answering_pbx("pbx_answer_bye_gsm", &net, &sink, dir.path(), 6.0, |s| s);
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "huawei", "255010000000031");
     sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
     sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 800}));
-    let modem_extra = format!("voice_port = \"{}\"", pcm.display());
-    let cfg = write_config_with(
+    let (mut central, _agent) = one_modem_agent(
         dir.path(),
+        &broker,
         "gw-dial",
-        &broker.url(),
         &net.sections(false, ""),
-        &[(1, &sim.link, &modem_extra)],
-    );
-    let mut central = Central::connect(broker.port, "gsmgw/gw-dial/#").await;
-    let _agent = AgentProc::start(&cfg);
-    central
-        .expect("gsmgw/gw-dial/modem/1/state", T, |v| v["state"] == "ready")
-        .await;
+        &sim,
+        &pcm,
+    )
+    .await;
 
     let lead = "+380671234567";
     central

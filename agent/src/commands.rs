@@ -141,6 +141,20 @@ pub fn parse(verb: &str, payload: &[u8], slots: &[u16]) -> Result<ValidCommand, 
     }
 }
 
+/// The optional `slot` field: absent/null, or one of the configured slots.
+fn optional_slot(
+    obj: &Map<String, Value>,
+    slots: &[u16],
+) -> Result<Option<u16>, (&'static str, String)> {
+    match obj.get("slot") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().and_then(|s| u16::try_from(s).ok()) {
+            Some(s) if slots.contains(&s) => Ok(Some(s)),
+            _ => Err(("unknown-slot", format!("slot {v} is not configured"))),
+        },
+    }
+}
+
 /// `dial` {to, slot?, bridge_to, record?}, `hangup` {call_id}, `recording-fetch` {call_id}.
 fn voice_command(
     verb: &str,
@@ -188,14 +202,8 @@ fn voice_command(
             ));
         }
     }
-    match obj.get("slot") {
-        None | Some(Value::Null) => {}
-        Some(v) => match v.as_u64().and_then(|s| u16::try_from(s).ok()) {
-            Some(s) if slots.contains(&s) => {
-                out.insert("slot".into(), json!(s));
-            }
-            _ => return Err(("unknown-slot", format!("slot {v} is not configured"))),
-        },
+    if let Some(slot) = optional_slot(obj, slots)? {
+        out.insert("slot".into(), json!(slot));
     }
     match obj.get("record") {
         None | Some(Value::Null) => {}
@@ -241,13 +249,7 @@ fn sms_send(
             ),
         ));
     }
-    let slot = match obj.get("slot") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64().and_then(|s| u16::try_from(s).ok()) {
-            Some(s) if slots.contains(&s) => Some(s),
-            _ => return Err(("unknown-slot", format!("slot {v} is not configured"))),
-        },
-    };
+    let slot = optional_slot(obj, slots)?;
     let report = match obj.get("report") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
