@@ -18,7 +18,9 @@ pub struct Rejection {
     /// The request id, when one could be read.
     pub request_id: Option<String>,
     /// Machine-readable code: bad-json, missing-request-id, bad-request-id, unknown-verb,
-    /// bad-number, bad-text, text-too-long, unknown-slot, bad-field, bad-recipient.
+    /// bad-number, bad-text, text-too-long, unknown-slot, bad-field, bad-recipient (the voice
+    /// manager adds sip-not-configured, no-sim, slot-busy, unknown-call; the uplink
+    /// no-recording, voice-unavailable, storage-full).
     pub code: &'static str,
     /// Plain words.
     pub message: String,

@@ -563,6 +563,15 @@ impl Uplink {
     ) -> Result<Value, (String, String)> {
         let store = self.events.store().clone();
         if let Ok(Some(job)) = store.job_by_request(&cmd.request_id).await {
+            if job.verb != cmd.verb {
+                return Err((
+                    "bad-request-id".into(),
+                    format!(
+                        "request_id {} was already used by a {} command",
+                        cmd.request_id, job.verb
+                    ),
+                ));
+            }
             let mut r = json!({"state": job.state, "duplicate": true});
             merge(&mut r, job.outcome.as_ref());
             return Ok(r);

@@ -510,3 +510,71 @@ fn load_reports_io_and_problems() {
         )
     );
 }
+
+#[test]
+fn sip_and_voice_problems_all_reported() {
+    let text = r#"
+[gateway]
+id = "gw"
+
+[[modem]]
+slot = 1
+port = "/dev/ttyUSB0"
+
+[sip]
+username = "gw user"
+bind = "nowhere"
+codecs = ["G729"]
+rtp_port_min = 80
+
+[voice]
+ring_timeout_secs = 2
+missed_call_sms_on = "sometimes"
+
+[[voice.route]]
+slot = 7
+action = "forward"
+target = "tel:100"
+
+[[voice.route]]
+slot = 7
+action = "ring"
+"#;
+    let keys: Vec<String> = problems(text).into_iter().map(|p| p.key).collect();
+    for want in [
+        "sip.server",
+        "sip.username",
+        "sip.bind",
+        "sip.codecs",
+        "sip.rtp_port_min",
+        "voice.ring_timeout_secs",
+        "voice.missed_call_sms_on",
+        "voice.route[1].slot",
+        "voice.route[1].target",
+        "voice.route[2].slot",
+        "voice.route[2].action",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == want),
+            "{want} not reported: {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn forwarding_needs_sip() {
+    let text = r#"
+[gateway]
+id = "gw"
+
+[[modem]]
+slot = 1
+port = "/dev/ttyUSB0"
+
+[[voice.route]]
+action = "forward"
+target = "sip:100@pbx.local"
+"#;
+    let p = only(text, "voice.route[1].target");
+    assert!(p.message.contains("[sip]"), "{}", p.message);
+}
