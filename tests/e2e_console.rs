@@ -288,6 +288,7 @@ fn every_command_and_garbage_over_the_serial_console() {
         "passwd",
         "exit",
         "campaign",
+        "calls",
     ] {
         assert!(help.contains(c), "help lacks {c}: {help}");
     }
@@ -301,9 +302,13 @@ fn every_command_and_garbage_over_the_serial_console() {
         "disk",
         "free of",
         "1 ready",
+        "sip     off",
+        "calls   0 in progress",
     ] {
         assert!(status.contains(s), "status lacks {s}: {status}");
     }
+    let calls = pty.run(p, "calls");
+    assert!(calls.contains("no calls in progress"), "{calls}");
     let m = pty.run(p, "modem 1");
     assert!(m.contains("\"imei\""), "{m}");
     assert!(pty.run(p, "modem 9").contains("no modem in slot 9"));

@@ -402,6 +402,20 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
             .await
     };
 
+    // An INVITE from another address than the PBX: 403, no call placed (toll fraud).
+    caller("caller_forbidden", "+380671000000")
+        .local_ip("127.0.0.2")
+        .start()
+        .wait(T)
+        .assert_success("403 for an untrusted caller");
+    let st = sim.control(json!({"op": "state"}));
+    assert_eq!(
+        st["calls"]["dialed"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        st["calls"]
+    );
+
     // Busy.
     sim.control(json!({"op": "dial-result", "result": "busy", "delay_ms": 300}));
     caller("caller_busy", "+380671000001")
@@ -418,8 +432,11 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
 
     // Nobody answers within ring_timeout_secs.
     sim.control(json!({"op": "dial-result", "result": "ring"}));
-    caller("caller_noanswer", "+380671000002")
-        .start()
+    sink.clear();
+    let mut ringing = caller("caller_noanswer", "+380671000002").start();
+    // Early media: the caller hears the gateway's ringback (425 Hz) while the SIM rings.
+    wait_sink_hears(&sink, 425.0, "ringback as early media");
+    ringing
         .wait(Duration::from_secs(60))
         .assert_success("480 for no answer");
     let ev = outcome(&mut central, "+380671000002").await;
@@ -502,6 +519,41 @@ async fn registers_to_the_pbx_with_digest_auth() {
     let _agent = AgentProc::start(&cfg);
     pbx.wait(T)
         .assert_success("REGISTER → 401 → REGISTER with a valid digest → 200");
+}
+
+/// A wrong trunk password: the PBX refuses the registration and the gateway raises one alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_registration_raises_an_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let mut pbx = Sipp::new("pbx_register_auth")
+        .local_port(net.pbx_port)
+        .start();
+    let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "generic"]);
+    let sections = net
+        .sections(true, "")
+        .replace("password = \"secret\"", "password = \"wrong\"");
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-regfail",
+        &broker.url(),
+        &sections,
+        &[(1, &sim.link, "")],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-regfail/#").await;
+    let _agent = AgentProc::start(&cfg);
+    let alarm = central
+        .expect("gsmgw/gw-regfail/event/alarm", T, |v| {
+            v["code"] == "sip-registration"
+        })
+        .await;
+    assert!(
+        alarm["message"].as_str().unwrap_or("").contains("403"),
+        "{alarm}"
+    );
+    let r = pbx.wait(T);
+    assert!(!r.success, "SIPp accepted a wrong password:\n{}", r.log);
 }
 
 /// Eight GSM callers at once, each forwarded to the PBX and bridged with audio both ways; the

@@ -61,6 +61,8 @@ pub struct AgentView {
     pub uplink: watch::Receiver<UplinkStatus>,
     /// Where the broker is.
     pub broker: String,
+    /// SIP trunk and calls in progress (None in views built without voice).
+    pub voice: Option<crate::voice::VoiceView>,
 }
 
 impl AgentView {
@@ -89,7 +91,7 @@ impl AgentView {
             .iter()
             .filter(|s| s.state == ChannelState::Ready)
             .count();
-        format!(
+        let mut out = format!(
             "gateway {}\nversion {}\nuptime  {}\nmqtt    {}\nmodems  {} configured, {} ready\n",
             self.gateway_id,
             self.version,
@@ -97,7 +99,23 @@ impl AgentView {
             self.mqtt_text(&self.broker),
             snaps.len(),
             ready
-        )
+        );
+        out.push_str(&self.voice_text());
+        out
+    }
+
+    /// The `sip` and `calls` lines of `status`.
+    pub fn voice_text(&self) -> String {
+        match &self.voice {
+            Some(v) => {
+                let calls = v.calls.lock().map(|c| c.len()).unwrap_or(0);
+                format!(
+                    "sip     {}\ncalls   {calls} in progress\n",
+                    v.sip.borrow().as_str()
+                )
+            }
+            None => String::new(),
+        }
     }
 
     /// The `modems` text: one line per slot.
@@ -647,6 +665,10 @@ impl Console {
             ("help" | "?", _) => HELP.to_string(),
             ("status", []) => self.status().await,
             ("modems", []) => self.ctx.view.modems_text(),
+            ("calls", []) => match &self.ctx.view.voice {
+                Some(v) => v.calls_text(),
+                None => "voice is not running\n".to_string(),
+            },
             ("modem", [n]) => match self.snapshot(n) {
                 Ok(s) => serde_json::to_string_pretty(&s)
                     .map(|j| j + "\n")
@@ -764,7 +786,7 @@ impl Console {
             disk,
             snaps.len(),
             ready
-        )
+        ) + &v.voice_text()
     }
 
     async fn at(&self, n: &str, command: &str) -> String {
@@ -1253,7 +1275,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "status",
         "status",
-        "gateway, version, uptime, MQTT, outbox, free disk, modems",
+        "gateway, version, uptime, MQTT, outbox, free disk, modems, SIP, calls",
     ),
     (
         "modems",
@@ -1261,6 +1283,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "one line per slot: state, model, IMEI, IMSI, SIM, network, signal",
     ),
     ("modem", "modem N", "everything known about slot N"),
+    (
+        "calls",
+        "calls",
+        "the SIP trunk's state and the calls in progress",
+    ),
     (
         "at",
         "at N CMD",

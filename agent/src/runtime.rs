@@ -173,6 +173,7 @@ impl Agent {
             })
             .collect();
         drop(call_urc_tx);
+        let (voice_view, sip_status) = crate::voice::VoiceView::new();
         tokio::spawn(crate::voice::run(crate::voice::VoiceContext {
             config: cfg.clone(),
             events: events.clone(),
@@ -180,6 +181,8 @@ impl Agent {
             urcs: call_urc_rx,
             commands: voice_rx,
             shutdown: shutdown.clone(),
+            view: voice_view.clone(),
+            sip_status,
         }));
         let slot_handles: Vec<SlotHandle> = channels
             .iter()
@@ -254,6 +257,7 @@ impl Agent {
             modems: snapshots,
             uplink: uplink_status,
             broker: broker_name(&cfg.mqtt),
+            voice: Some(voice_view),
         };
         let console = if opts.console {
             console::spawn(

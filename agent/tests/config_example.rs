@@ -81,6 +81,7 @@ fn config_docs_describe_every_key() {
         "sip.rtp_port_min",
         "sip.rtp_port_max",
         "sip.codecs",
+        "sip.trusted_peers",
         "voice.ring_timeout_secs",
         "voice.call_minutes_per_day",
         "voice.missed_call_sms",
@@ -138,6 +139,7 @@ fn config_docs_describe_every_key() {
             rtp_port_min: 10_000,
             rtp_port_max: 10_999,
             codecs: vec!["PCMU".into()],
+            trusted_peers: vec!["127.0.0.1".into()],
         }),
         voice: config::VoiceConfig {
             route: vec![config::VoiceRoute {

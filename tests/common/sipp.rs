@@ -129,6 +129,7 @@ fn free_even_udp_ports(n: u16) -> u16 {
 #[derive(Debug, Clone)]
 pub struct Sipp {
     scenario: String,
+    local_ip: String,
     local_port: Option<u16>,
     media_port: Option<u16>,
     remote: Option<String>,
@@ -145,6 +146,7 @@ impl Sipp {
     pub fn new(name: &str) -> Sipp {
         Sipp {
             scenario: name.trim_end_matches(".xml").to_string(),
+            local_ip: "127.0.0.1".to_string(),
             local_port: None,
             media_port: None,
             remote: None,
@@ -154,6 +156,13 @@ impl Sipp {
             timeout: Duration::from_secs(30),
             args: Vec::new(),
         }
+    }
+
+    /// The loopback address SIPp binds (default 127.0.0.1; 127.0.0.2 plays another host).
+    pub fn local_ip(mut self, ip: &str) -> Sipp {
+        assert!(ip.starts_with("127."), "tests stay on loopback");
+        self.local_ip = ip.to_string();
+        self
     }
 
     /// SIP port SIPp binds on 127.0.0.1 (`-p`); for a UAS this is the PBX address the agent
@@ -231,7 +240,7 @@ impl Sipp {
         let mut cmd = Command::new(&sipp);
         cmd.arg("-sf")
             .arg(&scenario)
-            .args(["-i", "127.0.0.1", "-bind_local"])
+            .args(["-i", &self.local_ip, "-bind_local"])
             .args(["-p", &local_port.to_string()])
             .args(["-mp", &media_port.to_string()])
             .args(["-m", &self.calls.to_string()]);

@@ -95,6 +95,10 @@ pub struct SipConfig {
     /// Codecs offered and accepted, in order of preference: `PCMU`, `PCMA`.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
+    /// IP addresses whose INVITEs may place calls through the SIMs; empty = the `server`'s
+    /// address only. Anyone else gets 403 (toll fraud protection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_peers: Vec<String>,
 }
 
 fn default_sip_bind() -> String {

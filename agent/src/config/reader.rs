@@ -38,6 +38,7 @@ const SIP_KEYS: &[&str] = &[
     "rtp_port_min",
     "rtp_port_max",
     "codecs",
+    "trusted_peers",
 ];
 const VOICE_KEYS: &[&str] = &[
     "ring_timeout_secs",
@@ -430,6 +431,7 @@ impl Reader {
             rtp_port_min: 10_000,
             rtp_port_max: 10_999,
             codecs: vec!["PCMU".into(), "PCMA".into()],
+            trusted_peers: Vec::new(),
         };
         let (mut has_server, mut has_user) = (false, false);
         for (k, v) in table.iter() {
@@ -456,6 +458,7 @@ impl Reader {
                 "rtp_port_min" => self.set(&key, v, &mut out.rtp_port_min),
                 "rtp_port_max" => self.set(&key, v, &mut out.rtp_port_max),
                 "codecs" => self.set(&key, v, &mut out.codecs),
+                "trusted_peers" => self.set(&key, v, &mut out.trusted_peers),
                 _ => self.unknown("sip", name, k.span(), SIP_KEYS),
             }
         }

@@ -35,6 +35,14 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
                 ));
             }
         }
+        for (i, peer) in sip.trusted_peers.iter().enumerate() {
+            if peer.parse::<std::net::IpAddr>().is_err() {
+                out.push(Problem::new(
+                    format!("sip.trusted_peers[{}]", i + 1),
+                    format!("`{peer}` is not an IP address"),
+                ));
+            }
+        }
         if sip.username.is_empty() || sip.username.contains([' ', '@', ':', ';']) {
             out.push(Problem::new(
                 "sip.username",

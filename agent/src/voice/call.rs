@@ -99,6 +99,27 @@ impl Call {
         }
     }
 
+    /// Shows the call in the console's `calls` list.
+    fn live(&self, state: &'static str) {
+        if let Ok(mut l) = self.sh.live.lock() {
+            let since = l
+                .get(&self.id)
+                .map(|c| c.since)
+                .unwrap_or_else(std::time::Instant::now);
+            l.insert(
+                self.id.clone(),
+                super::CallBrief {
+                    direction: self.direction,
+                    slot: self.slot,
+                    from: self.from.clone(),
+                    to: self.to.clone(),
+                    state,
+                    since,
+                },
+            );
+        }
+    }
+
     fn bind_slot(&mut self, slot: u16) {
         self.slot = Some(slot);
         if let Some(s) = self.sh.slot(slot) {
@@ -236,6 +257,7 @@ impl Call {
         if self.answered.is_none() {
             self.answered = Some((now_rfc3339(), Instant::now()));
         }
+        self.live("talking");
     }
 
     async fn hang_up_gsm(&mut self) {
@@ -398,6 +420,9 @@ impl Call {
 
     /// Stops the media, writes the record (and queues the missed-call SMS), frees the slot.
     async fn finish(mut self) {
+        if let Ok(mut l) = self.sh.live.lock() {
+            l.remove(&self.id);
+        }
         if let Some(b) = self.bridge.take() {
             self.stats = Some(b.stop().await);
         }
@@ -559,6 +584,7 @@ pub fn spawn_gsm_in(
 }
 
 async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
+    c.live("ringing");
     // The caller's number follows RING in +CLIP.
     if c.from.is_empty() {
         let until = Instant::now() + Duration::from_millis(1500);
@@ -576,6 +602,7 @@ async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
             }
         }
     }
+    c.live("ringing");
     let action = route.as_ref().map(|r| r.action.as_str()).unwrap_or("");
     match action {
         "reject" => {
@@ -769,6 +796,7 @@ fn reject(c: &mut Call, cause: Cause) {
 }
 
 async fn sip_in(c: &mut Call, offer: Option<String>) {
+    c.live("dialing");
     let Some(ua) = c.sh.ua.clone() else {
         return;
     };
@@ -798,6 +826,7 @@ async fn sip_in(c: &mut Call, offer: Option<String>) {
     };
     c.bind_slot(slot);
     c.register_slot(slot).await;
+    c.live("dialing");
     let started = match c.alloc_rtp() {
         Ok(port) => c
             .start_bridge(Some(neg.remote), neg.codec, neg.dtmf_pt)
@@ -911,6 +940,7 @@ async fn dial(
     c.bind_slot(slot);
     c.register_slot(slot).await;
     c.from = String::new();
+    c.live("dialing");
     let _ = reply.send(Ok(
         json!({"call_id": c.id, "slot": slot, "state": "ringing-extension"}),
     ));

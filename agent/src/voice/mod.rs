@@ -57,6 +57,69 @@ pub fn resolve_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{s}` has no address"))
 }
 
+/// A call in progress, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallBrief {
+    /// `gsm-in`, `sip-in`, `dial`.
+    pub direction: &'static str,
+    /// The slot, once chosen.
+    pub slot: Option<u16>,
+    /// Caller.
+    pub from: String,
+    /// Called.
+    pub to: String,
+    /// `ringing`, `dialing`, `talking`.
+    pub state: &'static str,
+    /// When it started.
+    pub since: std::time::Instant,
+}
+
+/// What the console sees of voice: the SIP trunk's state and the calls in progress.
+#[derive(Clone)]
+pub struct VoiceView {
+    /// `off`, `not registering`, `registering`, `registered (expires N s)`, `failed: …`.
+    pub sip: watch::Receiver<String>,
+    /// Calls in progress by call id.
+    pub calls: Arc<Mutex<std::collections::BTreeMap<String, CallBrief>>>,
+}
+
+impl VoiceView {
+    /// A view and the sender that updates its SIP line.
+    pub fn new() -> (VoiceView, watch::Sender<String>) {
+        let (tx, rx) = watch::channel("off".to_string());
+        (
+            VoiceView {
+                sip: rx,
+                calls: Arc::new(Mutex::new(std::collections::BTreeMap::new())),
+            },
+            tx,
+        )
+    }
+
+    /// The console's `calls` text.
+    pub fn calls_text(&self) -> String {
+        let calls = self.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut out = format!("sip     {}
+", self.sip.borrow().as_str());
+        if calls.is_empty() {
+            out.push_str("no calls in progress
+");
+        }
+        for (id, c) in calls {
+            out.push_str(&format!(
+                "{id}  {:<7} slot {:<4} {:<8} {} -> {}  {} s\n",
+                c.direction,
+                c.slot.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                c.state,
+                if c.from.is_empty() { "(withheld)" } else { c.from.as_str() },
+                c.to,
+                c.since.elapsed().as_secs()
+            ));
+        }
+        out
+    }
+}
+
 /// A command for the voice manager (from the uplink).
 pub struct VoiceCommand {
     /// `dial` or `hangup`.
@@ -118,6 +181,10 @@ pub struct Shared {
     pub registry: mpsc::Sender<Registry>,
     /// Slots with a call in progress (a SIM carries one call).
     pub busy: Arc<Mutex<HashMap<u16, String>>>,
+    /// Addresses whose INVITEs may place calls.
+    pub trusted: Vec<IpAddr>,
+    /// The calls in progress, for the console.
+    pub live: Arc<Mutex<std::collections::BTreeMap<String, CallBrief>>>,
 }
 
 /// Messages from call tasks to the manager.
@@ -187,6 +254,10 @@ pub struct VoiceContext {
     pub commands: mpsc::Receiver<VoiceCommand>,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// The console's view (calls in progress).
+    pub view: VoiceView,
+    /// Updates the view's SIP line.
+    pub sip_status: watch::Sender<String>,
 }
 
 /// The address the box uses toward `server` (no packet is sent).
@@ -214,6 +285,17 @@ pub async fn run(mut ctx: VoiceContext) {
     }
     retention(&data_dir, &voice);
 
+    let trusted: Vec<IpAddr> = match &ctx.config.sip {
+        Some(sip) if !sip.trusted_peers.is_empty() => sip
+            .trusted_peers
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        Some(sip) => resolve_addr(&sip.server, 5060)
+            .map(|a| vec![a.ip()])
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let (ua, mut ua_events, media_ip, codecs, rtp) = match &ctx.config.sip {
         Some(sip) => {
             let server = match resolve_addr(&sip.server, 5060) {
@@ -315,7 +397,16 @@ pub async fn run(mut ctx: VoiceContext) {
             .collect(),
         registry: reg_tx,
         busy: Arc::new(Mutex::new(HashMap::new())),
+        trusted,
+        live: ctx.view.calls.clone(),
     };
+    let _ = ctx.sip_status.send(match (&ctx.config.sip, &ua) {
+        (None, _) => "off (no [sip] section)".to_string(),
+        (Some(_), None) => "failed to start".to_string(),
+        (Some(s), Some(_)) if s.register => format!("registering to {}", s.server),
+        (Some(s), Some(_)) => format!("not registering (trunk to {})", s.server),
+    });
+    let mut registration_ok = true;
 
     // call id → input; slot → call id; SIP Call-ID → input; early SIP events.
     let mut calls: HashMap<String, mpsc::Sender<CallInput>> = HashMap::new();
@@ -345,6 +436,12 @@ pub async fn run(mut ctx: VoiceContext) {
             }
             Some(ev) = async { match ua_events.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
                 match ev {
+                    UaEvent::Incoming { ref call, source, .. } if !shared.trusted.contains(&source.ip()) => {
+                        tracing::warn!(%source, sip_call = %call, "INVITE from an untrusted address refused (403)");
+                        if let Some(ua) = &shared.ua {
+                            ua.reject(call, 403, "Forbidden");
+                        }
+                    }
                     UaEvent::Incoming { .. } => {
                         if let Some((id, sip_call, tx)) = call::spawn_sip_in(shared.clone(), ev) {
                             legs.insert(sip_call, tx.clone());
@@ -352,10 +449,21 @@ pub async fn run(mut ctx: VoiceContext) {
                         }
                     }
                     UaEvent::Registered { expires } => {
-                        tracing::info!(expires, "registered to the PBX");
+                        if !registration_ok {
+                            tracing::info!(expires, "registered to the PBX again");
+                        }
+                        registration_ok = true;
+                        let _ = ctx.sip_status.send(format!("registered (expires {expires} s)"));
                     }
                     UaEvent::RegistrationFailed { code, reason } => {
                         tracing::warn!(code, %reason, "registration to the PBX failed");
+                        let _ = ctx.sip_status.send(format!("failed: {code} {reason}"));
+                        // One alarm per outage, not one per retry.
+                        if registration_ok {
+                            registration_ok = false;
+                            let msg = format!("registration to the PBX failed: {code} {reason}; calls from the PBX cannot reach the SIMs");
+                            ctx.events.alarm("sip-registration", &msg, None).await;
+                        }
                     }
                     other => {
                         let key = sip_call_of(&other).to_string();
@@ -469,6 +577,7 @@ impl Shared {
             if want.is_some_and(|w| w != s.slot)
                 || snap.state != ChannelState::Ready
                 || busy.contains(&s.slot)
+                || s.voice_port.is_none()
             {
                 continue;
             }
@@ -487,8 +596,8 @@ impl Shared {
         }
         candidates.sort();
         candidates.first().map(|c| c.2).ok_or_else(|| match want {
-            Some(w) => format!("slot {w} is not ready or is busy"),
-            None => "no SIM is ready for a call (all busy, not ready, or over their call minutes)"
+            Some(w) => format!("slot {w} is not ready, is busy or has no voice_port"),
+            None => "no SIM is ready for a call (all busy, not ready, without a voice_port, or over their call minutes)"
                 .to_string(),
         })
     }
@@ -517,6 +626,64 @@ impl Shared {
     /// The slot's handle.
     pub fn slot(&self, slot: u16) -> Option<&VoiceSlot> {
         self.slots.iter().find(|s| s.slot == slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_text_lists_calls() {
+        let (view, sip) = VoiceView::new();
+        let _ = sip.send("registered (expires 300 s)".into());
+        assert!(view.calls_text().contains("no calls in progress"));
+        view.calls.lock().unwrap().insert(
+            "c1".into(),
+            CallBrief {
+                direction: "gsm-in",
+                slot: Some(2),
+                from: String::new(),
+                to: "slot 2".into(),
+                state: "ringing",
+                since: std::time::Instant::now(),
+            },
+        );
+        let t = view.calls_text();
+        assert!(t.contains("registered (expires 300 s)"), "{t}");
+        assert!(t.contains("c1  gsm-in  slot 2"), "{t}");
+        assert!(t.contains("(withheld) -> slot 2"), "{t}");
+    }
+
+    #[test]
+    fn addresses_and_ports() {
+        assert_eq!(
+            resolve_addr("127.0.0.1:5070", 5060).unwrap(),
+            "127.0.0.1:5070".parse().unwrap()
+        );
+        assert_eq!(resolve_addr("127.0.0.1", 5060).unwrap().port(), 5060);
+        assert!(resolve_addr("not a host", 5060).is_err());
+        let mut ports = RtpPorts::new(41_001, 41_010);
+        let a = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let b = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        assert_eq!(pa % 2, 0);
+        assert_ne!(pa, pb);
+        assert!((41_002..=41_010).contains(&pa));
+    }
+
+    #[test]
+    fn route_lookup_prefers_the_slot_rule() {
+        let r = |slot: Option<u16>, action: &str| VoiceRoute {
+            slot,
+            action: action.into(),
+            target: None,
+            record: false,
+        };
+        let routes = vec![r(None, "reject"), r(Some(2), "answer-hangup")];
+        assert_eq!(route_for(&routes, 2).unwrap().action, "answer-hangup");
+        assert_eq!(route_for(&routes, 1).unwrap().action, "reject");
+        assert!(route_for(&[], 1).is_none());
     }
 }
 
