@@ -521,6 +521,55 @@ async fn registers_to_the_pbx_with_digest_auth() {
         .assert_success("REGISTER → 401 → REGISTER with a valid digest → 200");
 }
 
+/// A SIM over its call minutes for today is not used: with no other SIM the SIP caller gets
+/// 503 and the record says `no-route`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_over_its_call_minutes_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let imsi = "255010000000041";
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", imsi);
+    {
+        // 60 s of outgoing calls already counted today for this SIM.
+        let (store, _) = gsmgw_agent::store::Store::open(
+            gsmgw_agent::store::StoreOptions::in_dir(&dir.path().join("data")),
+            "gw-min",
+        )
+        .unwrap();
+        let today = chrono::Local::now().format("%Y-%m-%d");
+        store
+            .counter_add(&format!("call-secs:{imsi}:{today}"), 60)
+            .await
+            .unwrap();
+    }
+    let (mut central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-min",
+        &net.sections(false, "call_minutes_per_day = 1\n"),
+        &sim,
+        &pcm,
+    )
+    .await;
+    Sipp::new("caller_unavailable")
+        .remote(net.agent_addr())
+        .service("+380671000009")
+        .var("rtpsink", sink.port())
+        .start()
+        .wait(T)
+        .assert_success("503 when no SIM may call");
+    let ev = central
+        .expect("gsmgw/gw-min/event/call", T, |v| v["to"] == "+380671000009")
+        .await;
+    assert_eq!(ev["cause"], "no-route", "{ev}");
+    assert_eq!(ev["sip_code"], 503);
+    assert!(ev["slot"].is_null(), "{ev}");
+    let st = sim.control(json!({"op": "state"}));
+    assert_eq!(st["calls"]["dialed"].as_array().map(Vec::len), Some(0));
+}
+
 /// A wrong trunk password: the PBX refuses the registration and the gateway raises one alarm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_registration_raises_an_alarm() {

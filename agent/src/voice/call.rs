@@ -358,6 +358,7 @@ impl Call {
         let mut poll = tokio::time::interval(TALK_POLL);
         poll.tick().await;
         let mut bridge_events = self.bridge_events.take();
+        let mut list_failures = 0u32;
         loop {
             tokio::select! {
                 input = self.rx.recv() => match input {
@@ -398,8 +399,9 @@ impl Call {
                     Some(_) => {}
                     None => bridge_events = None,
                 },
-                _ = poll.tick() => {
-                    if let Ok(calls) = self.modem(VoiceOp::List).await {
+                _ = poll.tick() => match self.modem(VoiceOp::List).await {
+                    Ok(calls) => {
+                        list_failures = 0;
                         if calls.is_empty() {
                             tracing::info!(call = %self.id, "the modem lists no call: ended");
                             self.cause = Cause::Normal;
@@ -407,7 +409,17 @@ impl Call {
                             break;
                         }
                     }
-                }
+                    Err(e) => {
+                        // The modem restarted or vanished: its call is gone with it.
+                        list_failures += 1;
+                        if list_failures >= 3 {
+                            tracing::warn!(call = %self.id, error = %e, "the modem is not answering: call ended");
+                            self.cause = Cause::Failed;
+                            self.bye();
+                            break;
+                        }
+                    }
+                },
             }
         }
     }
