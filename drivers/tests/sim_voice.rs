@@ -4,96 +4,27 @@
 
 mod sim_port;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gsmgw_drivers::sim::{Dialect, SimHandle};
 use gsmgw_drivers::voice::tone::{ToneGenerator, dominant_frequency};
 use gsmgw_drivers::voice::{FRAME_BYTES, frame_to_le};
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use serde_json::{Value, json};
-use sim_port::{Port, WAIT, options, start, test_dir, wait_registered};
-use tokio::sync::mpsc;
+use sim_port::{Chunk, Port, RawPty, WAIT, options, start, test_dir, wait_registered};
 use tokio::time::Instant;
 
 /// The agent's end of the voice port: raw, non-blocking, read by a thread.
 struct VoicePort {
-    file: File,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    raw: RawPty,
     buf: Vec<u8>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for VoicePort {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 impl VoicePort {
     async fn open(link: &Path) -> VoicePort {
-        let deadline = Instant::now() + WAIT;
-        let file = loop {
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
-                .open(link)
-            {
-                Ok(f) => break f,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("cannot open {}: {e}", link.display()),
-            }
-        };
-        let mut t = tcgetattr(&file).expect("tcgetattr");
-        cfmakeraw(&mut t);
-        tcsetattr(&file, SetArg::TCSANOW, &t).expect("tcsetattr");
-        let flags = fcntl(&file, FcntlArg::F_GETFL).expect("F_GETFL");
-        fcntl(
-            &file,
-            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-        )
-        .expect("F_SETFL");
-        let mut reader = file.try_clone().expect("clone fd");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_reader = stop.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let thread = std::thread::spawn(move || {
-            let mut b = [0u8; 8192];
-            while !stop_reader.load(Ordering::Relaxed) {
-                match reader.read(&mut b) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if tx.send(b[..n].to_vec()).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
         VoicePort {
-            file,
-            rx,
+            raw: RawPty::open(link).await,
             buf: Vec::new(),
-            stop,
-            thread: Some(thread),
         }
     }
 
@@ -101,8 +32,8 @@ impl VoicePort {
     async fn frames(&mut self, n: usize) -> Vec<u8> {
         let until = Instant::now() + WAIT;
         while self.buf.len() < n * FRAME_BYTES {
-            match tokio::time::timeout_at(until, self.rx.recv()).await {
-                Ok(Some(d)) => self.buf.extend(d),
+            match tokio::time::timeout_at(until, self.raw.rx.recv()).await {
+                Ok(Some(Chunk::Data(d))) => self.buf.extend(d),
                 _ => panic!(
                     "only {} of {} frame bytes within {WAIT:?}",
                     self.buf.len(),
@@ -118,9 +49,9 @@ impl VoicePort {
         let until = Instant::now() + timeout;
         loop {
             self.buf.clear();
-            match tokio::time::timeout(quiet, self.rx.recv()).await {
+            match tokio::time::timeout(quiet, self.raw.rx.recv()).await {
                 Err(_) => return true,
-                Ok(None) => return true,
+                Ok(None | Some(Chunk::Closed)) => return true,
                 Ok(Some(_)) if Instant::now() >= until => return false,
                 Ok(Some(_)) => {}
             }
@@ -128,16 +59,7 @@ impl VoicePort {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            match self.file.write(rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => panic!("write to voice port: {e}"),
-            }
-        }
+        self.raw.write_all(bytes);
     }
 }
 

@@ -99,11 +99,16 @@ impl VoiceView {
     /// The console's `calls` text.
     pub fn calls_text(&self) -> String {
         let calls = self.calls.lock().map(|c| c.clone()).unwrap_or_default();
-        let mut out = format!("sip     {}
-", self.sip.borrow().as_str());
+        let mut out = format!(
+            "sip     {}
+",
+            self.sip.borrow().as_str()
+        );
         if calls.is_empty() {
-            out.push_str("no calls in progress
-");
+            out.push_str(
+                "no calls in progress
+",
+            );
         }
         for (id, c) in calls {
             out.push_str(&format!(
@@ -111,7 +116,11 @@ impl VoiceView {
                 c.direction,
                 c.slot.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                 c.state,
-                if c.from.is_empty() { "(withheld)" } else { c.from.as_str() },
+                if c.from.is_empty() {
+                    "(withheld)"
+                } else {
+                    c.from.as_str()
+                },
                 c.to,
                 c.since.elapsed().as_secs()
             ));
@@ -666,7 +675,10 @@ mod tests {
         let mut ports = RtpPorts::new(41_001, 41_010);
         let a = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
         let b = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
-        let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
         assert_eq!(pa % 2, 0);
         assert_ne!(pa, pb);
         assert!((41_002..=41_010).contains(&pa));

@@ -22,24 +22,24 @@ use tokio::sync::mpsc;
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// What the reader thread saw.
-enum Chunk {
+pub enum Chunk {
+    /// Bytes read.
     Data(Vec<u8>),
+    /// The other side closed (or the read failed).
     Closed,
 }
 
-/// A client on the simulated serial port (raw mode, like the agent opens it).
-pub struct Port {
+/// A raw, non-blocking client fd on a simulated pty, read by a thread into a channel (so tests
+/// can await data with timeouts). Shared by the AT port client and the voice port client.
+pub struct RawPty {
     file: Option<File>,
-    rx: mpsc::UnboundedReceiver<Chunk>,
-    buf: String,
-    closed: bool,
-    /// The pts the link pointed to when opened.
-    pub path: PathBuf,
+    /// What the reader thread saw.
+    pub rx: mpsc::UnboundedReceiver<Chunk>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Port {
+impl Drop for RawPty {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.file = None;
@@ -49,9 +49,9 @@ impl Drop for Port {
     }
 }
 
-impl Port {
+impl RawPty {
     /// Open the link (waiting for it to appear) in raw mode.
-    pub async fn open(link: &Path) -> Port {
+    pub async fn open(link: &Path) -> RawPty {
         let deadline = tokio::time::Instant::now() + WAIT;
         let file = loop {
             match OpenOptions::new()
@@ -71,8 +71,7 @@ impl Port {
         let mut t = tcgetattr(&file).expect("tcgetattr");
         cfmakeraw(&mut t);
         tcsetattr(&file, SetArg::TCSANOW, &t).expect("tcsetattr");
-        let path = std::fs::canonicalize(link).expect("canonicalize link");
-        // Non-blocking reads so the reader thread notices when the Port is dropped and closes
+        // Non-blocking reads so the reader thread notices when the client is dropped and closes
         // its fd too (a real client closing the port closes every fd it has).
         let flags = fcntl(&file, FcntlArg::F_GETFL).expect("F_GETFL");
         fcntl(
@@ -85,7 +84,7 @@ impl Port {
         let stop_reader = stop.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::spawn(move || {
-            let mut b = [0u8; 4096];
+            let mut b = [0u8; 8192];
             while !stop_reader.load(Ordering::Relaxed) {
                 match reader.read(&mut b) {
                     Ok(0) => {
@@ -107,22 +106,18 @@ impl Port {
                 }
             }
         });
-        Port {
+        RawPty {
             file: Some(file),
             rx,
-            buf: String::new(),
-            closed: false,
-            path,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// Write raw bytes.
-    pub fn send_bytes(&mut self, b: &[u8]) {
+    /// Write all of `b` (retrying while the pty is momentarily full).
+    pub fn write_all(&mut self, b: &[u8]) {
         let file = self.file.as_mut().expect("port is open");
         let mut rest = b;
-        // The fd is non-blocking: retry while the pty is momentarily full.
         while !rest.is_empty() {
             match file.write(rest) {
                 Ok(n) => rest = &rest[n..],
@@ -133,6 +128,34 @@ impl Port {
             }
         }
     }
+}
+
+/// A client on the simulated serial port (raw mode, like the agent opens it).
+pub struct Port {
+    raw: RawPty,
+    buf: String,
+    closed: bool,
+    /// The pts the link pointed to when opened.
+    pub path: PathBuf,
+}
+
+impl Port {
+    /// Open the link (waiting for it to appear) in raw mode.
+    pub async fn open(link: &Path) -> Port {
+        let raw = RawPty::open(link).await;
+        let path = std::fs::canonicalize(link).expect("canonicalize link");
+        Port {
+            raw,
+            buf: String::new(),
+            closed: false,
+            path,
+        }
+    }
+
+    /// Write raw bytes.
+    pub fn send_bytes(&mut self, b: &[u8]) {
+        self.raw.write_all(b);
+    }
 
     /// Write text.
     pub fn send(&mut self, s: &str) {
@@ -140,7 +163,7 @@ impl Port {
     }
 
     async fn pull(&mut self, until: tokio::time::Instant) -> bool {
-        match tokio::time::timeout_at(until, self.rx.recv()).await {
+        match tokio::time::timeout_at(until, self.raw.rx.recv()).await {
             Ok(Some(Chunk::Data(d))) => {
                 self.buf.push_str(&String::from_utf8_lossy(&d));
                 true
