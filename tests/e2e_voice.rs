@@ -376,6 +376,42 @@ async fn gsm_call_forwarded_to_sip_audio_both_ways_recorded_pbx_hangs_up() {
     );
 }
 
+/// A PBX that stops sending RTP without a BYE (crashed, lost its network): the gateway ends
+/// the call after `rtp_timeout_secs`, sends BYE and frees the SIM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sip_side_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let mut pbx = answering_pbx("pbx_answer_bye_gsm", &net, &sink, dir.path(), 1.0, |s| s);
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "generic", "255010000000051");
+    let extra = net.sections(
+        false,
+        &format!(
+            "rtp_timeout_secs = 2\n[[voice.route]]\naction = \"forward\"\ntarget = \"{}\"\n",
+            net.target("100")
+        ),
+    );
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-rtpto", &extra, &sim, &pcm).await;
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    pbx.wait(T)
+        .assert_success("the gateway hangs up (BYE) once the PBX's RTP stops");
+    let ev = central
+        .expect("gsmgw/gw-rtpto/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(ev["cause"], "rtp-timeout", "{ev}");
+    assert!(ev["answered_at"].is_string(), "{ev}");
+    common::wait_for(T, "the GSM leg to be hung up", || {
+        let st = sim.control(json!({"op": "state"}));
+        (st["calls"]["active"].as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+}
+
 /// SIP → GSM through a SIMCom modem: busy → 486, no answer → 480, CANCEL → 487, and an answered
 /// call with audio both ways, DTMF both ways, the SIP caller hanging up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,7 @@ fn config_docs_describe_every_key() {
         "sip.trusted_peers",
         "voice.ring_timeout_secs",
         "voice.call_minutes_per_day",
+        "voice.rtp_timeout_secs",
         "voice.missed_call_sms",
         "voice.missed_call_sms_on",
         "voice.missed_call_sms_period_secs",

@@ -130,6 +130,9 @@ pub struct VoiceConfig {
     /// Per-SIM limit of outgoing call minutes per day (0 = no limit).
     #[serde(default)]
     pub call_minutes_per_day: u32,
+    /// A talking call whose SIP side sends no RTP for this long is ended (0 = never).
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_secs: u32,
     /// SMS text sent back to a caller after a missed call; `{from}` and `{slot}` are replaced.
     /// Empty = off.
     #[serde(default)]
@@ -171,6 +174,9 @@ pub struct VoiceRoute {
 fn default_ring_timeout() -> u32 {
     45
 }
+fn default_rtp_timeout() -> u32 {
+    60
+}
 fn default_missed_on() -> String {
     "unanswered".into()
 }
@@ -189,6 +195,7 @@ impl Default for VoiceConfig {
         Self {
             ring_timeout_secs: default_ring_timeout(),
             call_minutes_per_day: 0,
+            rtp_timeout_secs: default_rtp_timeout(),
             missed_call_sms: String::new(),
             missed_call_sms_on: default_missed_on(),
             missed_call_sms_period_secs: default_missed_period(),

@@ -43,6 +43,7 @@ const SIP_KEYS: &[&str] = &[
 const VOICE_KEYS: &[&str] = &[
     "ring_timeout_secs",
     "call_minutes_per_day",
+    "rtp_timeout_secs",
     "missed_call_sms",
     "missed_call_sms_on",
     "missed_call_sms_period_secs",
@@ -485,6 +486,7 @@ impl Reader {
             match name {
                 "ring_timeout_secs" => self.set(&key, v, &mut out.ring_timeout_secs),
                 "call_minutes_per_day" => self.set(&key, v, &mut out.call_minutes_per_day),
+                "rtp_timeout_secs" => self.set(&key, v, &mut out.rtp_timeout_secs),
                 "missed_call_sms" => self.set(&key, v, &mut out.missed_call_sms),
                 "missed_call_sms_on" => self.set(&key, v, &mut out.missed_call_sms_on),
                 "missed_call_sms_period_secs" => {

@@ -355,10 +355,17 @@ impl Call {
 
     /// Both legs up: shuttle DTMF, watch for either side hanging up.
     async fn talk(&mut self) {
-        let mut poll = tokio::time::interval(TALK_POLL);
+        let rtp_timeout = Duration::from_secs(u64::from(self.sh.voice.rtp_timeout_secs));
+        let every = if rtp_timeout.is_zero() {
+            TALK_POLL
+        } else {
+            (rtp_timeout / 3).clamp(Duration::from_secs(1), TALK_POLL)
+        };
+        let mut poll = tokio::time::interval(every);
         poll.tick().await;
         let mut bridge_events = self.bridge_events.take();
         let mut list_failures = 0u32;
+        let (mut rtp_seen, mut rtp_since) = (0u64, Instant::now());
         loop {
             tokio::select! {
                 input = self.rx.recv() => match input {
@@ -399,7 +406,23 @@ impl Call {
                     Some(_) => {}
                     None => bridge_events = None,
                 },
-                _ = poll.tick() => match self.modem(VoiceOp::List).await {
+                _ = poll.tick() => {
+                    if !rtp_timeout.is_zero() {
+                        let received = match &self.bridge {
+                            Some(b) => b.stats().await.map(|s| s.rtp_received).unwrap_or(rtp_seen),
+                            None => rtp_seen,
+                        };
+                        if received != rtp_seen {
+                            (rtp_seen, rtp_since) = (received, Instant::now());
+                        } else if rtp_since.elapsed() >= rtp_timeout {
+                            tracing::warn!(call = %self.id, secs = rtp_timeout.as_secs(), "no RTP from the SIP side: call ended");
+                            self.cause = Cause::RtpTimeout;
+                            self.bye();
+                            self.hang_up_gsm().await;
+                            break;
+                        }
+                    }
+                    match self.modem(VoiceOp::List).await {
                     Ok(calls) => {
                         list_failures = 0;
                         if calls.is_empty() {
@@ -419,7 +442,8 @@ impl Call {
                             break;
                         }
                     }
-                },
+                    }
+                }
             }
         }
     }

@@ -19,6 +19,8 @@ pub enum Cause {
     NoRoute,
     /// Something failed on the way (modem error, SIP timeout...).
     Failed,
+    /// The SIP side stopped sending RTP during the call.
+    RtpTimeout,
 }
 
 impl Cause {
@@ -33,6 +35,7 @@ impl Cause {
             Cause::Cancelled => "cancelled",
             Cause::NoRoute => "no-route",
             Cause::Failed => "failed",
+            Cause::RtpTimeout => "rtp-timeout",
         }
     }
 
@@ -44,7 +47,9 @@ impl Cause {
             Cause::Unreachable => (404, "Not Found"),
             Cause::Rejected => (603, "Decline"),
             Cause::Cancelled => (487, "Request Terminated"),
-            Cause::NoRoute | Cause::Failed | Cause::Normal => (503, "Service Unavailable"),
+            Cause::NoRoute | Cause::Failed | Cause::Normal | Cause::RtpTimeout => {
+                (503, "Service Unavailable")
+            }
         }
     }
 

@@ -140,6 +140,7 @@ enum Command {
     AttachPort(PathBuf),
     Ringback(bool),
     Dtmf(char),
+    Stats(tokio::sync::oneshot::Sender<BridgeStats>),
 }
 
 /// Handle to one call's running media.
@@ -235,6 +236,13 @@ impl Bridge {
             return false;
         }
         self.cmd.send(Command::Dtmf(digit)).is_ok()
+    }
+
+    /// The counters so far (None once the bridge has stopped).
+    pub async fn stats(&self) -> Option<BridgeStats> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cmd.send(Command::Stats(tx)).ok()?;
+        rx.await.ok()
     }
 
     /// Stops the media, finishes the recording and returns the counters.
@@ -343,6 +351,10 @@ impl Media {
                 tracing::warn!(error = %e, "could not finish the recording");
             }
         }
+        self.snapshot()
+    }
+
+    fn snapshot(&self) -> BridgeStats {
         let js = self.jitter.stats();
         BridgeStats {
             rtp_received: self.rx_stats.received(),
@@ -381,6 +393,9 @@ impl Media {
             }
             Command::Ringback(false) => self.ringback = None,
             Command::Dtmf(d) => self.dtmf_queue.push_back(d),
+            Command::Stats(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
         }
     }
 
