@@ -24,7 +24,7 @@ const CALL_ID: &str = "0193a5c2-7b1e-7c3d-9a2b-0123456789ab";
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 19] = [
+const ALL_SCHEMAS: [&str; 20] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -34,6 +34,7 @@ const ALL_SCHEMAS: [&str; 19] = [
     "event-alarm.json",
     "event-campaign.json",
     "event-call.json",
+    "event-call-state.json",
     "recording-chunk.json",
     "cmd-ping.json",
     "cmd-sms-send.json",
@@ -48,8 +49,9 @@ const ALL_SCHEMAS: [&str; 19] = [
 
 /// The schemas of the voice interface: exercised by `every_real_voice_message_matches_its_schema`
 /// (its own agent, with two SIMs and a `[voice]` section), not by the SMS test.
-const VOICE_SCHEMAS: [&str; 5] = [
+const VOICE_SCHEMAS: [&str; 6] = [
     "event-call.json",
+    "event-call-state.json",
     "recording-chunk.json",
     "cmd-dial.json",
     "cmd-hangup.json",
@@ -158,6 +160,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["event", "alarm"] => "event-alarm.json",
         ["event", "campaign"] => "event-campaign.json",
         ["event", "call"] => "event-call.json",
+        ["event", "call-state"] => "event-call-state.json",
         ["recording", _, n] if n.parse::<u32>().is_ok() => "recording-chunk.json",
         ["cmd", "ping"] => "cmd-ping.json",
         ["cmd", "sms-send"] => "cmd-sms-send.json",
@@ -186,6 +189,7 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
         "modem-state.json" => format!("state {}", s("state")),
         "event-modem.json" => format!("kind {}", s("kind")),
         "event-alarm.json" => s("code"),
+        "event-call-state.json" => format!("{} {}", s("direction"), s("state")),
         "event-call.json" => {
             let answered = if v["answered_at"].is_null() {
                 ""
@@ -1569,4 +1573,19 @@ async fn every_real_voice_message_matches_its_schema() {
     let mut broken = real.clone();
     broken["duration_s"] = json!(12.5);
     schemas.assert_invalid("event-call.json", "talk time without an answer", &broken);
+    let (_, state) = central
+        .log
+        .iter()
+        .find(|(t, _)| t.ends_with("/event/call-state"))
+        .unwrap();
+    let mut broken = state.clone();
+    broken["state"] = json!("on-hold");
+    schemas.assert_invalid("event-call-state.json", "an unknown call state", &broken);
+    let mut broken = state.clone();
+    broken.as_object_mut().unwrap().remove("call_id");
+    schemas.assert_invalid(
+        "event-call-state.json",
+        "a call state without its call",
+        &broken,
+    );
 }

@@ -305,6 +305,14 @@ async fn gsm_call_forwarded_to_sip_audio_both_ways_recorded_pbx_hangs_up() {
     );
     wait_sink_hears(&sink, 1000.0, "the modem's tone at the PBX");
     wait_modem_hears(&sim, 600.0, "the PBX's tone at the modem");
+    // The central server saw the call while it happened.
+    for state in ["ringing", "talking"] {
+        let cs = central
+            .expect("gsmgw/gw-fwd/event/call-state", T, |v| v["state"] == state)
+            .await;
+        assert_eq!(cs["from"], CALLER, "{cs}");
+        assert_eq!(cs["slot"], 1);
+    }
     pbx.wait(Duration::from_secs(40))
         .assert_success("PBX answers, hears, hangs up");
 

@@ -54,6 +54,7 @@ struct Call {
     bridge_events: Option<mpsc::Receiver<BridgeEvent>>,
     stats: Option<BridgeStats>,
     gsm_up: bool,
+    published_state: Option<&'static str>,
 }
 
 fn new_id() -> String {
@@ -96,11 +97,13 @@ impl Call {
             bridge_events: None,
             stats: None,
             gsm_up: false,
+            published_state: None,
         }
     }
 
-    /// Shows the call in the console's `calls` list.
-    fn live(&self, state: &'static str) {
+    /// Shows the call in the console's `calls` list and, on a change of state, tells the
+    /// central server (`call-state`, telemetry) so it sees calls while they happen.
+    async fn live(&mut self, state: &'static str) {
         if let Ok(mut l) = self.sh.live.lock() {
             let since = l
                 .get(&self.id)
@@ -117,6 +120,27 @@ impl Call {
                     since,
                 },
             );
+        }
+        if self.published_state == Some(state) {
+            return;
+        }
+        self.published_state = Some(state);
+        let body = json!({
+            "call_id": self.id,
+            "direction": self.direction,
+            "slot": self.slot,
+            "from": self.from,
+            "to": self.to,
+            "sip_peer": self.sip_peer,
+            "state": state,
+        });
+        if let Err(e) = self
+            .sh
+            .events
+            .emit("call-state", EventClass::Telemetry, body)
+            .await
+        {
+            tracing::warn!(call = %self.id, error = %e, "call-state event not stored");
         }
     }
 
@@ -253,11 +277,11 @@ impl Call {
         }
     }
 
-    fn mark_answered(&mut self) {
+    async fn mark_answered(&mut self) {
         if self.answered.is_none() {
             self.answered = Some((now_rfc3339(), Instant::now()));
         }
-        self.live("talking");
+        self.live("talking").await;
     }
 
     async fn hang_up_gsm(&mut self) {
@@ -620,7 +644,6 @@ pub fn spawn_gsm_in(
 }
 
 async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
-    c.live("ringing");
     // The caller's number follows RING in +CLIP.
     if c.from.is_empty() {
         let until = Instant::now() + Duration::from_millis(1500);
@@ -638,7 +661,7 @@ async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
             }
         }
     }
-    c.live("ringing");
+    c.live("ringing").await;
     let action = route.as_ref().map(|r| r.action.as_str()).unwrap_or("");
     match action {
         "reject" => {
@@ -649,7 +672,7 @@ async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
             c.voice_on(VoiceWhen::BeforeCall).await;
             match c.modem(VoiceOp::Answer).await {
                 Ok(_) => {
-                    c.mark_answered();
+                    c.mark_answered().await;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     c.hang_up_gsm().await;
                     c.cause = Cause::Normal;
@@ -772,7 +795,7 @@ async fn forward(c: &mut Call, target: &str) {
                         c.cause = Cause::Cancelled;
                         return;
                     }
-                    c.mark_answered();
+                    c.mark_answered().await;
                     c.gsm_connected().await;
                     c.talk().await;
                     return;
@@ -832,7 +855,6 @@ fn reject(c: &mut Call, cause: Cause) {
 }
 
 async fn sip_in(c: &mut Call, offer: Option<String>) {
-    c.live("dialing");
     let Some(ua) = c.sh.ua.clone() else {
         return;
     };
@@ -862,7 +884,7 @@ async fn sip_in(c: &mut Call, offer: Option<String>) {
     };
     c.bind_slot(slot);
     c.register_slot(slot).await;
-    c.live("dialing");
+    c.live("dialing").await;
     let started = match c.alloc_rtp() {
         Ok(port) => c
             .start_bridge(Some(neg.remote), neg.codec, neg.dtmf_pt)
@@ -896,7 +918,7 @@ async fn sip_in(c: &mut Call, offer: Option<String>) {
             c.gsm_connected().await;
             ua.answer(&sip_call, answer);
             c.sip_code = Some(200);
-            c.mark_answered();
+            c.mark_answered().await;
             c.talk().await;
         }
         Err(Cause::Cancelled) => c.cause = Cause::Cancelled,
@@ -976,7 +998,7 @@ async fn dial(
     c.bind_slot(slot);
     c.register_slot(slot).await;
     c.from = String::new();
-    c.live("dialing");
+    c.live("dialing").await;
     let _ = reply.send(Ok(
         json!({"call_id": c.id, "slot": slot, "state": "ringing-extension"}),
     ));
@@ -1048,7 +1070,7 @@ async fn dial(
     }
     match c.wait_gsm_connect(false).await {
         Ok(()) => {
-            c.mark_answered();
+            c.mark_answered().await;
             c.gsm_connected().await;
             c.talk().await;
         }
