@@ -430,7 +430,7 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     let sink = RtpSink::bind();
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000021");
     sim.control(json!({"op": "voice-tone", "hz": 1000, "amplitude": 8000}));
-    let extra = net.sections(false, "ring_timeout_secs = 5\n");
+    let extra = net.sections(false, "ring_timeout_secs = 5\nrecord_sip_in = true\n");
     let (mut central, _agent) =
         one_modem_agent(dir.path(), &broker, "gw-out", &extra, &sim, &pcm).await;
 
@@ -470,6 +470,10 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     assert_eq!(
         (ev["cause"].as_str(), ev["sip_code"].as_u64()),
         (Some("busy"), Some(486))
+    );
+    assert!(
+        ev["recording"].is_null(),
+        "an unanswered call keeps no recording: {ev}"
     );
     assert_eq!(ev["direction"], "sip-in");
     assert_eq!(ev["slot"], 1);
@@ -530,6 +534,10 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
         .assert_success("answered call, BYE from the SIP side");
     let ev = outcome(&mut central, "+380671000004").await;
     assert_eq!(ev["cause"], "normal", "{ev}");
+    assert!(
+        ev["recording"]["bytes"].as_u64().unwrap_or(0) > 8000,
+        "recorded: {ev}"
+    );
     assert_eq!(ev["sip_code"], 200);
     assert!(ev["answered_at"].is_string());
     let st = sim.control(json!({"op": "state"}));

@@ -85,6 +85,7 @@ fn config_docs_describe_every_key() {
         "voice.ring_timeout_secs",
         "voice.call_minutes_per_day",
         "voice.rtp_timeout_secs",
+        "voice.record_sip_in",
         "voice.missed_call_sms",
         "voice.missed_call_sms_on",
         "voice.missed_call_sms_period_secs",

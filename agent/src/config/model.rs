@@ -143,6 +143,9 @@ pub struct VoiceConfig {
     /// At most one such SMS per caller in this many seconds.
     #[serde(default = "default_missed_period")]
     pub missed_call_sms_period_secs: u32,
+    /// Record calls that come from the PBX (SIP → GSM) too.
+    #[serde(default)]
+    pub record_sip_in: bool,
     /// Recordings older than this are deleted.
     #[serde(default = "default_rec_age")]
     pub recordings_max_age_days: u32,
@@ -196,6 +199,7 @@ impl Default for VoiceConfig {
             ring_timeout_secs: default_ring_timeout(),
             call_minutes_per_day: 0,
             rtp_timeout_secs: default_rtp_timeout(),
+            record_sip_in: false,
             missed_call_sms: String::new(),
             missed_call_sms_on: default_missed_on(),
             missed_call_sms_period_secs: default_missed_period(),

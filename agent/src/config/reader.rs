@@ -44,6 +44,7 @@ const VOICE_KEYS: &[&str] = &[
     "ring_timeout_secs",
     "call_minutes_per_day",
     "rtp_timeout_secs",
+    "record_sip_in",
     "missed_call_sms",
     "missed_call_sms_on",
     "missed_call_sms_period_secs",
@@ -487,6 +488,7 @@ impl Reader {
                 "ring_timeout_secs" => self.set(&key, v, &mut out.ring_timeout_secs),
                 "call_minutes_per_day" => self.set(&key, v, &mut out.call_minutes_per_day),
                 "rtp_timeout_secs" => self.set(&key, v, &mut out.rtp_timeout_secs),
+                "record_sip_in" => self.set(&key, v, &mut out.record_sip_in),
                 "missed_call_sms" => self.set(&key, v, &mut out.missed_call_sms),
                 "missed_call_sms_on" => self.set(&key, v, &mut out.missed_call_sms_on),
                 "missed_call_sms_period_secs" => {

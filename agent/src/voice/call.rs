@@ -495,6 +495,12 @@ impl Call {
             .as_ref()
             .map(|(_, t)| t.elapsed().as_secs_f64())
             .unwrap_or(0.0);
+        if self.answered.is_none() {
+            // Nothing was said: a recording of ringback only takes space.
+            if let Some(p) = self.recording.take() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
         let recording = self.recording.as_ref().filter(|p| p.exists()).map(|p| {
             json!({
                 "file": p.file_name().map(|f| f.to_string_lossy().to_string()),
@@ -836,6 +842,7 @@ pub fn spawn_sip_in(sh: Shared, ev: UaEvent) -> Option<(String, String, mpsc::Se
     let tx = c.tx.clone();
     c.from = from_user;
     c.to = to_user;
+    c.record = c.sh.voice.record_sip_in;
     c.sip_peer = Some(source.to_string());
     c.sip_call = Some(call.clone());
     tokio::spawn(async move {
