@@ -53,8 +53,12 @@ async fn missed_call_gets_one_sms_back_per_period() {
     for round in 0..2 {
         let r = sim.control(json!({"op": "call", "from": CALLER}));
         assert_eq!(r["ok"], true, "{r}");
-        // The caller lets it ring for a while (RING every 300 ms), then gives up.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The caller lets it ring until the gateway has seen the call, then gives up.
+        central
+            .expect("gsmgw/gw-missed/event/call-state", T, |v| {
+                v["state"] == "ringing" && v["from"] == CALLER
+            })
+            .await;
         let r = sim.control(json!({"op": "hangup"}));
         assert_eq!(r["ok"], true, "{r}");
         let ev = central
