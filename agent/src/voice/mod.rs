@@ -27,30 +27,32 @@ use crate::events::Events;
 use crate::sms_out::ChannelRequest;
 use crate::state::{ChannelState, ModemSnapshot};
 
-/// Resolves `host:port` (a missing port is `default_port`).
-pub fn resolve_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+/// Checks the form of `host:port` (a missing port is `default_port`) without resolving it:
+/// `config check` runs offline.
+pub fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
+        return Ok((a.ip().to_string(), a.port()));
     }
-    let with_port = if s
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        s.to_string()
-    } else {
-        format!("{s}:{default_port}")
+    let bad = || format!("`{s}` is not host:port");
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (s, default_port),
     };
-    let (host, _) = with_port
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{s}` is not host:port"))?;
     if host.is_empty()
+        || port == 0
         || !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
     {
-        return Err(format!("`{s}` is not host:port"));
+        return Err(bad());
     }
-    with_port
+    Ok((host.to_string(), port))
+}
+
+/// Resolves `host:port` (a missing port is `default_port`).
+pub fn resolve_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    let (host, port) = host_port(s, default_port)?;
+    (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("`{s}`: {e}"))?
         .next()
@@ -305,15 +307,19 @@ pub async fn run(mut ctx: VoiceContext) {
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let (ua, mut ua_events, media_ip, codecs, rtp) = match &ctx.config.sip {
-        Some(sip) => {
-            let server = match resolve_addr(&sip.server, 5060) {
-                Ok(a) => a,
-                Err(e) => {
-                    ctx.events.alarm("sip-config", &e, None).await;
-                    return;
-                }
-            };
+    let sip_cfg = match &ctx.config.sip {
+        Some(sip) => match resolve_addr(&sip.server, 5060) {
+            Ok(server) => Some((sip, server)),
+            Err(e) => {
+                let msg = format!("[sip] server {e}: calls are logged but not bridged");
+                ctx.events.alarm("sip-config", &msg, None).await;
+                None
+            }
+        },
+        None => None,
+    };
+    let (ua, mut ua_events, media_ip, codecs, rtp) = match sip_cfg {
+        Some((sip, server)) => {
             let bind: SocketAddr = sip
                 .bind
                 .parse()
@@ -672,6 +678,12 @@ mod tests {
         );
         assert_eq!(resolve_addr("127.0.0.1", 5060).unwrap().port(), 5060);
         assert!(resolve_addr("not a host", 5060).is_err());
+        assert_eq!(
+            host_port("pbx.example.invalid:5080", 5060).unwrap(),
+            ("pbx.example.invalid".to_string(), 5080)
+        );
+        assert!(host_port("pbx:0", 5060).is_err());
+        assert!(host_port("pbx:port", 5060).is_err());
         let mut ports = RtpPorts::new(41_001, 41_010);
         let a = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
         let b = ports.bind(IpAddr::from([127, 0, 0, 1])).unwrap();
