@@ -644,6 +644,14 @@ impl Shared {
     }
 }
 
+/// The store counter of a SIM's call seconds today.
+pub fn minutes_counter(imsi: &str) -> String {
+    format!(
+        "call-secs:{imsi}:{}",
+        chrono::Local::now().format("%Y-%m-%d")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,12 +717,4 @@ mod tests {
         assert_eq!(route_for(&routes, 1).unwrap().action, "reject");
         assert!(route_for(&[], 1).is_none());
     }
-}
-
-/// The store counter of a SIM's call seconds today.
-pub fn minutes_counter(imsi: &str) -> String {
-    format!(
-        "call-secs:{imsi}:{}",
-        chrono::Local::now().format("%Y-%m-%d")
-    )
 }
