@@ -424,6 +424,48 @@ async fn silent_sip_side_times_out() {
     });
 }
 
+/// The PBX puts the call on hold (re-INVITE sendonly) and sends no RTP for longer than
+/// `rtp_timeout_secs`: the gateway answers recvonly, keeps the call, and resumes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_keep_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let mut pbx = answering_pbx("pbx_hold", &net, &sink, dir.path(), 2.0, |s| {
+        s.var("holdms", 4000)
+    });
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000061");
+    let extra = net.sections(
+        false,
+        &format!(
+            "rtp_timeout_secs = 2\n[[voice.route]]\naction = \"forward\"\ntarget = \"{}\"\n",
+            net.target("100")
+        ),
+    );
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-hold", &extra, &sim, &pcm).await;
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    for state in ["talking", "held", "talking"] {
+        central
+            .expect("gsmgw/gw-hold/event/call-state", T, |v| v["state"] == state)
+            .await;
+    }
+    pbx.wait(T)
+        .assert_success("hold answered recvonly, resume sendrecv, BYE from the PBX");
+    let ev = central
+        .expect("gsmgw/gw-hold/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(
+        ev["cause"], "normal",
+        "held without RTP is not a dead call: {ev}"
+    );
+    assert!(ev["duration_s"].as_f64().unwrap_or(0.0) >= 7.0, "{ev}");
+}
+
 /// SIP → GSM through a SIMCom modem: busy → 486, no answer → 480, CANCEL → 487, and an answered
 /// call with audio both ways, DTMF both ways, the SIP caller hanging up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -566,7 +566,7 @@ fn header<'a>(msg: &'a str, name: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn reinvite_gets_our_last_sdp() {
+async fn reinvite_hold_and_resume() {
     let (ua, mut rx) = Ua::start(config(0, addr(9), "gw")).await.unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let me = peer.local_addr().unwrap();
@@ -615,18 +615,39 @@ async fn reinvite_gets_our_last_sdp() {
          From: <sip:555@{me}>;tag=p1\r\nTo: {to}\r\nCall-ID: reinv-1\r\nCSeq: 1 ACK\r\n\r\n"
     );
     peer.send_to(ack.as_bytes(), target).await.unwrap();
-    // Hold attempt: re-INVITE with sendonly; we answer with the SDP we last sent.
+    // Hold: re-INVITE with sendonly; we answer our last SDP as recvonly and report the hold.
     let tag = to.split(";tag=").nth(1).unwrap().to_string();
-    let reinvite = invite(
-        2,
-        "z9hG4bKinv2",
-        &format!(";tag={tag}"),
-        &body.replace("sendrecv", "sendonly"),
-    );
+    let held_offer = body.replace("sendrecv", "sendonly");
+    let reinvite = invite(2, "z9hG4bKinv2", &format!(";tag={tag}"), &held_offer);
     peer.send_to(reinvite.as_bytes(), target).await.unwrap();
     let ok2 = recv_starting(&peer, "SIP/2.0 200").await;
     assert!(ok2.contains("CSeq: 2 INVITE"), "{ok2}");
-    assert!(ok2.ends_with(&ours));
+    assert!(
+        ok2.ends_with(&ours.replace("a=sendrecv", "a=recvonly")),
+        "{ok2}"
+    );
+    assert_eq!(
+        next(&mut rx, "Reinvite").await,
+        UaEvent::Reinvite {
+            call: call.clone(),
+            held: true,
+            sdp: Some(held_offer)
+        }
+    );
+    // Resume: sendrecv again.
+    let resume = invite(3, "z9hG4bKinv3", &format!(";tag={tag}"), &body);
+    peer.send_to(resume.as_bytes(), target).await.unwrap();
+    let ok3 = recv_starting(&peer, "SIP/2.0 200").await;
+    assert!(ok3.contains("CSeq: 3 INVITE"), "{ok3}");
+    assert!(ok3.ends_with(&ours), "{ok3}");
+    assert_eq!(
+        next(&mut rx, "Reinvite").await,
+        UaEvent::Reinvite {
+            call,
+            held: false,
+            sdp: Some(body.clone())
+        }
+    );
     quiet(&mut rx, 200).await;
     ua.shutdown().await;
 }

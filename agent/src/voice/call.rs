@@ -390,6 +390,7 @@ impl Call {
         let mut bridge_events = self.bridge_events.take();
         let mut list_failures = 0u32;
         let (mut rtp_seen, mut rtp_since) = (0u64, Instant::now());
+        let mut on_hold = false;
         loop {
             tokio::select! {
                 input = self.rx.recv() => match input {
@@ -409,6 +410,21 @@ impl Call {
                         self.cause = Cause::Normal;
                         self.hang_up_gsm().await;
                         break;
+                    }
+                    Some(CallInput::Sip(UaEvent::Reinvite { held, sdp, .. })) => {
+                        // Hold: the PBX may send no RTP (no music on hold) — not a dead call.
+                        on_hold = held;
+                        rtp_since = Instant::now();
+                        if !held {
+                            let remote = sdp
+                                .as_deref()
+                                .and_then(|s| sdp::Sdp::parse(s).ok())
+                                .and_then(|s| s.audio_addr().ok());
+                            if let (Some(b), Some(r)) = (&self.bridge, remote) {
+                                b.set_remote(r);
+                            }
+                        }
+                        self.live(if held { "held" } else { "talking" }).await;
                     }
                     Some(CallInput::Sip(_)) => {}
                     Some(CallInput::Hangup) => {
@@ -431,7 +447,7 @@ impl Call {
                     None => bridge_events = None,
                 },
                 _ = poll.tick() => {
-                    if !rtp_timeout.is_zero() {
+                    if !rtp_timeout.is_zero() && !on_hold {
                         let received = match &self.bridge {
                             Some(b) => b.stats().await.map(|s| s.rtp_received).unwrap_or(rtp_seen),
                             None => rtp_seen,

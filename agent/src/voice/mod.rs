@@ -551,6 +551,7 @@ fn sip_call_of(ev: &UaEvent) -> &str {
         | UaEvent::Answered { call, .. }
         | UaEvent::Failed { call, .. }
         | UaEvent::Cancelled { call }
+        | UaEvent::Reinvite { call, .. }
         | UaEvent::Ended { call } => call,
         _ => "",
     }

@@ -156,6 +156,16 @@ pub enum UaEvent {
         /// The call.
         call: CallId,
     },
+    /// The peer sent a re-INVITE inside a confirmed call (answered 200: recvonly to a
+    /// sendonly offer, inactive to inactive, else our last SDP): hold, resume, or new media.
+    Reinvite {
+        /// The call.
+        call: CallId,
+        /// True when the peer put the call on hold (sendonly, inactive, or address 0.0.0.0).
+        held: bool,
+        /// The peer's new SDP, if any.
+        sdp: Option<String>,
+    },
     /// The peer ended a confirmed call with BYE (answered 200), or never ACKed our 2xx.
     Ended {
         /// The call.
@@ -1425,12 +1435,37 @@ impl Core {
             self.send_msg(&r, src).await;
             return;
         }
+        // Hold: sendonly / inactive, or the old form c=0.0.0.0.
+        let offer = req
+            .body_str()
+            .filter(|b| !b.trim().is_empty())
+            .map(str::to_string);
+        let parsed = offer
+            .as_deref()
+            .and_then(|o| crate::sip::sdp::Sdp::parse(o).ok());
+        let (held, answer_dir) = match parsed.as_ref().and_then(|p| p.audio.as_ref()) {
+            Some(a) => {
+                let zero = a
+                    .connection
+                    .or(parsed.as_ref().and_then(|p| p.connection))
+                    .is_some_and(|ip| ip.is_unspecified());
+                match a.direction {
+                    crate::sip::sdp::Direction::SendOnly => (true, "recvonly"),
+                    crate::sip::sdp::Direction::Inactive => (true, "inactive"),
+                    _ if zero => (true, "sendrecv"),
+                    _ => (false, "sendrecv"),
+                }
+            }
+            None => (false, "sendrecv"),
+        };
         let mut r = self.response_to(req, src, 200, "OK", None);
         r.push("Contact", &self.contact_hdr());
         r.push("Allow", ALLOW);
         if let Some(sdp) = &call.local_sdp {
             r.push("Content-Type", "application/sdp");
-            r.body = sdp.clone().into_bytes();
+            r.body = sdp
+                .replace("a=sendrecv", &format!("a={answer_dir}"))
+                .into_bytes();
         }
         let new_target = req
             .get_all("Contact")
@@ -1446,7 +1481,13 @@ impl Core {
             call.retx = Some(Retx::new(bytes, src, T2));
             call.deadline = Some(Instant::now() + TIMEOUT);
         }
-        info!(call = %call_id, "re-INVITE answered with our last SDP");
+        info!(call = %call_id, held, "re-INVITE answered");
+        self.emit(UaEvent::Reinvite {
+            call: call_id.to_string(),
+            held,
+            sdp: offer,
+        })
+        .await;
     }
 
     async fn on_ack(&mut self, req: &Message) {
