@@ -86,13 +86,24 @@ fn decode_job(c: JobColumns) -> Result<Job, StoreError> {
     })
 }
 
-/// One job by id.
-pub(crate) fn job(conn: &Connection, job_id: i64) -> Result<Option<Job>, StoreError> {
+/// The job whose `column` equals `value` (a unique column: job_id, request_id).
+fn one_job(
+    conn: &Connection,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Job>, StoreError> {
     let c = conn
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?1"))?
-        .query_row([job_id], job_columns)
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = ?1"
+        ))?
+        .query_row([value], job_columns)
         .optional()?;
     c.map(decode_job).transpose()
+}
+
+/// One job by id.
+pub(crate) fn job(conn: &Connection, job_id: i64) -> Result<Option<Job>, StoreError> {
+    one_job(conn, "job_id", &job_id)
 }
 
 /// The job of a request id.
@@ -100,13 +111,7 @@ pub(crate) fn job_by_request(
     conn: &Connection,
     request_id: &str,
 ) -> Result<Option<Job>, StoreError> {
-    let c = conn
-        .prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = ?1"
-        ))?
-        .query_row([request_id], job_columns)
-        .optional()?;
-    c.map(decode_job).transpose()
+    one_job(conn, "request_id", &request_id)
 }
 
 /// Jobs in `state`, oldest first.

@@ -537,9 +537,19 @@ pub async fn run(mut ctx: VoiceContext) {
     for tx in calls.values() {
         let _ = tx.try_send(CallInput::Hangup);
     }
+    // Each call hangs up both legs and writes its record; wait for them (bounded), then
+    // un-register while the user agent can still send the BYEs' retransmissions.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !calls.is_empty() {
+        match tokio::time::timeout_at(deadline, reg_rx.recv()).await {
+            Ok(Some(Registry::Done { call_id })) => {
+                calls.remove(&call_id);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
     if let Some(ua) = ua {
-        // Give call tasks a moment to send their BYEs, then un-register.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         ua.shutdown().await;
     }
 }
