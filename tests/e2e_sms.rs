@@ -351,3 +351,82 @@ async fn a_message_missing_a_part_is_delivered_incomplete_after_the_timeout() {
     assert!(got.contains("[…]") && got.starts_with("One two"), "{got}");
     wait_storage_empty(&sim);
 }
+
+/// Three separate SMS with the same sender and text inside the same service-centre second
+/// are three messages (a door sensor, a person pressing send twice): identical content is not
+/// a re-read, only a message committed and not yet confirmed deleted is. Both while the
+/// agent runs (each taken as it arrives) and while it is stopped (found by the start sweep).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_sms_in_the_same_second_are_each_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "quectel"]);
+    let cfg = write_config(dir.path(), "gw-same", &broker.url(), &[(1, &sim.link)]);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-same/#").await;
+    let pdu_of = |text: &str| {
+        let parts = pdu::encode_deliver(&DeliverOptions {
+            from: FROM.into(),
+            text: text.into(),
+            smsc: Some("+380672021111".into()),
+            scts: Timestamp::new(2026, 12, 1, 9, 30, 0, 8).unwrap(),
+            force_ucs2: false,
+            concat_ref: 0,
+            class: None,
+            status_report_indication: false,
+        })
+        .unwrap();
+        parts[0].pdu.clone()
+    };
+    let count = |central: &Central, text: &str| {
+        central
+            .log
+            .iter()
+            .filter(|(t, v)| t.ends_with("/event/sms-received") && v["text"] == text)
+            .count()
+    };
+
+    let agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-same/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+    let door = pdu_of("Door opened");
+    for _ in 0..3 {
+        let r = sim.control(json!({"op": "sms-pdu", "pdu": door}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    for _ in 0..3 {
+        central
+            .expect(
+                "gsmgw/gw-same/event/sms-received",
+                T,
+                is_text("Door opened"),
+            )
+            .await;
+    }
+    wait_storage_empty(&sim);
+    assert_eq!(agent.terminate().code(), Some(0));
+
+    // Stopped: three identical messages wait on the SIM, at three indexes.
+    let alarm = pdu_of("Alarm zone 2");
+    for _ in 0..3 {
+        let r = sim.control(json!({"op": "sms-pdu", "pdu": alarm}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let _agent = AgentProc::start(&cfg);
+    for _ in 0..3 {
+        central
+            .expect(
+                "gsmgw/gw-same/event/sms-received",
+                T,
+                is_text("Alarm zone 2"),
+            )
+            .await;
+    }
+    wait_storage_empty(&sim);
+    sim.control(json!({"op": "sms", "from": FROM, "text": "sentinel"}));
+    central
+        .expect("gsmgw/gw-same/event/sms-received", T, is_text("sentinel"))
+        .await;
+    assert_eq!(count(&central, "Door opened"), 3);
+    assert_eq!(count(&central, "Alarm zone 2"), 3);
+}

@@ -139,3 +139,82 @@ async fn unplugged_modem_goes_absent_and_comes_back_ready() {
         .expect("gsmgw/gw-plug/modem/1/state", T, |v| v["state"] == "ready")
         .await;
 }
+
+/// While the broker is away the agent tries again with a backoff that never waits more than
+/// 10 s (jittered), so a broker that comes back is used within about 10 s, however long it
+/// was gone. Each attempt is seen at a stand-in that accepts and hangs up on the broker's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_attempts_never_wait_more_than_ten_seconds() {
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start();
+    let cfg = write_config(dir.path(), "gw-back", &broker.url(), &[]);
+    let mut central =
+        Central::connect_as(broker.port, "gsmgw/gw-back/status", "central-back", false).await;
+    let _agent = AgentProc::start(&cfg);
+    let birth = central
+        .expect("gsmgw/gw-back/status", T, |v| v["online"] == true)
+        .await;
+
+    broker.stop();
+    let listener = TcpListener::bind(("127.0.0.1", broker.port)).expect("take the broker's port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let start = Instant::now();
+    let window = Duration::from_secs(35);
+    {
+        let attempts = attempts.clone();
+        std::thread::spawn(move || {
+            while start.elapsed() < window {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        // Only the agent's attempts count (the central's client retries too):
+                        // its MQTT CONNECT names its client id.
+                        let at = Instant::now();
+                        let mut buf = [0u8; 256];
+                        conn.set_nonblocking(false).ok();
+                        conn.set_read_timeout(Some(Duration::from_secs(1))).ok();
+                        let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+                        if buf[..n].windows(7).any(|w| w == b"gw-back") {
+                            attempts.lock().unwrap().push(at);
+                        }
+                        drop(conn); // hang up: the attempt fails like a broker that is away
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        })
+        .join()
+        .expect("stand-in");
+    }
+    let end = Instant::now();
+    let attempts = attempts.lock().unwrap().clone();
+    assert!(attempts.len() >= 5, "{} attempts in 35 s", attempts.len());
+    let mut gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.push(end - *attempts.last().unwrap());
+    assert!(
+        gaps.iter().all(|g| *g <= Duration::from_millis(10_500)),
+        "a wait over 10 s: {gaps:?}"
+    );
+    // It backs off rather than hammering the broker's address.
+    assert!(
+        gaps[gaps.len() - 3..gaps.len() - 1]
+            .iter()
+            .all(|g| *g >= Duration::from_secs(2)),
+        "{gaps:?}"
+    );
+
+    broker.restart();
+    let back = central
+        .expect("gsmgw/gw-back/status", Duration::from_secs(12), |v| {
+            v["online"] == true
+        })
+        .await;
+    assert_eq!(
+        back["boot_id"], birth["boot_id"],
+        "a reconnect, not a restart"
+    );
+}

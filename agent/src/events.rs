@@ -68,6 +68,11 @@ impl Events {
 
     /// Raises an `alarm` event; failures are logged (an alarm must never take anything down).
     pub async fn alarm(&self, code: &str, message: &str, slot: Option<u16>) {
+        if code == "disk-full" && self.store.health().borrow().full {
+            // The store raised it itself when it went into full mode (and says when it ends).
+            tracing::debug!(%message, ?slot, "disk full (already alarmed)");
+            return;
+        }
         tracing::error!(%code, %message, ?slot, "alarm");
         let body = json!({"code": code, "message": message, "slot": slot});
         if let Err(e) = self.emit("alarm", EventClass::Critical, body).await {

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod events;
+pub mod netwatch;
 pub mod quiet;
 pub mod runtime;
 pub mod sms_in;

@@ -90,8 +90,13 @@ impl Agent {
         };
         // Unreadable or invalid TLS files stop the start with a configuration error.
         let first_uplink = uplink_base.options(&cfg.mqtt).map_err(AgentError::Config)?;
-        let (store, store_alarms) =
-            Store::open(StoreOptions::in_dir(&cfg.gateway.data_dir), &cfg.gateway.id)?;
+        let days = |d: u32| Duration::from_secs(u64::from(d.max(1)) * 24 * 3600);
+        let store_opts = StoreOptions {
+            job_retention: days(cfg.gateway.job_retention_days),
+            receipt_retention: days(cfg.gateway.sms_seen_retention_days),
+            ..StoreOptions::in_dir(&cfg.gateway.data_dir)
+        };
+        let (store, store_alarms) = Store::open(store_opts, &cfg.gateway.id)?;
         let events = Events::new(store, Arc::new(Notify::new()));
         for alarm in store_alarms {
             let ev = events.clone();
@@ -348,7 +353,7 @@ impl UplinkBase {
             keep_alive: Duration::from_secs(u64::from(mqtt.keep_alive_secs)),
             version: self.version.clone(),
             boot_id: self.boot_id.clone(),
-            max_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(10),
             slots: self.slots.clone(),
             tls,
             voice: self.voice.clone(),

@@ -106,32 +106,58 @@ impl Inbox {
         Ok(taken)
     }
 
-    /// +CMT / +CDS: a message routed to us without storage.
+    /// +CMT / +CDS: a message routed to us without storage (nothing to read again later, so
+    /// nothing to de-duplicate).
     pub async fn on_direct(&mut self, pdu_hex: &str) -> Result<(), InboxError> {
-        self.commit(pdu_hex).await.map(|_| ())
+        self.commit(pdu_hex, None).await.map(|_| ())
     }
 
     /// Commits one stored message and deletes it; returns true if it was taken.
+    ///
+    /// The commit records a receipt for (slot, storage, index, PDU) in its transaction and
+    /// the receipt goes once AT+CMGD is confirmed. A message found with its receipt still
+    /// there was committed before a crash or a failed delete: it is only deleted again. Any
+    /// other message is new, even when it is identical to one taken before.
     async fn take(
         &mut self,
         modem: &Modem,
         storage: &str,
         msg: StoredMessage,
     ) -> Result<bool, InboxError> {
-        if !self.commit(&msg.pdu).await? {
+        let store = self.events.store().clone();
+        let receipt = receipt(self.slot, storage, msg.index, &msg.pdu);
+        if store.receipt_pending(&receipt).await? {
+            tracing::info!(slot = self.slot, %storage, index = msg.index,
+                "message committed before its delete was confirmed; deleting it again");
+        } else if !self.commit(&msg.pdu, Some(&receipt)).await? {
             return Ok(false);
+        } else {
+            tracing::debug!(slot = self.slot, %storage, index = msg.index, "message committed; deleting from modem");
         }
-        tracing::debug!(slot = self.slot, %storage, index = msg.index, "message committed; deleting from modem");
         modem.delete_message(msg.index).await?;
+        if let Err(e) = store.forget_receipt(receipt).await {
+            // The receipt stays until it ages out; only an identical PDU at this very index
+            // would be mistaken for a re-read in the meantime.
+            tracing::warn!(slot = self.slot, %storage, index = msg.index, error = %e,
+                "deleted message's receipt not cleared");
+        }
         Ok(true)
     }
 
-    /// Commits the message's meaning; false when it is not ours to take (a stored outgoing
-    /// message).
-    async fn commit(&mut self, pdu_hex: &str) -> Result<bool, InboxError> {
+    /// Commits the message's meaning (with `receipt`, when it came from storage); false when
+    /// it is not ours to take (a stored outgoing message).
+    async fn commit(&mut self, pdu_hex: &str, receipt: Option<&str>) -> Result<bool, InboxError> {
         match pdu::decode(pdu_hex) {
-            Ok(Pdu::Deliver(d)) => self.deliver(d).await.map(|_| true),
-            Ok(Pdu::StatusReport(r)) => self.report(r).await.map(|_| true),
+            Ok(Pdu::Deliver(d)) => self.deliver(d, receipt).await.map(|_| true),
+            Ok(Pdu::StatusReport(r)) => {
+                self.report(r).await?;
+                if let Some(r) = receipt {
+                    // Its own transaction: a crash in between may report it twice, which a
+                    // delivery state shrugs off.
+                    self.events.store().add_receipt(r.to_string()).await?;
+                }
+                Ok(true)
+            }
             Ok(Pdu::Submit(_)) => Ok(false),
             Err(e) => {
                 // Kept as an event with the raw PDU: nothing is lost, and it does not sit on
@@ -142,12 +168,31 @@ impl Inbox {
                     "error": e.to_string(), "received_at": crate::clock::now_rfc3339(),
                     "complete": false, "parts": 1,
                 });
-                self.events
-                    .emit("sms-received", EventClass::Critical, body)
-                    .await?;
+                self.append(body, receipt).await?;
                 Ok(true)
             }
         }
+    }
+
+    /// Commits one `sms-received` event, with its receipt when it has one.
+    async fn append(&self, body: Value, receipt: Option<&str>) -> Result<(), InboxError> {
+        let ev = NewEvent::new("sms-received", EventClass::Critical, body);
+        let store = self.events.store();
+        let row = match receipt {
+            Some(r) => store.append_once(r.to_string(), ev).await?,
+            None => Some(store.append(ev).await?),
+        };
+        match row {
+            Some(row) => {
+                self.events.committed();
+                tracing::info!(slot = self.slot, seq = row.seq, "SMS received");
+            }
+            None => tracing::info!(
+                slot = self.slot,
+                "SMS already received; not published again"
+            ),
+        }
+        Ok(())
     }
 
     fn body(&self, d: &Deliver, text: String, parts: usize, complete: bool) -> Value {
@@ -167,37 +212,10 @@ impl Inbox {
         })
     }
 
-    async fn deliver(&mut self, d: Deliver) -> Result<(), InboxError> {
+    async fn deliver(&mut self, d: Deliver, receipt: Option<&str>) -> Result<(), InboxError> {
         let Some(c) = d.concat.filter(|c| c.total > 1) else {
             let body = self.body(&d, d.text.clone(), 1, true);
-            // The same message read again (committed, then a crash before AT+CMGD) has the
-            // same fingerprint and is not published twice.
-            let fp = format!(
-                "single|{}|{}|{}|{:016x}",
-                self.slot,
-                d.from,
-                d.scts.to_rfc3339(),
-                crate::store::fnv1a(format!("{}|{}", d.text, pdu::to_hex(&d.data)).as_bytes())
-            );
-            match self
-                .events
-                .store()
-                .append_once(
-                    fp,
-                    NewEvent::new("sms-received", EventClass::Critical, body),
-                )
-                .await?
-            {
-                Some(row) => {
-                    self.events.committed();
-                    tracing::info!(slot = self.slot, seq = row.seq, "SMS received");
-                }
-                None => tracing::info!(
-                    slot = self.slot,
-                    "SMS already received; not published again"
-                ),
-            }
-            return Ok(());
+            return self.append(body, receipt).await;
         };
         let part = StoredPart {
             slot: self.slot,
@@ -215,7 +233,12 @@ impl Inbox {
             received_ms: now_ms(),
         };
         let key = part.key();
-        match self.events.store().put_part(part).await? {
+        match self
+            .events
+            .store()
+            .put_part_taken(part, receipt.map(str::to_string))
+            .await?
+        {
             PartOutcome::Stored { have } => {
                 tracing::info!(slot = self.slot, %key, have, total = c.total, "SMS part stored");
             }
@@ -293,6 +316,16 @@ impl Inbox {
     }
 }
 
+/// The receipt of a message at `index` of `storage` on `slot` (its PDU hashed, case-blind:
+/// AT+CMGR and AT+CMGL must agree).
+fn receipt(slot: u16, storage: &str, index: u32, pdu_hex: &str) -> String {
+    let pdu = pdu_hex.trim().to_ascii_uppercase();
+    format!(
+        "rx|{slot}|{storage}|{index}|{:016x}",
+        crate::store::fnv1a(pdu.as_bytes())
+    )
+}
+
 /// TP-Status in words (23.040 9.2.3.15).
 pub fn status_text(st: u8) -> &'static str {
     match st {
@@ -322,16 +355,31 @@ pub fn status_text(st: u8) -> &'static str {
     }
 }
 
+/// How long a message with all its parts stored is left to the inbox to complete.
+const COMPLETION_GRACE_MS: i64 = 30_000;
+
 /// Delivers multipart messages whose missing parts did not come within `timeout`, as
-/// `complete: false` with the parts that did. Returns how many were delivered.
+/// `complete: false` with the parts that did, and messages whose parts are all stored but
+/// whose completion did not commit (a crash, a full disk) as whole ones. Returns how many
+/// were delivered.
 pub async fn flush_stale(
     events: &Events,
     timeout: std::time::Duration,
 ) -> Result<usize, StoreError> {
     let deadline = now_ms() - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-    let stale = events.store().stale_parts(deadline).await?;
+    // Complete ones only once the inbox had ample time to finish them itself.
+    let grace = now_ms() - COMPLETION_GRACE_MS;
+    let mut stale: Vec<_> = events
+        .store()
+        .complete_parts()
+        .await?
+        .into_iter()
+        .filter(|(_, parts)| parts.iter().all(|p| p.received_ms < grace))
+        .collect();
+    stale.extend(events.store().stale_parts(deadline).await?);
     let n = stale.len();
     for (key, parts) in stale {
+        let complete = parts.len() >= usize::from(key.total);
         let mut text = String::new();
         let mut received = Vec::new();
         for seq in 1..=key.total {
@@ -355,9 +403,13 @@ pub async fn flush_stale(
             "parts": key.total,
             "parts_received": received,
             "reference": key.reference,
-            "complete": false,
+            "complete": complete,
         });
-        tracing::warn!(%key, have = parts.len(), "multipart SMS incomplete after the timeout; delivered as is");
+        if complete {
+            tracing::info!(%key, "multipart SMS whose completion was interrupted delivered");
+        } else {
+            tracing::warn!(%key, have = parts.len(), "multipart SMS incomplete after the timeout; delivered as is");
+        }
         events
             .store()
             .complete_message(

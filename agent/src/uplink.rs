@@ -48,7 +48,7 @@ pub struct UplinkOptions {
     pub version: String,
     /// This run's id, for the birth message.
     pub boot_id: String,
-    /// Longest wait between reconnect attempts.
+    /// Longest wait between reconnect attempts ([`Backoff`]).
     pub max_backoff: Duration,
     /// Configured slots (commands naming another slot are refused).
     pub slots: Vec<u16>,
@@ -108,6 +108,40 @@ pub fn spawn(
     (task, status_rx)
 }
 
+/// Waits between reconnect attempts: doubling from [`Backoff::FIRST`] up to the cap, each a
+/// random point in the upper half of its step, so boxes that lost the same broker do not all
+/// come back in the same instant, and no wait is longer than the cap.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    step: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    /// The first step.
+    pub const FIRST: Duration = Duration::from_millis(500);
+
+    /// Backoff up to `cap`.
+    pub fn new(cap: Duration) -> Self {
+        Self {
+            step: Self::FIRST,
+            cap: cap.max(Self::FIRST),
+        }
+    }
+
+    /// The next wait.
+    pub fn wait(&mut self) -> Duration {
+        let step = self.step;
+        self.step = (step * 2).min(self.cap);
+        step / 2 + jitter(step / 2)
+    }
+
+    /// Back to the first step (connected, or the network changed).
+    pub fn reset(&mut self) {
+        self.step = Self::FIRST;
+    }
+}
+
 fn jitter(max: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -138,6 +172,8 @@ struct Uplink {
     cursor: u64,
     /// Acknowledged seqs, deleted in batches by a helper task.
     acked_tx: mpsc::UnboundedSender<u64>,
+    /// The store's health as last seen (for the birth's `storage`).
+    storage: crate::store::StorageHealth,
 }
 
 impl Uplink {
@@ -186,6 +222,7 @@ impl Uplink {
             outbox_inflight: 0,
             cursor: 0,
             acked_tx,
+            storage: crate::store::StorageHealth::default(),
         }
     }
 
@@ -296,18 +333,36 @@ impl Uplink {
         {
             tracing::error!(error = %e, "cannot subscribe to commands");
         }
+        self.storage = self.events.store().health().borrow().clone();
+        self.publish_birth();
+        self.dirty.extend(self.latest.keys().copied());
+        self.publish_states();
+        self.refill().await;
+    }
+
+    /// The retained birth: online, version, boot id, and whether the store takes data.
+    fn publish_birth(&mut self) {
         let birth = json!({
             "online": true,
             "version": self.opts.version,
             "boot_id": self.opts.boot_id,
             "ts": crate::clock::now_rfc3339(),
+            "storage": if self.storage.full { "full" } else { "ok" },
         })
         .to_string()
         .into_bytes();
         let topic = format!("{}/status", self.root);
         self.publish(topic, true, birth, None);
-        self.dirty.extend(self.latest.keys().copied());
-        self.publish_states();
+    }
+
+    /// The store went into or out of full mode.
+    async fn on_storage(&mut self, health: crate::store::StorageHealth) {
+        self.storage = health;
+        if !self.connected {
+            return;
+        }
+        self.publish_birth();
+        // The store's own alarm was just committed.
         self.refill().await;
     }
 
@@ -317,7 +372,16 @@ impl Uplink {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let wake = self.events.wake();
-        let mut backoff = Duration::from_millis(500);
+        let mut health = self.events.store().health();
+        let mut health_open = true;
+        let mut backoff = Backoff::new(self.opts.max_backoff);
+        let mut netwatch = match crate::netwatch::NetWatch::open() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(error = %e, "no network change notifications; backoff only");
+                None
+            }
+        };
         // Without modems every sender is gone at once: a closed channel is always ready, which
         // would spin this loop and cancel `poll()` (and with it a TLS handshake) over and over.
         let mut snaps_open = true;
@@ -326,7 +390,7 @@ impl Uplink {
                 _ = shutdown.changed() => break,
                 ev = self.eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff = Duration::from_millis(500);
+                        backoff.reset();
                         self.on_connack().await;
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -336,6 +400,8 @@ impl Uplink {
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if let Some(seq) = self.inflight.remove(&ack.pkid) {
+                            // From now on the row is never sent again, even if its delete fails.
+                            self.events.store().mark_acked(seq);
                             self.outbox_inflight = self.outbox_inflight.saturating_sub(1);
                             self.status_tx.send_modify(|s| s.acked += 1);
                             let _ = self.acked_tx.send(seq);
@@ -350,15 +416,38 @@ impl Uplink {
                     }
                     Err(e) => {
                         self.on_disconnect(&e);
-                        let wait = backoff + jitter(backoff / 2);
-                        backoff = (backoff * 2).min(self.opts.max_backoff);
+                        let wait = backoff.wait();
+                        let net_changed = async {
+                            match &netwatch {
+                                Some(w) => w.changed().await,
+                                None => std::future::pending().await,
+                            }
+                        };
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
+                            r = net_changed => {
+                                if let Err(e) = r {
+                                    tracing::debug!(error = %e, "network watch ended");
+                                    netwatch = None;
+                                } else {
+                                    tracing::debug!("network changed; trying the broker now");
+                                    backoff.reset();
+                                }
+                            }
                             _ = shutdown.changed() => break,
                         }
                     }
                 },
                 _ = wake.notified(), if self.connected => self.refill().await,
+                // Only while connected, like the pictures below; on_connack reads it afresh.
+                r = health.changed(), if health_open && self.connected => {
+                    if r.is_ok() {
+                        let h = health.borrow_and_update().clone();
+                        self.on_storage(h).await;
+                    } else {
+                        health_open = false;
+                    }
+                }
                 // Not while connecting: waking here would cancel `poll()` mid-handshake (a
                 // slow TLS handshake over a cellular link must not be restarted by every
                 // signal change). Pictures wait in the channel and are sent after ConnAck.
@@ -534,11 +623,17 @@ impl Uplink {
                             json!({"request_id": rid, "ok": false, "error": {"code": "storage-full", "message": msg}}),
                         )
                     }
+                    Err(StoreError::DiskFull) => {
+                        let msg = "the gateway's data disk is full; command refused";
+                        tracing::warn!(request_id = %rid, "command refused: disk full");
+                        self.events.alarm("disk-full", msg, None).await;
+                        (
+                            rid.clone(),
+                            json!({"request_id": rid, "ok": false, "error": {"code": "disk-full", "message": msg}}),
+                        )
+                    }
                     Err(e) => {
                         tracing::error!(request_id = %rid, error = %e, "command not stored");
-                        if matches!(e, StoreError::DiskFull) {
-                            self.events.alarm("disk-full", &e.to_string(), None).await;
-                        }
                         (
                             rid.clone(),
                             json!({"request_id": rid, "ok": false, "error": {"code": "internal", "message": e.to_string()}}),
@@ -712,9 +807,31 @@ async fn delete_acked(events: Events, mut rx: mpsc::UnboundedReceiver<u64>) {
             }
         }
         if let Err(e) = events.store().delete(std::mem::take(&mut batch)).await {
-            // Not fatal: the rows are sent again after the next reconnect (the central server
-            // deduplicates by id).
-            tracing::error!(error = %e, "cannot delete acknowledged rows");
+            // Not lost and not sent again: the store keeps them as acknowledged and retries
+            // the delete itself (also after a restart).
+            tracing::debug!(error = %e, "acknowledged rows not deleted yet; the store retries");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(10));
+        let waits: Vec<Duration> = (0..12).map(|_| b.wait()).collect();
+        assert!(waits[0] <= Duration::from_millis(500), "{waits:?}");
+        assert!(
+            waits.iter().all(|w| *w <= Duration::from_secs(10)),
+            "{waits:?}"
+        );
+        assert!(
+            waits[8..].iter().all(|w| *w >= Duration::from_secs(5)),
+            "{waits:?}"
+        );
+        b.reset();
+        assert!(b.wait() <= Duration::from_millis(500));
     }
 }

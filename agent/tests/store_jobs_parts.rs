@@ -379,30 +379,49 @@ async fn counters_persist_and_the_store_s_own_are_reserved() {
 }
 
 /// A message read again after a crash (committed, not yet deleted from the SIM) is not
-/// published twice: single messages by fingerprint, parts of a completed message by theirs,
-/// and a message whose parts were all stored but never completed still completes.
+/// published twice: its receipt is recorded with its event (or its part), also across a
+/// reopen; once the delete is confirmed and the receipt forgotten, the same content at the
+/// same index is a new message. A message whose parts were all stored but never completed
+/// still completes.
 #[tokio::test]
-async fn messages_read_again_after_a_crash_are_not_published_twice() {
+async fn receipts_keep_a_re_read_message_out_and_let_an_identical_new_one_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let ev = || NewEvent::new("sms-received", EventClass::Critical, json!({"text": "hi"}));
-    let first = timeout(T, store.append_once("single|1|x".into(), ev()))
+    let receipt = || "rx|1|SM|0|00ff".to_string();
+    let first = timeout(T, store.append_once(receipt(), ev()))
         .await
         .unwrap()
         .unwrap();
     assert!(first.is_some());
-    let again = timeout(T, store.append_once("single|1|x".into(), ev()))
+    assert!(store.receipt_pending(&receipt()).await.unwrap());
+    let again = timeout(T, store.append_once(receipt(), ev()))
         .await
         .unwrap()
         .unwrap();
-    assert!(again.is_none());
+    assert!(again.is_none(), "a re-read is not published twice");
+    drop(store);
+    let store = open(dir.path());
+    assert!(store.receipt_pending(&receipt()).await.unwrap());
+    store.forget_receipt(receipt()).await.unwrap();
+    assert!(!store.receipt_pending(&receipt()).await.unwrap());
+    let new = store.append_once(receipt(), ev()).await.unwrap();
+    assert!(
+        new.is_some(),
+        "identical content after a confirmed delete is new"
+    );
 
-    // Parts 1 and 2 of 2 stored; the completion never ran (crash): reading part 2 again
-    // completes the message.
+    // Parts 1 and 2 of 2 stored with their receipts; the completion never ran (crash):
+    // reading part 2 again completes the message.
+    let r1 = "rx|1|SM|1|aa".to_string();
     assert!(matches!(
-        store.put_part(part(1, 2, 1)).await.unwrap(),
+        store
+            .put_part_taken(part(1, 2, 1), Some(r1.clone()))
+            .await
+            .unwrap(),
         PartOutcome::Stored { have: 1 }
     ));
+    assert!(store.receipt_pending(&r1).await.unwrap());
     assert!(matches!(
         store.put_part(part(2, 2, 2)).await.unwrap(),
         PartOutcome::Complete(_)
@@ -412,16 +431,13 @@ async fn messages_read_again_after_a_crash_are_not_published_twice() {
     };
     assert_eq!(parts.len(), 2);
     store.complete_message(key(2), ev()).await.unwrap();
-    // After completion, either part read again is a duplicate, also after a reopen.
-    drop(store);
-    let store = open(dir.path());
-    for seq in [1, 2] {
-        assert!(matches!(
-            store.put_part(part(seq, 2, 9)).await.unwrap(),
-            PartOutcome::Duplicate
-        ));
-    }
     assert_eq!(store.stats().await.unwrap().sms_parts, 0);
-    let again = store.append_once("single|1|x".into(), ev()).await.unwrap();
-    assert!(again.is_none());
+    // The same two parts again (a second message with the same reference): a new message.
+    store.put_part(part(1, 2, 10)).await.unwrap();
+    assert!(matches!(
+        store.put_part(part(2, 2, 11)).await.unwrap(),
+        PartOutcome::Complete(_)
+    ));
+    store.add_receipt("rx|1|SR|0|bb".into()).await.unwrap();
+    assert!(store.receipt_pending("rx|1|SR|0|bb").await.unwrap());
 }

@@ -318,6 +318,14 @@ pub struct GatewayConfig {
     /// recovery (soft reset, then power cycle).
     #[serde(default = "default_health_interval")]
     pub health_interval_secs: u32,
+    /// Days a finished job (a command, a sent SMS) is kept, and with it its `request_id`
+    /// (1..=3650).
+    #[serde(default = "default_retention_days")]
+    pub job_retention_days: u32,
+    /// Days the receipt of a received SMS whose delete from the SIM was never confirmed is
+    /// kept (1..=3650).
+    #[serde(default = "default_retention_days")]
+    pub sms_seen_retention_days: u32,
 }
 
 impl Default for GatewayConfig {
@@ -330,12 +338,21 @@ impl Default for GatewayConfig {
             board_profile: None,
             port_scan: default_port_scan(),
             health_interval_secs: default_health_interval(),
+            job_retention_days: default_retention_days(),
+            sms_seen_retention_days: default_retention_days(),
         }
     }
 }
 
 /// Default `gateway.health_interval_secs`.
 pub const DEFAULT_HEALTH_INTERVAL_SECS: u32 = 30;
+
+/// Default `gateway.job_retention_days` and `gateway.sms_seen_retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+fn default_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
 
 fn default_health_interval() -> u32 {
     DEFAULT_HEALTH_INTERVAL_SECS

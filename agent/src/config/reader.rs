@@ -70,6 +70,8 @@ const GATEWAY_KEYS: &[&str] = &[
     "board_profile",
     "port_scan",
     "health_interval_secs",
+    "job_retention_days",
+    "sms_seen_retention_days",
 ];
 const MQTT_KEYS: &[&str] = &[
     "url",
@@ -274,6 +276,8 @@ impl Reader {
                 "board_profile" => self.set_opt(&key, v, &mut out.board_profile),
                 "port_scan" => self.set(&key, v, &mut out.port_scan),
                 "health_interval_secs" => self.set(&key, v, &mut out.health_interval_secs),
+                "job_retention_days" => self.set(&key, v, &mut out.job_retention_days),
+                "sms_seen_retention_days" => self.set(&key, v, &mut out.sms_seen_retention_days),
                 _ => self.unknown("gateway", name, k.span(), GATEWAY_KEYS),
             }
         }

@@ -209,6 +209,17 @@ fn check_gateway(g: &GatewayConfig, out: &mut Vec<Problem>) {
             format!("{} is out of range 1..=3600", g.health_interval_secs),
         ));
     }
+    for (key, days) in [
+        ("gateway.job_retention_days", g.job_retention_days),
+        ("gateway.sms_seen_retention_days", g.sms_seen_retention_days),
+    ] {
+        if !(1..=3650).contains(&days) {
+            out.push(Problem::new(
+                key,
+                format!("{days} is out of range 1..=3650"),
+            ));
+        }
+    }
     for pattern in &g.port_scan {
         if !pattern.starts_with('/') {
             out.push(Problem::new(

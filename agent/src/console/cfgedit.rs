@@ -22,6 +22,8 @@ const INT_KEYS: &[&str] = &[
     "baud",
     "keep_alive_secs",
     "health_interval_secs",
+    "job_retention_days",
+    "sms_seen_retention_days",
     "idle_logout_secs",
     "reassembly_timeout_secs",
 ];
@@ -386,6 +388,8 @@ fn default_of(path: &KeyPath) -> Option<String> {
             ("gateway", "data_dir") => d.gateway.data_dir.display().to_string(),
             ("gateway", "log_level") => d.gateway.log_level,
             ("gateway", "health_interval_secs") => d.gateway.health_interval_secs.to_string(),
+            ("gateway", "job_retention_days") => d.gateway.job_retention_days.to_string(),
+            ("gateway", "sms_seen_retention_days") => d.gateway.sms_seen_retention_days.to_string(),
             ("mqtt", "url") => d.mqtt.url,
             ("mqtt", "keep_alive_secs") => d.mqtt.keep_alive_secs.to_string(),
             ("console", "device") => d.console.device,

@@ -16,6 +16,7 @@
 //!
 //! A future dropped after it queued its write may still see that write committed.
 
+mod disk;
 mod envelope;
 mod error;
 mod reader;
@@ -26,6 +27,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -36,18 +38,19 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use disk::{LOW_WATER_BYTES, RECOVER_BYTES, RESERVE_BYTES, free_bytes};
 pub use envelope::ENVELOPE_KEYS;
 pub use error::{StoreAlarm, StoreError};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, Campaign, DB_FILE_NAME, EventClass, Job, NewCampaign,
-    NewEvent, NewJob, OutboxRow, PartKey, PartOutcome, StoreOptions, StoreStats, StoredPart,
-    Submitted,
+    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, Campaign, DB_FILE_NAME, DEFAULT_JOB_RETENTION,
+    DEFAULT_RECEIPT_RETENTION, EventClass, Job, NewCampaign, NewEvent, NewJob, OutboxRow, PartKey,
+    PartOutcome, StorageHealth, StoreOptions, StoreStats, StoredPart, Submitted,
 };
 pub use writer::fnv1a;
 
 use envelope::Prepared;
-use writer::{JobRow, Op, Reply, Request, Writer};
+use writer::{JobRow, Op, Reply, Request, Writer, WriterLinks};
 
 /// Idle reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 4;
@@ -65,6 +68,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
     exited: watch::Receiver<bool>,
+    /// Rows the broker acknowledged whose delete has not committed: never handed out again.
+    acked: Arc<Mutex<BTreeSet<u64>>>,
+    health: watch::Receiver<StorageHealth>,
 }
 
 impl fmt::Debug for Store {
@@ -110,7 +116,17 @@ impl Store {
         let gateway_json = envelope::gateway_json(gateway_id)?;
         let (conn, alarms) = schema::open_writer(&opts.path)?;
         let batch_max = opts.batch_max.max(1);
-        let writer = Writer::new(conn, opts.max_rows, opts.max_bytes, batch_max)?;
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let (health_tx, health) = watch::channel(StorageHealth::default());
+        let writer = Writer::new(
+            conn,
+            &opts,
+            WriterLinks {
+                acked: acked.clone(),
+                health: health_tx,
+                gateway_json: gateway_json.clone(),
+            },
+        )?;
         let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(256));
         let (exited_tx, exited) = watch::channel(false);
         std::thread::Builder::new()
@@ -118,6 +134,25 @@ impl Store {
             .spawn(move || {
                 writer.run(rx);
                 let _ = exited_tx.send(true);
+            })
+            .map_err(|e| StoreError::io(&opts.path, e))?;
+        // The writer's clock: a weak handle, so the writer still stops with the last handle.
+        let weak = tx.downgrade();
+        let tick = opts.tick.max(std::time::Duration::from_millis(10));
+        std::thread::Builder::new()
+            .name("gsmgw-store-tick".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(tick);
+                    let Some(tx) = weak.upgrade() else { return };
+                    let (reply, _) = oneshot::channel();
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Op {
+                        req: Request::Tick,
+                        reply,
+                    }) {
+                        return;
+                    }
+                }
             })
             .map_err(|e| StoreError::io(&opts.path, e))?;
         let store = Store {
@@ -128,6 +163,8 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 exited,
+                acked,
+                health,
             }),
         };
         Ok((store, alarms))
@@ -147,16 +184,42 @@ impl Store {
         }
     }
 
-    /// Appends `ev` unless `fingerprint` was recorded before (then None): received messages
-    /// read again after a crash are not published twice.
+    /// Appends `ev` and records `receipt` in the same transaction, unless that receipt is
+    /// recorded already (then None). A receipt names a message taken from a modem's storage
+    /// (slot, storage, index, content) whose delete is not yet confirmed: read again after a
+    /// crash, it is not published twice; once [`Store::forget_receipt`] ran, the same content
+    /// at the same index is a new message.
     pub async fn append_once(
         &self,
-        fingerprint: String,
+        receipt: String,
         ev: NewEvent,
     ) -> Result<Option<OutboxRow>, StoreError> {
         let ev = self.prepare(ev)?;
-        match self.call(Request::AppendOnce(fingerprint, ev)).await? {
+        match self.call(Request::AppendOnce(receipt, ev)).await? {
             Reply::MaybeRow(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether `receipt` is recorded: the message was committed and its delete from the
+    /// modem not yet confirmed.
+    pub async fn receipt_pending(&self, receipt: &str) -> Result<bool, StoreError> {
+        let r = receipt.to_owned();
+        self.read(move |c| reader::receipt_pending(c, &r)).await
+    }
+
+    /// Records `receipt` on its own (for messages whose commit wrote no event of their own).
+    pub async fn add_receipt(&self, receipt: String) -> Result<(), StoreError> {
+        match self.call(Request::AddReceipt(receipt)).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The modem confirmed the message's delete: its receipt goes.
+    pub async fn forget_receipt(&self, receipt: String) -> Result<(), StoreError> {
+        match self.call(Request::ForgetReceipt(receipt)).await? {
+            Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
@@ -308,22 +371,45 @@ impl Store {
         }
     }
 
-    /// Outbox rows with seq > `after_seq`, ascending, at most `limit`.
+    /// Outbox rows with seq > `after_seq`, ascending, at most `limit`; rows already
+    /// acknowledged ([`Store::mark_acked`]) are left out even while their delete is pending.
     pub async fn pending(
         &self,
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.read(move |c| reader::pending(c, after_seq, limit))
+        let acked = self.inner.acked.clone();
+        self.read(move |c| reader::pending(c, after_seq, limit, &acked))
             .await
     }
 
-    /// Deletes outbox rows (on PUBACK); unknown seqs are ignored.
+    /// Records that the broker acknowledged row `seq`: from now on it is never handed out
+    /// by [`Store::pending`] again, also after a failed delete (retried by the store until it
+    /// commits, across restarts).
+    pub fn mark_acked(&self, seq: u64) {
+        self.inner
+            .acked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(seq);
+    }
+
+    /// Deletes outbox rows (on PUBACK); unknown seqs are ignored. A delete that fails is
+    /// retried by the store itself.
     pub async fn delete(&self, seqs: Vec<u64>) -> Result<(), StoreError> {
+        {
+            let mut acked = self.inner.acked.lock().unwrap_or_else(|p| p.into_inner());
+            acked.extend(seqs.iter().copied());
+        }
         match self.call(Request::Delete(seqs)).await? {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Whether the store takes new data (full mode on a full disk); changes are signalled.
+    pub fn health(&self) -> watch::Receiver<StorageHealth> {
+        self.inner.health.clone()
     }
 
     /// Figures about the outbox, jobs and the writer.
@@ -393,8 +479,18 @@ impl Store {
     /// Stores one part of a multipart SMS; `Complete` hands back all parts (still stored:
     /// finish with [`Store::complete_message`]).
     pub async fn put_part(&self, part: StoredPart) -> Result<PartOutcome, StoreError> {
+        self.put_part_taken(part, None).await
+    }
+
+    /// [`Store::put_part`] for a part read from a modem's storage: `receipt` is recorded in
+    /// the same transaction (see [`Store::append_once`]).
+    pub async fn put_part_taken(
+        &self,
+        part: StoredPart,
+        receipt: Option<String>,
+    ) -> Result<PartOutcome, StoreError> {
         let json = encode(&part.part)?;
-        match self.call(Request::PutPart(part, json)).await? {
+        match self.call(Request::PutPart(part, json, receipt)).await? {
             Reply::Part(p) => Ok(p),
             other => Err(unexpected(other)),
         }

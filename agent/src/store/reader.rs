@@ -1,7 +1,8 @@
 //! Read-only queries, run on reader connections (and a few by the writer inside its
 //! transaction). Readers see committed data only, which is all any caller was told about.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
@@ -19,26 +20,46 @@ pub(crate) fn parse_json_opt(s: Option<&str>) -> Result<Option<Value>, StoreErro
     s.map(parse_json).transpose()
 }
 
-/// Outbox rows with seq > `after_seq`, ascending, at most `limit`.
+/// Outbox rows with seq > `after_seq`, ascending, at most `limit`, leaving out those in
+/// `acked` (acknowledged, delete pending).
 pub(crate) fn pending(
     conn: &Connection,
     after_seq: u64,
     limit: usize,
+    acked: &Mutex<BTreeSet<u64>>,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, type, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![after, limit], |r| {
-        Ok(OutboxRow {
-            seq: r.get::<_, i64>(0)? as u64,
-            id: r.get(1)?,
-            event_type: r.get(2)?,
-            payload: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let page = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    // A page of nothing but acknowledged rows must not end the read early.
+    loop {
+        let rows = stmt
+            .query_map(params![after, page], |r| {
+                Ok(OutboxRow {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    payload: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let fetched = rows.len();
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Ok(out);
+        };
+        {
+            let acked = acked.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(rows.into_iter().filter(|r| !acked.contains(&r.seq)));
+        }
+        if !out.is_empty() || (fetched as i64) < page {
+            out.truncate(limit);
+            return Ok(out);
+        }
+        after = last as i64;
+    }
 }
 
 const JOB_COLUMNS: &str =
@@ -128,6 +149,15 @@ pub(crate) fn jobs_in_state(
         .query_map(params![state, limit], job_columns)?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_job).collect()
+}
+
+/// Whether a receipt is recorded (see `Store::append_once`).
+pub(crate) fn receipt_pending(conn: &Connection, receipt: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sms_seen WHERE fingerprint = ?1")?
+        .query_row([receipt], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// A counter's value (0 when it was never set).

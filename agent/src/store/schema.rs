@@ -72,9 +72,6 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
-/// How long a received message's fingerprint is kept (a SIM never holds a message longer).
-pub const SEEN_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
-
 /// Schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -146,15 +143,18 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Takes effect on a new file (before its first table); an older file is converted below.
+    conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL;")?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenFailure::Other(StoreError::Sqlite(format!(
             "could not switch to WAL (journal_mode is {mode})"
         ))));
     }
-    // journal_size_limit: after a checkpoint the WAL is cut back, not left at its peak.
+    // journal_size_limit: after a checkpoint the WAL is cut back to 4 MiB, not left at its
+    // peak (on a full disk the store also truncates it; see disk.rs).
     conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=4194304;",
     )?;
     let problems = quick_check(&conn)?;
     if !problems.is_empty() {
@@ -171,12 +171,38 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
         }));
     }
     migrate(&conn, found)?;
-    conn.execute(
-        "DELETE FROM sms_seen WHERE seen_ms < ?1",
-        [super::envelope::unix_ms() - SEEN_TTL_MS],
-    )?;
+    convert_to_incremental_vacuum(&conn, path);
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A file made before the store reclaimed space has `auto_vacuum` off: one VACUUM turns it
+/// on (it needs about the file's size free again; without that room it waits for a later start).
+fn convert_to_incremental_vacuum(conn: &Connection, path: &Path) {
+    let mode: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap_or(2);
+    if mode == 2 {
+        return;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let free = super::disk::free_bytes(dir).unwrap_or(0);
+    if free < size.saturating_mul(2) + super::disk::RESERVE_BYTES * 2 {
+        tracing::info!(
+            size,
+            free,
+            "store file not converted to incremental vacuum: not enough room"
+        );
+        return;
+    }
+    match conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;") {
+        Ok(()) => tracing::info!(size, "store file converted to incremental vacuum"),
+        Err(e) => tracing::warn!(error = %e, "store file not converted to incremental vacuum"),
+    }
 }
 
 /// Why the file's first 100 bytes are not an SQLite header, if they are not (an absent or

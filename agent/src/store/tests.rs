@@ -53,6 +53,8 @@ async fn disk_full_is_reported_and_the_writer_recovers() {
         }
     }
     assert!(full_at.is_some(), "never hit the cap");
+    let health = store.health().borrow().clone();
+    assert!(health.full, "{health:?}");
 
     // A whole group failing with DiskFull: each caller gets DiskFull, nobody hangs.
     let mut tasks = Vec::new();
@@ -66,15 +68,31 @@ async fn disk_full_is_reported_and_the_writer_recovers() {
     }
     let before = store.stats().await.expect("stats works while full");
 
-    // Free space (PUBACKs arrive): writes work again.
+    assert!(before.disk_full);
+
+    // Free space (PUBACKs arrive, deletes run while full): full mode ends by itself at the
+    // writer's next look at the disk, with a `disk-ok` alarm, and writes work again.
     store.delete(seqs.clone()).await.expect("delete while full");
+    let mut health = store.health();
+    timeout(T, health.wait_for(|h| !h.full))
+        .await
+        .expect("full mode never ended")
+        .expect("health");
     let row = timeout(T, store.append(ev(1)))
         .await
         .expect("hung")
         .expect("append after delete");
-    assert_eq!(row.seq, before.next_seq, "failed appends used no seq");
+    assert_eq!(
+        row.seq,
+        before.next_seq + 1,
+        "failed appends used no seq; the disk-ok alarm one"
+    );
     let after = store.stats().await.expect("stats");
-    assert_eq!(after.rows, before.rows - seqs.len() as u64 + 1);
+    assert!(!after.disk_full);
+    assert_eq!(after.rows, before.rows - seqs.len() as u64 + 2);
+    let alarm = store.pending(row.seq - 2, 1).await.expect("pending");
+    let alarm: Value = serde_json::from_slice(&alarm[0].payload).expect("json");
+    assert_eq!(alarm["code"], "disk-ok", "{alarm}");
 
     // Durable: what was acknowledged is there after reopen.
     store.close().await.expect("close");
@@ -174,4 +192,235 @@ fn envelope_is_valid_json_with_seq_spliced_in() {
     assert_eq!(v["slot"], 2);
     assert_eq!(v["text"], "quote \" and \u{e9}");
     assert_eq!(v["id"].as_str(), Some(p.id.as_str()));
+}
+
+/// Rows the broker acknowledged are never handed out again, even when their delete fails:
+/// not on the next read, not after a restart (the ack log), and the delete is retried until
+/// it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_rows_whose_delete_fails_are_never_published_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut seqs = Vec::new();
+    for i in 0..10 {
+        seqs.push(store.append(ev(i)).await.expect("append").seq);
+    }
+    // Deletes fail on the writer's connection, as on a full disk.
+    store
+        .exec_on_writer(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON outbox
+                 BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+            )
+        })
+        .await
+        .expect("trigger");
+    for &s in &seqs[..6] {
+        store.mark_acked(s);
+    }
+    assert!(store.delete(seqs[..6].to_vec()).await.is_err());
+    let left: Vec<u64> = store
+        .pending(0, 100)
+        .await
+        .expect("pending")
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(
+        left,
+        seqs[6..].to_vec(),
+        "acknowledged rows are not handed out"
+    );
+    // A page of nothing but acknowledged rows does not end the read.
+    let page = store.pending(0, 3).await.expect("pending");
+    assert_eq!(page.first().map(|r| r.seq), Some(seqs[6]));
+    let st = store.stats().await.expect("stats");
+    assert_eq!(st.acked_undeleted, 6);
+    assert_eq!(st.rows, 10, "still stored");
+
+    // A restart before the delete committed: the ack log deletes them first.
+    store.close().await.expect("close");
+    let store = open(dir.path());
+    let st = store.stats().await.expect("stats");
+    assert_eq!(st.rows, 4, "deleted at open");
+    assert_eq!(st.acked_undeleted, 0);
+    let left: Vec<u64> = store
+        .pending(0, 100)
+        .await
+        .expect("pending")
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, seqs[6..].to_vec());
+    // A third open finds the log empty.
+    store.close().await.expect("close");
+    let store = open(dir.path());
+    assert_eq!(store.stats().await.expect("stats").rows, 4);
+}
+
+/// A failed delete is retried by the writer itself, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delete_is_retried_until_it_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_with(dir.path(), |o| o.tick = Duration::from_millis(20));
+    let a = store.append(ev(1)).await.expect("append").seq;
+    store
+        .exec_on_writer(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON outbox
+                 BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+            )
+        })
+        .await
+        .expect("trigger");
+    assert!(store.delete(vec![a]).await.is_err());
+    assert_eq!(store.stats().await.expect("stats").acked_undeleted, 1);
+    store
+        .exec_on_writer(|c| c.execute_batch("DROP TRIGGER temp.no_delete;"))
+        .await
+        .expect("drop trigger");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let st = store.stats().await.expect("stats");
+        if st.rows == 0 && st.acked_undeleted == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never retried: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn open_with(dir: &Path, f: impl FnOnce(&mut StoreOptions)) -> Store {
+    let mut o = StoreOptions::in_dir(dir);
+    f(&mut o);
+    let (store, alarms) = Store::open(o, "gw-test").expect("open");
+    assert!(alarms.is_empty());
+    store
+}
+
+/// Finished jobs and stale receipts go after their retention; jobs of a running campaign and
+/// unfinished ones stay; the job bound prunes the oldest finished first, then refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_finished_jobs_and_receipts_and_bounds_the_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_with(dir.path(), |o| {
+        o.job_retention = Duration::from_millis(300);
+        o.receipt_retention = Duration::from_millis(300);
+        o.housekeeping_every = Duration::from_millis(50);
+        o.tick = Duration::from_millis(20);
+        o.max_jobs = 50;
+    });
+    let job = |rid: String, state: &str| NewJob {
+        request_id: rid,
+        verb: "ping".into(),
+        payload: json!({}),
+        slot: None,
+        state: state.into(),
+        outcome: None,
+        event: None,
+    };
+    for i in 0..20 {
+        store
+            .submit_job(job(format!("done-{i}"), "done"))
+            .await
+            .expect("job");
+    }
+    store
+        .submit_job(job("waiting".into(), "queued"))
+        .await
+        .expect("job");
+    store
+        .add_receipt("rx|1|SM|3|ab".into())
+        .await
+        .expect("receipt");
+    assert_eq!(store.stats().await.expect("stats").jobs, 21);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let st = store.stats().await.expect("stats");
+        if st.jobs == 1 && st.receipts == 0 {
+            assert_eq!(st.pruned_jobs, 20);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never pruned: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        store
+            .job_by_request("waiting")
+            .await
+            .expect("job")
+            .is_some()
+    );
+    assert!(store.job_by_request("done-0").await.expect("job").is_none());
+
+    // The bound: 49 more queued jobs fill it; a finished one makes room for the next by
+    // going first; with none finished, a new command is refused.
+    for i in 0..48 {
+        store
+            .submit_job(job(format!("q-{i}"), "queued"))
+            .await
+            .expect("job");
+    }
+    store
+        .submit_job(job("old-done".into(), "done"))
+        .await
+        .expect("job");
+    assert_eq!(store.stats().await.expect("stats").jobs, 50);
+    store
+        .submit_job(job("one-more".into(), "queued"))
+        .await
+        .expect("room made by pruning the finished job");
+    assert!(
+        store
+            .job_by_request("old-done")
+            .await
+            .expect("job")
+            .is_none()
+    );
+    let r = store.submit_job(job("too-many".into(), "queued")).await;
+    assert!(matches!(r, Err(StoreError::Full { .. })), "{r:?}");
+}
+
+/// After a big backlog drained, the file gives its space back (incremental vacuum and a WAL
+/// truncated), without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_shrinks_after_a_backlog_drains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_with(dir.path(), |o| {
+        o.housekeeping_every = Duration::from_millis(100);
+        o.tick = Duration::from_millis(20);
+    });
+    let mut seqs = Vec::new();
+    for chunk in 0..20 {
+        let evs = (0..500).map(|i| ev(chunk * 500 + i)).collect();
+        seqs.extend(
+            store
+                .append_many(evs)
+                .await
+                .expect("append")
+                .iter()
+                .map(|r| r.seq),
+        );
+    }
+    let full = store.stats().await.expect("stats").file_bytes;
+    assert!(full > 5_000_000, "{full}");
+    store.delete(seqs).await.expect("delete");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let now = store.stats().await.expect("stats").file_bytes;
+        if now < full / 5 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "file stayed at {now} of {full}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -15,6 +16,12 @@ pub const ALARM_RESERVE_ROWS: u64 = 1000;
 /// Payload bytes an `alarm` event may use beyond `max_bytes`.
 pub const ALARM_RESERVE_BYTES: u64 = 1 << 20;
 
+/// Default [`StoreOptions::job_retention`]: 30 days.
+pub const DEFAULT_JOB_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default [`StoreOptions::receipt_retention`]: 30 days (a SIM never keeps a message longer
+/// without the agent retrying its delete).
+pub const DEFAULT_RECEIPT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Where the store lives and how big its outbox may grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -26,16 +33,34 @@ pub struct StoreOptions {
     pub max_bytes: u64,
     /// Most queued operations committed in one transaction.
     pub batch_max: usize,
+    /// Finished jobs (and campaigns) are deleted this long after their last change; their
+    /// `request_id` is forgotten with them.
+    pub job_retention: Duration,
+    /// Receipts of taken SMS whose delete was never confirmed are forgotten after this long.
+    pub receipt_retention: Duration,
+    /// Jobs kept at most: beyond, the oldest finished ones go first; with none finished, new
+    /// commands are refused ([`crate::store::StoreError::Full`]).
+    pub max_jobs: u64,
+    /// How often retention and space reclaiming run.
+    pub housekeeping_every: Duration,
+    /// How often the writer looks at the disk (free space, full-mode recovery, retries).
+    pub tick: Duration,
 }
 
 impl StoreOptions {
-    /// Defaults (1 000 000 rows, 256 MiB, batches of 1024) for the database at `path`.
+    /// Defaults (1 000 000 rows, 256 MiB, batches of 1024, jobs kept 30 days and at most
+    /// 500 000, housekeeping every 10 minutes) for the database at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             max_rows: 1_000_000,
             max_bytes: 256 << 20,
             batch_max: 1024,
+            job_retention: DEFAULT_JOB_RETENTION,
+            receipt_retention: DEFAULT_RECEIPT_RETENTION,
+            max_jobs: 500_000,
+            housekeeping_every: Duration::from_secs(600),
+            tick: Duration::from_secs(1),
         }
     }
 
@@ -131,6 +156,27 @@ pub struct StoreStats {
     pub transactions: u64,
     /// Operations the writer committed (or refused) since open.
     pub operations: u64,
+    /// Jobs stored (all states).
+    pub jobs: u64,
+    /// Receipts of taken SMS whose delete is not yet confirmed.
+    pub receipts: u64,
+    /// Rows acknowledged by the broker whose delete has not committed yet.
+    pub acked_undeleted: u64,
+    /// Finished jobs deleted by retention since open.
+    pub pruned_jobs: u64,
+    /// The disk is (nearly) full: new data is refused.
+    pub disk_full: bool,
+    /// Size of the database file and its WAL, in bytes.
+    pub file_bytes: u64,
+}
+
+/// Whether the store takes new data; watch it with [`crate::store::Store::health`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StorageHealth {
+    /// The disk is full or nearly: new data is refused until space is freed.
+    pub full: bool,
+    /// Why, while full.
+    pub reason: Option<String>,
 }
 
 /// A command from central to record as a job.

@@ -8,16 +8,42 @@
 //! checking before it writes; a SQLite failure (disk full …) rolls the whole group back, which
 //! is then retried one operation per transaction so each caller gets its own answer.
 
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::disk::{self, AckLog, Reserve};
 use super::envelope::{Prepared, unix_ms};
 use super::error::StoreError;
 use super::reader::{load_parts, parse_json_opt};
 use super::types::{
-    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, OutboxRow, PartKey, PartOutcome, StoreStats,
-    StoredPart, Submitted,
+    ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, EventClass, NewEvent, OutboxRow, PartKey, PartOutcome,
+    StorageHealth, StoreOptions, StoreStats, StoredPart, Submitted,
 };
+
+/// Job states after which nothing more happens to a job (retention may delete it).
+pub(crate) const FINISHED_JOB_STATES: &str =
+    "'done','delivered','failed','cancelled','unknown','expired','sent'";
+
+/// Alarms taken while the disk is full, per episode: the reserve is for recovery.
+const ALARMS_WHILE_FULL: u32 = 16;
+
+/// Jobs that belong to no campaign still running (a running campaign counts its recipients).
+const LIVE: &str = "(campaign_id IS NULL OR campaign_id NOT IN
+     (SELECT campaign_id FROM campaigns WHERE state IN ('running','paused')))";
+
+/// Locks a mutex, also one a panicking thread left poisoned (the data is a plain set).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Free pages worth reclaiming with an incremental vacuum.
+const VACUUM_MIN_FREE_PAGES: i64 = 256;
 
 /// Counter names the store keeps for itself.
 pub(crate) const RESERVED_COUNTERS: [&str; 2] = ["next_seq", "dropped_telemetry"];
@@ -49,9 +75,13 @@ pub(crate) enum Request {
         outcome: Option<String>,
         event: Option<Prepared>,
     },
-    PutPart(StoredPart, String),
+    PutPart(StoredPart, String, Option<String>),
     CompleteMessage(PartKey, Prepared),
     AppendOnce(String, Prepared),
+    /// Records a receipt: a message taken from a modem's storage, delete not yet confirmed.
+    AddReceipt(String),
+    /// The modem confirmed the delete: the receipt goes.
+    ForgetReceipt(String),
     SubmitCampaign {
         command: JobRow,
         campaign_id: String,
@@ -73,6 +103,8 @@ pub(crate) enum Request {
     },
     CounterAdd(String, i64),
     Stats,
+    /// Time passed: look at the disk, retry failed deletes, housekeeping when due.
+    Tick,
     Close,
     /// Test hook: run SQL on the write connection inside the writer's transaction.
     #[cfg(test)]
@@ -89,6 +121,29 @@ impl Request {
             | Request::CompleteMessage(..)
             | Request::AppendOnce(..)
             | Request::SubmitCampaign { .. } => true,
+            #[cfg(test)]
+            Request::Exec(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Request {
+    /// Whether the operation may run while the disk is full: it records what already
+    /// happened outside (a send, an acknowledgement, a delete on the modem), frees space, or
+    /// is the alarm itself. New data waits at its source instead.
+    fn allowed_while_full(&self) -> bool {
+        match self {
+            Request::Append(ev) => ev.is_alarm(),
+            Request::Delete(_)
+            | Request::UpdateJob { .. }
+            | Request::Requeue { .. }
+            | Request::ForgetReceipt(_)
+            | Request::AddReceipt(_)
+            | Request::SetCampaignState(..)
+            | Request::Stats
+            | Request::Tick
+            | Request::Close => true,
             #[cfg(test)]
             Request::Exec(_) => true,
             _ => false,
@@ -162,6 +217,17 @@ struct State {
     /// Values last written to `counters`.
     flushed_seq: u64,
     flushed_dropped: u64,
+    /// Rows in `jobs`.
+    jobs: u64,
+}
+
+/// Retention and bounds beyond the outbox.
+#[derive(Debug, Clone)]
+struct Retention {
+    job_ms: i64,
+    receipt_ms: i64,
+    max_jobs: u64,
+    every: Duration,
 }
 
 /// The writer: its connection, its memory and its limits.
@@ -173,18 +239,43 @@ pub(crate) struct Writer {
     batch_max: usize,
     transactions: u64,
     operations: u64,
+    retention: Retention,
+    last_housekeeping: Instant,
+    pruned_jobs: u64,
+    db_path: PathBuf,
+    /// The folder holding the database (free space is measured there).
+    data_dir: PathBuf,
+    gateway_json: String,
+    /// Seqs acknowledged by the broker and not yet deleted (shared with readers, which
+    /// never hand them out again).
+    acked: Arc<Mutex<BTreeSet<u64>>>,
+    ack_log: AckLog,
+    /// A delete failed: retry the acknowledged set at the next tick.
+    delete_failed: bool,
+    reserve: Reserve,
+    /// Why the store is in full mode, while it is.
+    full: Option<String>,
+    alarms_while_full: u32,
+    health: watch::Sender<StorageHealth>,
+}
+
+/// What the writer shares with the store's handles.
+pub(crate) struct WriterLinks {
+    pub acked: Arc<Mutex<BTreeSet<u64>>>,
+    pub health: watch::Sender<StorageHealth>,
+    pub gateway_json: String,
 }
 
 const TELEMETRY: usize = 0;
 const CRITICAL: usize = 1;
 
 impl Writer {
-    /// Takes over `conn` (migrated) and loads the counters and outbox totals.
+    /// Takes over `conn` (migrated) and loads the counters and outbox totals; deletes rows
+    /// acknowledged in an earlier run whose delete did not commit.
     pub fn new(
         conn: Connection,
-        max_rows: u64,
-        max_bytes: u64,
-        batch_max: usize,
+        opts: &StoreOptions,
+        links: WriterLinks,
     ) -> Result<Self, StoreError> {
         let counter = |name: &str| -> Result<u64, StoreError> {
             let v: Option<i64> = conn
@@ -215,7 +306,14 @@ impl Writer {
                 totals.bytes[idx] += r.get::<_, i64>(2)? as u64;
             }
         }
-        Ok(Self {
+        let jobs: i64 = conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let mut ack_log = AckLog::open(&opts.path);
+        let earlier = ack_log.load();
+        let delete_failed = !earlier.is_empty();
+        lock(&links.acked).extend(earlier);
+        let reserve = Reserve::beside(&opts.path);
+        let mut w = Self {
             conn,
             st: State {
                 next_seq,
@@ -223,13 +321,44 @@ impl Writer {
                 totals,
                 flushed_seq: 0,
                 flushed_dropped: dropped,
+                jobs: jobs.max(0) as u64,
             },
-            max_rows,
-            max_bytes,
-            batch_max: batch_max.max(1),
+            max_rows: opts.max_rows,
+            max_bytes: opts.max_bytes,
+            batch_max: opts.batch_max.max(1),
             transactions: 0,
             operations: 0,
-        })
+            retention: Retention {
+                job_ms: ms(opts.job_retention),
+                receipt_ms: ms(opts.receipt_retention),
+                max_jobs: opts.max_jobs.max(1),
+                every: opts.housekeeping_every,
+            },
+            last_housekeeping: Instant::now(),
+            pruned_jobs: 0,
+            db_path: opts.path.clone(),
+            data_dir: match opts.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            gateway_json: links.gateway_json,
+            acked: links.acked,
+            ack_log,
+            delete_failed,
+            reserve,
+            full: None,
+            alarms_while_full: 0,
+            health: links.health,
+        };
+        if let Err(e) = w.reserve.fill() {
+            tracing::warn!(error = %e, "disk-full reserve not written; the disk is nearly full");
+        }
+        if w.delete_failed {
+            w.retry_deletes();
+        }
+        w.housekeeping();
+        w.look_at_disk();
+        Ok(w)
     }
 
     /// Serves operations until every sender is gone or `Close` arrives.
@@ -244,7 +373,15 @@ impl Writer {
                 }
             }
             let close = batch.iter().any(|op| matches!(op.req, Request::Close));
-            self.process(&mut batch);
+            let before = batch.len();
+            batch.retain(|op| !matches!(op.req, Request::Tick));
+            let ticked = batch.len() < before;
+            if !batch.is_empty() {
+                self.process(&mut batch);
+            }
+            if ticked {
+                self.tick();
+            }
             if close {
                 break;
             }
@@ -260,17 +397,30 @@ impl Writer {
 
     /// Runs one group and replies to each caller.
     fn process(&mut self, batch: &mut Vec<Op>) {
+        if self.full.is_some() {
+            self.refuse_while_full(batch);
+            if batch.is_empty() {
+                return;
+            }
+        }
         let snapshot = self.st;
         match self.run_txn(batch.iter().map(|op| &op.req)) {
             Ok(results) => {
                 for (op, r) in batch.drain(..).zip(results) {
+                    self.committed(&op.req, r.is_ok());
                     let _ = op.reply.send(r);
                 }
             }
             Err(e) => {
                 self.abort();
                 self.st = snapshot;
-                if batch.len() > 1 {
+                let mut released = false;
+                if e == StoreError::DiskFull {
+                    // The reserve is released: what may run while full gets its retry.
+                    released = self.enter_full("the disk is full");
+                    self.refuse_while_full(batch);
+                }
+                if batch.len() > 1 || released {
                     tracing::warn!(error = %e, ops = batch.len(), "store group failed; retrying one by one");
                     for op in batch.drain(..) {
                         let snap = self.st;
@@ -281,19 +431,341 @@ impl Writer {
                             Err(e) => {
                                 self.abort();
                                 self.st = snap;
+                                if e == StoreError::DiskFull {
+                                    self.enter_full("the disk is full");
+                                }
                                 Err(e)
                             }
                         };
+                        self.committed(&op.req, r.is_ok());
                         let _ = op.reply.send(r);
                     }
                 } else {
-                    tracing::warn!(error = %e, "store operation failed");
+                    if e != StoreError::DiskFull {
+                        tracing::warn!(error = %e, "store operation failed");
+                    }
                     for op in batch.drain(..) {
+                        self.committed(&op.req, false);
                         let _ = op.reply.send(Err(e.clone()));
                     }
                 }
             }
         }
+    }
+
+    /// Answers [`StoreError::DiskFull`] to what may not run while full, keeping the rest.
+    fn refuse_while_full(&mut self, batch: &mut Vec<Op>) {
+        let mut kept = Vec::with_capacity(batch.len());
+        for op in batch.drain(..) {
+            let alarm = matches!(&op.req, Request::Append(ev) if ev.is_alarm());
+            let allowed = op.req.allowed_while_full()
+                && !(alarm && self.alarms_while_full >= ALARMS_WHILE_FULL);
+            if allowed {
+                if alarm {
+                    self.alarms_while_full += 1;
+                }
+                kept.push(op);
+            } else {
+                self.committed(&op.req, false);
+                let _ = op.reply.send(Err(StoreError::DiskFull));
+            }
+        }
+        *batch = kept;
+    }
+
+    /// After an operation's transaction committed (`ok`) or failed: the acknowledged set.
+    fn committed(&mut self, req: &Request, ok: bool) {
+        if let Request::Delete(seqs) = req {
+            if ok {
+                let mut acked = lock(&self.acked);
+                for s in seqs {
+                    acked.remove(s);
+                }
+            } else {
+                self.delete_failed = true;
+                self.persist_acked();
+            }
+        }
+    }
+
+    /// Writes the acknowledged-but-undeleted set to the ack log (a restart deletes them).
+    fn persist_acked(&mut self) {
+        let set = lock(&self.acked).clone();
+        if let Err(e) = self.ack_log.store(&set) {
+            tracing::warn!(rows = set.len(), error = %e,
+                "acknowledged rows not recorded; a restart before their delete publishes them again");
+        }
+    }
+
+    /// Deletes the acknowledged set; on success the ack log is cleared.
+    fn retry_deletes(&mut self) {
+        let seqs: Vec<u64> = lock(&self.acked).iter().copied().collect();
+        if seqs.is_empty() {
+            self.delete_failed = false;
+            let _ = self.ack_log.clear();
+            return;
+        }
+        let req = Request::Delete(seqs);
+        let snap = self.st;
+        match self.run_txn(std::iter::once(&req)) {
+            Ok(_) => {
+                self.committed(&req, true);
+                self.delete_failed = false;
+                if lock(&self.acked).is_empty() {
+                    if let Err(e) = self.ack_log.clear() {
+                        tracing::warn!(error = %e, "acknowledged-rows log not cleared");
+                    }
+                } else {
+                    self.persist_acked();
+                }
+                tracing::info!("acknowledged rows deleted after an earlier failure");
+            }
+            Err(e) => {
+                self.abort();
+                self.st = snap;
+                if e == StoreError::DiskFull {
+                    self.enter_full("the disk is full");
+                }
+                self.persist_acked();
+                tracing::debug!(error = %e, "acknowledged rows still not deleted");
+            }
+        }
+    }
+
+    /// Periodic work: the disk, failed deletes, housekeeping when due.
+    fn tick(&mut self) {
+        // Deletes first: they give space back before the disk is judged.
+        if self.delete_failed {
+            self.retry_deletes();
+        }
+        self.look_at_disk();
+        if self.last_housekeeping.elapsed() >= self.retention.every {
+            self.housekeeping();
+        }
+    }
+
+    /// Free space: under the low-water mark the store goes into full mode (checkpointing the
+    /// WAL back first); with enough free again it leaves it.
+    fn look_at_disk(&mut self) {
+        let dir = self.data_dir.clone();
+        let dir = dir.as_path();
+        let Some(free) = disk::free_bytes(dir) else {
+            return;
+        };
+        if self.full.is_none() {
+            if free < disk::LOW_WATER_BYTES {
+                // A checkpoint may hand the WAL's space back before we give up.
+                self.checkpoint_truncate();
+                let free = disk::free_bytes(dir).unwrap_or(free);
+                if free < disk::LOW_WATER_BYTES {
+                    self.enter_full(&format!("only {free} bytes free on the data disk"));
+                }
+            }
+            return;
+        }
+        self.checkpoint_truncate();
+        let free = disk::free_bytes(dir).unwrap_or(free);
+        let needed = disk::RECOVER_BYTES
+            + if self.reserve.present() {
+                0
+            } else {
+                disk::RESERVE_BYTES
+            };
+        if free < needed {
+            return;
+        }
+        if let Err(e) = self.reserve.fill() {
+            tracing::debug!(error = %e, "reserve not written back yet");
+            return;
+        }
+        let reason = self.full.take().unwrap_or_default();
+        tracing::warn!(free, %reason, "disk space back; the store takes data again");
+        self.alarms_while_full = 0;
+        self.internal_alarm(
+            "disk-ok",
+            &format!(
+                "the data disk has room again ({free} bytes free); the store takes data again"
+            ),
+        );
+        self.health.send_replace(StorageHealth::default());
+    }
+
+    /// Enters full mode (if not in it): releases the reserve, records a `disk-full` alarm
+    /// with its space, tells the watchers. True if the reserve was released now.
+    fn enter_full(&mut self, reason: &str) -> bool {
+        let released = self.reserve.release();
+        if self.full.is_some() {
+            return released;
+        }
+        tracing::error!(%reason, reserve_released = released,
+            "store in full mode: new data is refused until disk space is freed");
+        self.full = Some(reason.to_string());
+        self.alarms_while_full = 1;
+        self.checkpoint_truncate();
+        self.internal_alarm(
+            "disk-full",
+            &format!("{reason}: new events and commands are refused, received SMS stay on the SIM until space is freed"),
+        );
+        self.health.send_replace(StorageHealth {
+            full: true,
+            reason: Some(reason.to_string()),
+        });
+        released
+    }
+
+    /// Appends an alarm of the store's own in a transaction of its own (logged if it cannot:
+    /// the retained status still says the store is full).
+    fn internal_alarm(&mut self, code: &str, message: &str) {
+        let body = json!({"code": code, "message": message, "slot": null});
+        let ev = match Prepared::new(
+            NewEvent::new("alarm", EventClass::Critical, body),
+            &self.gateway_json,
+        ) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(error = %e, "store alarm not encoded");
+                return;
+            }
+        };
+        let req = Request::Append(ev);
+        let snap = self.st;
+        if let Err(e) = self.run_txn(std::iter::once(&req)) {
+            self.abort();
+            self.st = snap;
+            tracing::error!(%code, error = %e, "store alarm could not be stored");
+        }
+    }
+
+    /// Checkpoints the whole WAL into the database and truncates it (gives its space back).
+    fn checkpoint_truncate(&mut self) {
+        self.abort();
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed");
+        }
+    }
+
+    /// Retention (finished jobs and campaigns, stale receipts), the job bound, and giving
+    /// free pages back to the file system.
+    fn housekeeping(&mut self) {
+        self.last_housekeeping = Instant::now();
+        let now = unix_ms();
+        let job_cut = now.saturating_sub(self.retention.job_ms);
+        let receipt_cut = now.saturating_sub(self.retention.receipt_ms);
+        let snap = self.st;
+        let r = (|| -> Result<u64, StoreError> {
+            self.abort();
+            self.sql("BEGIN IMMEDIATE")?;
+            let pruned = self.prune_jobs(job_cut)?;
+            self.conn
+                .prepare_cached("DELETE FROM sms_seen WHERE seen_ms < ?1")?
+                .execute([receipt_cut])?;
+            self.sql("COMMIT")?;
+            Ok(pruned)
+        })();
+        match r {
+            Ok(pruned) => {
+                if pruned > 0 {
+                    tracing::debug!(pruned, "finished jobs past their retention deleted");
+                }
+            }
+            Err(e) => {
+                self.abort();
+                self.st = snap;
+                tracing::debug!(error = %e, "housekeeping failed; retried later");
+                return;
+            }
+        }
+        self.reclaim_space();
+    }
+
+    /// Deletes finished jobs last changed before `cut` (unix ms) and finished campaigns with
+    /// them; then, over the job bound, the oldest finished ones. Returns how many went.
+    fn prune_jobs(&mut self, cut: i64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM jobs WHERE state IN ({FINISHED_JOB_STATES}) AND updated_ms < ?1 AND {LIVE}"
+            ))?
+            .execute([cut])? as u64;
+        self.st.jobs = self.st.jobs.saturating_sub(n);
+        self.pruned_jobs += n;
+        let n = n + self.prune_over(self.retention.max_jobs)?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM campaigns WHERE state IN ('done','cancelled') AND updated_ms < ?1
+                   AND campaign_id NOT IN (SELECT campaign_id FROM jobs WHERE campaign_id IS NOT NULL)",
+            )?
+            .execute([cut])?;
+        Ok(n)
+    }
+
+    /// Deletes the oldest finished jobs until at most `keep` remain (or none finished is
+    /// left); returns how many went.
+    fn prune_over(&mut self, keep: u64) -> Result<u64, StoreError> {
+        if self.st.jobs <= keep {
+            return Ok(0);
+        }
+        let over = self.st.jobs - keep;
+        let n = self
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs
+                   WHERE state IN ({FINISHED_JOB_STATES}) AND {LIVE} ORDER BY updated_ms LIMIT ?1)"
+            ))?
+            .execute([i64::try_from(over).unwrap_or(i64::MAX)])? as u64;
+        self.st.jobs = self.st.jobs.saturating_sub(n);
+        self.pruned_jobs += n;
+        Ok(n)
+    }
+
+    /// Makes room for `n` new jobs under the job bound, or refuses.
+    fn room_for_jobs(&mut self, n: u64) -> Result<(), OpError> {
+        let max = self.retention.max_jobs;
+        if self.st.jobs + n <= max {
+            return Ok(());
+        }
+        self.prune_over(max.saturating_sub(n))
+            .map_err(OpError::Fatal)?;
+        if self.st.jobs + n <= max {
+            Ok(())
+        } else {
+            Err(OpError::Refused(StoreError::Full {
+                rows: self.st.totals.rows(),
+                bytes: self.st.totals.bytes(),
+            }))
+        }
+    }
+
+    /// Hands free pages back to the file system (incremental vacuum), then truncates the WAL,
+    /// so the file shrinks after a big backlog drained.
+    fn reclaim_space(&mut self) {
+        self.abort();
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap_or(0);
+        if free < VACUUM_MIN_FREE_PAGES {
+            return;
+        }
+        let r = self
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
+            .and_then(|mut st| {
+                let mut rows = st.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "incremental vacuum failed");
+            return;
+        }
+        self.checkpoint_truncate();
+        tracing::debug!(pages = free, "free pages given back to the file system");
     }
 
     /// Rolls back whatever transaction is open (SQLite may have done it already).
@@ -393,7 +865,17 @@ impl Writer {
                 outcome,
                 event,
             } => self.update_job(*job_id, state, outcome.as_deref(), event.as_ref()),
-            Request::PutPart(part, json) => self.put_part(part, json),
+            Request::PutPart(part, json, receipt) => self.put_part(part, json, receipt.as_deref()),
+            Request::AddReceipt(r) => {
+                self.mark_seen(r)?;
+                Ok(Reply::Done)
+            }
+            Request::ForgetReceipt(r) => {
+                self.conn
+                    .prepare_cached("DELETE FROM sms_seen WHERE fingerprint = ?1")?
+                    .execute([r])?;
+                Ok(Reply::Done)
+            }
             Request::CompleteMessage(key, ev) => self.complete_message(key, ev),
             Request::AppendOnce(fp, ev) => self.append_once(fp, ev),
             Request::SubmitCampaign {
@@ -440,7 +922,7 @@ impl Writer {
             }
             Request::CounterAdd(name, delta) => self.counter_add(name, *delta),
             Request::Stats => self.stats(),
-            Request::Close => Ok(Reply::Done),
+            Request::Tick | Request::Close => Ok(Reply::Done),
             #[cfg(test)]
             Request::Exec(f) => {
                 f(&self.conn)?;
@@ -568,7 +1050,9 @@ impl Writer {
         if t.rows[CRITICAL] >= self.max_rows || t.bytes[CRITICAL] >= self.max_bytes {
             return Err(self.full());
         }
+        self.room_for_jobs(1)?;
         let now = unix_ms();
+        self.st.jobs += 1;
         self.conn
             .prepare_cached(
                 "INSERT INTO jobs(request_id, verb, payload, state, slot, outcome, created_ms, updated_ms)
@@ -632,6 +1116,7 @@ impl Writer {
         if t.rows[CRITICAL] >= self.max_rows || t.bytes[CRITICAL] >= self.max_bytes {
             return Err(self.full());
         }
+        self.room_for_jobs(recipients.len() as u64 + 1)?;
         let now = unix_ms();
         let inserted = self
             .conn
@@ -653,7 +1138,7 @@ impl Writer {
                  ON CONFLICT(request_id) DO NOTHING",
             )?;
             for r in recipients {
-                stmt.execute(params![
+                self.st.jobs += stmt.execute(params![
                     r.request_id,
                     r.verb,
                     r.payload,
@@ -662,7 +1147,7 @@ impl Writer {
                     campaign_id,
                     priority,
                     not_before_ms
-                ])?;
+                ])? as u64;
             }
         }
         self.conn
@@ -679,6 +1164,7 @@ impl Writer {
                 now,
                 campaign_id
             ])?;
+        self.st.jobs += 1;
         let job_id = self.conn.last_insert_rowid();
         Ok(Reply::Submitted(Submitted::New {
             job_id,
@@ -741,7 +1227,7 @@ impl Writer {
         Ok(Reply::Done)
     }
 
-    /// Records `fp` as seen; false if it already was.
+    /// Records receipt `fp`; false if it was recorded already.
     fn mark_seen(&mut self, fp: &str) -> Result<bool, OpError> {
         let n = self
             .conn
@@ -760,21 +1246,20 @@ impl Writer {
         Ok(Reply::MaybeRow(Some(self.insert_event(ev)?)))
     }
 
-    fn put_part(&mut self, part: &StoredPart, json: &str) -> Result<Reply, OpError> {
+    fn put_part(
+        &mut self,
+        part: &StoredPart,
+        json: &str,
+        receipt: Option<&str>,
+    ) -> Result<Reply, OpError> {
         if part.total == 0 || part.seq == 0 || part.seq > part.total {
             return Err(OpError::Refused(StoreError::InvalidPart(format!(
                 "part {} of {}",
                 part.seq, part.total
             ))));
         }
-        // A part of a message already published (read again after a crash): duplicate.
-        let seen: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT seen_ms FROM sms_seen WHERE fingerprint = ?1")?
-            .query_row([part_fingerprint(part, json)], |r| r.get(0))
-            .optional()?;
-        if seen.is_some() {
-            return Ok(Reply::Part(PartOutcome::Duplicate));
+        if let Some(r) = receipt {
+            self.mark_seen(r)?;
         }
         let inserted = self
             .conn
@@ -816,12 +1301,6 @@ impl Writer {
     }
 
     fn complete_message(&mut self, key: &PartKey, ev: &Prepared) -> Result<Reply, OpError> {
-        let parts = load_parts(&self.conn, key).map_err(OpError::Fatal)?;
-        for p in &parts {
-            let json = serde_json::to_string(&p.part)
-                .map_err(|e| OpError::Refused(StoreError::Encode(format!("part of {key}: {e}"))))?;
-            self.mark_seen(&part_fingerprint(p, &json))?;
-        }
         let deleted = self
             .conn
             .prepare_cached(
@@ -876,6 +1355,18 @@ impl Writer {
             .conn
             .prepare_cached("SELECT COUNT(*) FROM sms_parts")?
             .query_row([], |r| r.get(0))?;
+        let receipts: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM sms_seen")?
+            .query_row([], |r| r.get(0))?;
+        let file_bytes = [
+            self.db_path.clone(),
+            super::schema::suffixed(&self.db_path, "-wal"),
+        ]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
         let t = self.st.totals;
         Ok(Reply::Stats(Box::new(StoreStats {
             rows: t.rows(),
@@ -888,6 +1379,12 @@ impl Writer {
             dropped_telemetry: self.st.dropped,
             transactions: self.transactions,
             operations: self.operations,
+            jobs: self.st.jobs,
+            receipts: receipts as u64,
+            acked_undeleted: lock(&self.acked).len() as u64,
+            pruned_jobs: self.pruned_jobs,
+            disk_full: self.full.is_some(),
+            file_bytes,
         })))
     }
 }
@@ -900,17 +1397,4 @@ pub fn fnv1a(data: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-/// The fingerprint of one part: its key, its number and its content.
-pub(crate) fn part_fingerprint(p: &StoredPart, json: &str) -> String {
-    format!(
-        "part|{}|{}|{}|{}|{}|{:016x}",
-        p.slot,
-        p.sender,
-        p.reference,
-        p.total,
-        p.seq,
-        fnv1a(json.as_bytes())
-    )
 }
