@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::kamailio::Kamailio;
 use common::{AgentProc, Broker, Central, SimModem, write_config_with};
 use serde_json::{Value, json};
 
@@ -111,9 +112,10 @@ async fn missed_call_gets_one_sms_back_per_period() {
 // With SIPp as the PBX and as the SIP caller.
 
 use common::sipp::{
-    RtpSink, Sipp, dominant_hz_of, dtmf_sequence_packets, free_udp_port, pcmu_tone_packets,
-    write_rtp_pcap,
+    ProxyStandIn, RtpSink, Sipp, dominant_hz_of, dtmf_sequence_packets, free_udp_port,
+    pcmu_tone_packets, write_rtp_pcap,
 };
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The agent's SIP side for a test: its port, the PBX (SIPp UAS) port, an RTP range.
@@ -547,6 +549,7 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
         .assert_success("CANCEL → 487");
     let ev = outcome(&mut central, "+380671000003").await;
     assert_eq!(ev["cause"], "cancelled", "{ev}");
+    assert_eq!(ev["sip_code"], 487, "the 487 the caller's CANCEL got: {ev}");
     common::wait_for(T, "the cancelled GSM call to be hung up", || {
         let st = sim.control(json!({"op": "state"}));
         (st["calls"]["active"].as_array().map(Vec::len) == Some(0)).then_some(())
@@ -878,4 +881,333 @@ async fn click_to_call_bridges_extension_and_lead_then_hangup_command() {
         .await;
     assert_eq!(again["result"]["duplicate"], true, "{again}");
     assert_eq!(again["result"]["call_id"], call_id.as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record-routing proxies in the path (RFC 3261 §12.1, §16.12) and the SIP code of cancelled calls.
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A SIP caller behind record-routing proxies dials through a SIM: the 183 and the 200 carry
+/// the INVITE's Record-Route entries in order (SIPp checks), and when the GSM side hangs up the
+/// gateway's BYE arrives at the socket of the proxy next to it — not at the caller — with the
+/// route set as Route headers and the caller's Contact as Request-URI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_caller_behind_a_record_routing_proxy_gets_our_bye_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000071");
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 500}));
+    let (mut central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-rrin",
+        &net.sections(false, ""),
+        &sim,
+        &pcm,
+    )
+    .await;
+    let agent = loopback(net.agent_port);
+    let caller_port = free_udp_port();
+    let near = ProxyStandIn::start(Some(loopback(caller_port)), Some(agent));
+    let far = ProxyStandIn::start(None, None);
+    let number = "+380671000071";
+    let mut caller = Sipp::new("caller_record_route")
+        .local_port(caller_port)
+        .remote(net.agent_addr())
+        .service(number)
+        .var("rtpsink", sink.port())
+        .var("nearport", near.port())
+        .var("farport", far.port())
+        .start();
+    central
+        .expect("gsmgw/gw-rrin/event/call-state", T, |v| {
+            v["state"] == "talking"
+        })
+        .await;
+    assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    let bye = near.wait_request("BYE", T);
+    assert_eq!(bye.from, agent, "{}", bye.text);
+    assert_eq!(
+        bye.request_uri(),
+        format!("sip:sipp@127.0.0.1:{caller_port};transport=UDP"),
+        "{}",
+        bye.text
+    );
+    assert_eq!(
+        bye.routes(),
+        [
+            format!("<sip:127.0.0.1:{};lr;rr=near>", near.port()),
+            format!("<sip:127.0.0.1:{};lr;rr=mid>", far.port()),
+            format!("<sip:127.0.0.1:{};lr;rr=far>", far.port()),
+        ],
+        "{}",
+        bye.text
+    );
+    caller
+        .wait(T)
+        .assert_success("Record-Route in 183 and 200, BYE relayed by the proxy");
+    assert!(far.received().is_empty(), "{:?}", far.received());
+    let ev = central
+        .expect("gsmgw/gw-rrin/event/call", T, |v| v["to"] == number)
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("normal"), Some(200))
+    );
+}
+
+/// A GSM call forwarded to a PBX behind record-routing proxies: the route set is the 200's
+/// Record-Route reversed, so the gateway's ACK and, when the GSM caller hangs up, its BYE
+/// arrive at the socket of the proxy next to the gateway (the last Record-Route entry) — not at
+/// the PBX, the configured server — with Route headers in reversed order and the PBX's Contact
+/// as Request-URI (the PBX checks the Route headers too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsm_call_to_a_record_routed_pbx_sends_ack_and_bye_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let agent = loopback(net.agent_port);
+    let near = ProxyStandIn::start(Some(loopback(net.pbx_port)), Some(agent));
+    let far = ProxyStandIn::start(None, None);
+    let mut pbx = Sipp::new("pbx_record_route")
+        .local_port(net.pbx_port)
+        .var("rtpsink", sink.port())
+        .var("nearport", near.port())
+        .var("farport", far.port())
+        .start();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000072");
+    let extra = net.sections(
+        false,
+        &format!(
+            "[[voice.route]]\nslot = 1\naction = \"forward\"\ntarget = \"{}\"\n",
+            net.target("100")
+        ),
+    );
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-rrout", &extra, &sim, &pcm).await;
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    let contact = format!("sip:pbx@127.0.0.1:{};transport=UDP", net.pbx_port);
+    let routes = [
+        format!("<sip:127.0.0.1:{};lr;rr=gwside>", near.port()),
+        format!("<sip:127.0.0.1:{};lr;rr=pbxside>", far.port()),
+    ];
+    let ack = near.wait_request("ACK", T);
+    assert_eq!(ack.from, agent, "{}", ack.text);
+    assert_eq!(ack.request_uri(), contact, "{}", ack.text);
+    assert_eq!(ack.routes(), routes, "{}", ack.text);
+    central
+        .expect("gsmgw/gw-rrout/event/call-state", T, |v| {
+            v["state"] == "talking"
+        })
+        .await;
+    assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    let bye = near.wait_request("BYE", T);
+    assert_eq!(bye.from, agent, "{}", bye.text);
+    assert_eq!(bye.request_uri(), contact, "{}", bye.text);
+    assert_eq!(bye.routes(), routes, "{}", bye.text);
+    pbx.wait(T)
+        .assert_success("ACK and BYE relayed by the proxy, with Route headers");
+    assert!(far.received().is_empty(), "{:?}", far.received());
+    let ev = central
+        .expect("gsmgw/gw-rrout/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("normal"), Some(200))
+    );
+}
+
+/// When the gateway cancels its own INVITE — the GSM caller hangs up while the PBX extension
+/// rings, then `cmd/hangup` of a click-to-call whose extension rings — the PBX's 487 is the
+/// `sip_code` of the call record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_the_gateway_cancels_record_sip_code_487() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let mut pbx = Sipp::new("pbx_noanswer")
+        .local_port(net.pbx_port)
+        .calls(2)
+        .start();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "generic", "255010000000073");
+    let extra = net.sections(
+        false,
+        &format!(
+            "[[voice.route]]\naction = \"forward\"\ntarget = \"{}\"\n",
+            net.target("100")
+        ),
+    );
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-c487", &extra, &sim, &pcm).await;
+
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    central
+        .expect("gsmgw/gw-c487/event/call-state", T, |v| {
+            v["state"] == "ringing"
+        })
+        .await;
+    assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    let ev = central
+        .expect("gsmgw/gw-c487/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("cancelled"), Some(487)),
+        "{ev}"
+    );
+
+    let lead = "+380671000073";
+    central
+        .send(
+            "gsmgw/gw-c487/cmd/dial",
+            &json!({"request_id": "dial-487", "to": lead, "bridge_to": net.target("101")})
+                .to_string(),
+        )
+        .await;
+    let reply = central
+        .expect("gsmgw/gw-c487/reply/dial-487", T, |_| true)
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let call_id = reply["result"]["call_id"].as_str().unwrap().to_string();
+    central
+        .send(
+            "gsmgw/gw-c487/cmd/hangup",
+            &json!({"request_id": "hang-487", "call_id": call_id}).to_string(),
+        )
+        .await;
+    let ev = central
+        .expect("gsmgw/gw-c487/event/call", T, |v| {
+            v["call_id"] == call_id.as_str()
+        })
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("cancelled"), Some(487)),
+        "{ev}"
+    );
+    pbx.wait(T)
+        .assert_success("two INVITEs cancelled, 487 ACKed");
+}
+
+/// Through a real Kamailio that record-routes with another address than the one calls reach
+/// it on, and relays in-dialog requests only there: a SIP caller's call through a SIM gets
+/// Record-Route in the 183 and the 200 (its ACK then reaches us through Kamailio), and the
+/// gateway's BYE when the GSM side hangs up reaches the caller only because it went to the
+/// record-routed address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_caller_through_kamailio_record_route_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let kamailio = Kamailio::start(net.agent_port);
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000074");
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 500}));
+    let (mut central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-kamin",
+        &net.sections(false, ""),
+        &sim,
+        &pcm,
+    )
+    .await;
+    let number = "+380671000074";
+    let mut caller = Sipp::new("caller_via_proxy")
+        .remote(kamailio.addr())
+        .service(number)
+        .var("rtpsink", sink.port())
+        .var("routeport", kamailio.route_port)
+        .start();
+    central
+        .expect("gsmgw/gw-kamin/event/call-state", T, |v| {
+            v["state"] == "talking"
+        })
+        .await;
+    assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    let r = caller.wait(T);
+    assert!(
+        r.success,
+        "SIPp caller through Kamailio failed (exit {:?}):\n{}\n{}",
+        r.code,
+        r.log,
+        kamailio.log()
+    );
+    let ev = central
+        .expect("gsmgw/gw-kamin/event/call", T, |v| v["to"] == number)
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("normal"), Some(200)),
+        "{ev}"
+    );
+}
+
+/// A GSM call forwarded to the PBX through the same Kamailio (the gateway's `server`): the
+/// gateway's ACK and BYE reach the PBX only because they went to the record-routed address
+/// with a Route header; Kamailio refuses them on the address the INVITE used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsm_call_through_kamailio_acks_and_hangs_up_via_the_record_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let kamailio = Kamailio::start(net.agent_port);
+    let mut pbx = Sipp::new("pbx_via_proxy")
+        .local_port(net.pbx_port)
+        .var("rtpsink", sink.port())
+        .start();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000075");
+    let extra = net
+        .sections(
+            false,
+            &format!(
+                "[[voice.route]]\nslot = 1\naction = \"forward\"\ntarget = \"{}\"\n",
+                net.target("100")
+            ),
+        )
+        .replace(
+            &format!("server = \"127.0.0.1:{}\"", net.pbx_port),
+            &format!("server = \"{}\"", kamailio.addr()),
+        );
+    let (mut central, _agent) =
+        one_modem_agent(dir.path(), &broker, "gw-kamout", &extra, &sim, &pcm).await;
+    assert_eq!(
+        sim.control(json!({"op": "call", "from": CALLER}))["ok"],
+        true
+    );
+    central
+        .expect("gsmgw/gw-kamout/event/call-state", T, |v| {
+            v["state"] == "talking"
+        })
+        .await;
+    assert_eq!(sim.control(json!({"op": "hangup"}))["ok"], true);
+    let r = pbx.wait(T);
+    assert!(
+        r.success,
+        "SIPp PBX behind Kamailio failed (exit {:?}):\n{}\n{}",
+        r.code,
+        r.log,
+        kamailio.log()
+    );
+    let ev = central
+        .expect("gsmgw/gw-kamout/event/call", T, |v| v["from"] == CALLER)
+        .await;
+    assert_eq!(
+        (ev["cause"].as_str(), ev["sip_code"].as_u64()),
+        (Some("normal"), Some(200)),
+        "{ev}"
+    );
 }

@@ -693,3 +693,373 @@ async fn invite_timer_a_and_b_give_408() {
     }
     assert_eq!(invites, 7);
 }
+
+// ----- Record-Route and the route set (RFC 3261 §12.1, §16.12) -----
+
+/// The next datagram on `sock` within `ms` milliseconds (text and source), if any.
+async fn recv_within(sock: &UdpSocket, ms: u64) -> Option<(String, SocketAddr)> {
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(Duration::from_millis(ms), sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, src))) => Some((String::from_utf8_lossy(&buf[..n]).to_string(), src)),
+        _ => None,
+    }
+}
+
+/// Reads datagrams on `sock` until one starts with `prefix`; panics if none does in 5 s.
+async fn expect_on(sock: &UdpSocket, prefix: &str, what: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some((text, _)) = recv_within(sock, left.as_millis() as u64).await else {
+            panic!(
+                "{what}: no {prefix} arrived on {}",
+                sock.local_addr().unwrap()
+            );
+        };
+        if text.starts_with(prefix) {
+            return text;
+        }
+    }
+}
+
+/// Nothing but `allowed` start lines arrives on `sock` within `ms` milliseconds.
+async fn nothing_on(sock: &UdpSocket, ms: u64, allowed: &[&str], what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match recv_within(sock, left.as_millis() as u64).await {
+            None => return,
+            Some((text, _)) if allowed.iter().any(|a| text.starts_with(a)) => {}
+            Some((text, _)) => panic!("{what}: unexpected datagram:\n{text}"),
+        }
+    }
+}
+
+/// The values of every line of header `name` (full name, case-insensitive), in order.
+fn lines_of(msg: &str, name: &str) -> Vec<String> {
+    msg.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .collect()
+}
+
+/// The Route entries of a request, one per name-addr, in order (lines and commas both split).
+fn route_entries(msg: &str) -> Vec<String> {
+    lines_of(msg, "Route")
+        .iter()
+        .flat_map(|v| v.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+fn request_uri(msg: &str) -> &str {
+    msg.split(' ').nth(1).unwrap_or("")
+}
+
+/// Three loopback sockets: the caller or PBX, the proxy nearest to us, a farther proxy.
+async fn peer_and_proxies() -> (UdpSocket, UdpSocket, UdpSocket) {
+    (
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    )
+}
+
+fn raw_invite(target: SocketAddr, me: SocketAddr, call_id: &str, extra: &str) -> String {
+    let body = offer(42000);
+    format!(
+        "INVITE sip:7@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:555@{me}>;tag=p1\r\nTo: <sip:7@{target}>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:555@{me}>\r\n{extra}Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// As UAS: the 183 and the 200 carry the INVITE's Record-Route lines verbatim and in order; our
+/// BYE goes to the first route's address (not to the caller) with the route set as Route
+/// headers and the caller's Contact as Request-URI; the BYE's 200 comes back by Via.
+#[tokio::test]
+async fn uas_copies_record_route_and_sends_bye_through_the_route_set() {
+    let (ua, mut rx) = Ua::start(config(0, addr(9), "gw")).await.unwrap();
+    let target = ua.local_addr();
+    let (peer, near, far) = peer_and_proxies().await;
+    let (me, n, f) = (
+        peer.local_addr().unwrap(),
+        near.local_addr().unwrap().port(),
+        far.local_addr().unwrap().port(),
+    );
+    let rr = [
+        format!("<sip:127.0.0.1:{n};lr;rr=near>"),
+        format!("<sip:127.0.0.1:{f};lr;rr=mid>, <sip:127.0.0.1:{f};lr;rr=far>"),
+    ];
+    let extra = format!("Record-Route: {}\r\nRecord-Route: {}\r\n", rr[0], rr[1]);
+    let invite = raw_invite(target, me, "rr-uas-1", &extra);
+    peer.send_to(invite.as_bytes(), target).await.unwrap();
+    let UaEvent::Incoming { call, .. } = next(&mut rx, "Incoming").await else {
+        panic!("expected Incoming");
+    };
+    ua.ringing(&call, Some(offer(43000)));
+    let early = expect_on(&peer, "SIP/2.0 183", "183 to the caller").await;
+    assert_eq!(lines_of(&early, "Record-Route"), rr, "{early}");
+    ua.answer(&call, offer(43000));
+    let ok = expect_on(&peer, "SIP/2.0 200", "200 to the caller").await;
+    assert_eq!(lines_of(&ok, "Record-Route"), rr, "{ok}");
+    let to = lines_of(&ok, "To").remove(0);
+    // The caller's ACK arrives through the proxy in real life; from where does not matter.
+    let ack = format!(
+        "ACK sip:gw@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack-rr1\r\n\
+         From: <sip:555@{me}>;tag=p1\r\nTo: {to}\r\nCall-ID: rr-uas-1\r\nCSeq: 1 ACK\r\n\r\n"
+    );
+    peer.send_to(ack.as_bytes(), target).await.unwrap();
+    ua.bye(&call);
+    let bye = expect_on(&near, "BYE ", "BYE at the nearest proxy").await;
+    assert_eq!(request_uri(&bye), format!("sip:555@{me}"), "{bye}");
+    assert_eq!(
+        route_entries(&bye),
+        [
+            format!("<sip:127.0.0.1:{n};lr;rr=near>"),
+            format!("<sip:127.0.0.1:{f};lr;rr=mid>"),
+            format!("<sip:127.0.0.1:{f};lr;rr=far>"),
+        ],
+        "{bye}"
+    );
+    nothing_on(
+        &peer,
+        300,
+        &["SIP/2.0 200"],
+        "the caller gets no BYE directly",
+    )
+    .await;
+    nothing_on(&far, 0, &[], "the farther proxy").await;
+    // The 200 to the BYE goes back by Via (here: from the proxy's socket).
+    let via = lines_of(&bye, "Via").remove(0);
+    let bye_ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: rr-uas-1\r\n\
+         CSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        lines_of(&bye, "From")[0],
+        lines_of(&bye, "To")[0],
+        lines_of(&bye, "CSeq")[0]
+    );
+    near.send_to(bye_ok.as_bytes(), target).await.unwrap();
+    nothing_on(
+        &near,
+        1200,
+        &[],
+        "the BYE is not retransmitted once answered",
+    )
+    .await;
+    quiet(&mut rx, 0).await;
+    ua.shutdown().await;
+}
+
+/// A UAS answering our INVITE: what it sends back, with `rr` header lines.
+fn response_to_invite(invite: &str, code: u16, reason: &str, contact: &str, rr: &[&str]) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for h in ["Via", "From", "Call-ID", "CSeq"] {
+        for v in lines_of(invite, h) {
+            out.push_str(&format!("{h}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!("To: {};tag=pbx1\r\n", lines_of(invite, "To")[0]));
+    for r in rr {
+        out.push_str(&format!("Record-Route: {r}\r\n"));
+    }
+    if code < 300 {
+        out.push_str(&format!("Contact: {contact}\r\n"));
+    }
+    if code == 200 {
+        let body = sdp::answer(
+            &sdp::negotiate(&offer(40000), &[Codec::Pcmu]).unwrap(),
+            addr(41000),
+            2,
+        );
+        out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        out.push_str("Content-Length: 0\r\n\r\n");
+    }
+    out
+}
+
+/// As UAC: the route set is the 2xx's Record-Route reversed. The ACK (and its repeat for a
+/// retransmitted 2xx) and our BYE go to the last Record-Route entry's address — the proxy next
+/// to us, not the server — with Route headers in reversed order and the PBX's Contact as
+/// Request-URI.
+#[tokio::test]
+async fn uac_routes_ack_and_bye_through_the_reversed_record_route() {
+    let (pbx, near, far) = peer_and_proxies().await;
+    let server = pbx.local_addr().unwrap();
+    let (n, f) = (
+        near.local_addr().unwrap().port(),
+        far.local_addr().unwrap().port(),
+    );
+    let (ua, mut rx) = Ua::start(config(0, server, "gw")).await.unwrap();
+    let call = ua
+        .invite(&format!("sip:100@{server}"), "100", None, offer(40000))
+        .await
+        .unwrap();
+    let invite = expect_on(&pbx, "INVITE ", "INVITE at the server").await;
+    let contact = format!("<sip:pbx@{server};transport=udp>");
+    let pbx_side = format!("<sip:127.0.0.1:{f};lr;rr=pbxside>");
+    let gw_side = format!("<sip:127.0.0.1:{n};lr;rr=gwside>");
+    let ok = response_to_invite(&invite, 200, "OK", &contact, &[&pbx_side, &gw_side]);
+    pbx.send_to(ok.as_bytes(), ua.local_addr()).await.unwrap();
+    assert!(matches!(
+        next(&mut rx, "Answered").await,
+        UaEvent::Answered { .. }
+    ));
+    for round in ["ACK", "ACK for the retransmitted 200"] {
+        let ack = expect_on(&near, "ACK ", round).await;
+        assert_eq!(
+            request_uri(&ack),
+            format!("sip:pbx@{server};transport=udp"),
+            "{ack}"
+        );
+        assert_eq!(
+            route_entries(&ack),
+            [gw_side.clone(), pbx_side.clone()],
+            "{ack}"
+        );
+        assert_eq!(lines_of(&ack, "CSeq"), ["1 ACK"], "{ack}");
+        if round == "ACK" {
+            pbx.send_to(ok.as_bytes(), ua.local_addr()).await.unwrap();
+        }
+    }
+    ua.bye(&call);
+    let bye = expect_on(&near, "BYE ", "BYE at the nearest proxy").await;
+    assert_eq!(
+        request_uri(&bye),
+        format!("sip:pbx@{server};transport=udp"),
+        "{bye}"
+    );
+    assert_eq!(route_entries(&bye), [gw_side, pbx_side], "{bye}");
+    nothing_on(&pbx, 300, &[], "the server gets no ACK or BYE directly").await;
+    nothing_on(&far, 0, &[], "the farther proxy").await;
+    ua.shutdown().await;
+}
+
+/// The ACK for a non-2xx final response belongs to the INVITE transaction (RFC 3261
+/// §17.1.1.3): it goes where the INVITE went, with the INVITE's Request-URI and no route set,
+/// whatever Record-Route the response carries.
+#[tokio::test]
+async fn uac_ack_for_an_error_goes_where_the_invite_went() {
+    let (pbx, near, _far) = peer_and_proxies().await;
+    let server = pbx.local_addr().unwrap();
+    let n = near.local_addr().unwrap().port();
+    let (ua, mut rx) = Ua::start(config(0, server, "gw")).await.unwrap();
+    let call = ua
+        .invite(&format!("sip:100@{server}"), "100", None, offer(40000))
+        .await
+        .unwrap();
+    let invite = expect_on(&pbx, "INVITE ", "INVITE at the server").await;
+    let rr = format!("<sip:127.0.0.1:{n};lr>");
+    let busy = response_to_invite(&invite, 486, "Busy Here", "", &[&rr]);
+    pbx.send_to(busy.as_bytes(), ua.local_addr()).await.unwrap();
+    assert_eq!(
+        next(&mut rx, "Failed").await,
+        UaEvent::Failed {
+            call,
+            code: 486,
+            reason: "Busy Here".into()
+        }
+    );
+    let ack = expect_on(&pbx, "ACK ", "ACK at the server").await;
+    assert_eq!(request_uri(&ack), format!("sip:100@{server}"), "{ack}");
+    assert!(lines_of(&ack, "Route").is_empty(), "{ack}");
+    assert_eq!(lines_of(&ack, "Via"), lines_of(&invite, "Via"), "{ack}");
+    nothing_on(&near, 300, &[], "the proxy named in Record-Route").await;
+    ua.shutdown().await;
+}
+
+/// Hostile or odd Record-Route: more entries than we keep, or one that is not a SIP URI, is
+/// refused (400) without a call; a strict router (no `;lr`) gets the request with its URI as
+/// Request-URI and the remote target as the last Route; a route naming a host by DNS name
+/// falls back to the server. Nothing panics, and the user agent keeps working.
+#[tokio::test]
+async fn odd_record_routes_are_refused_or_handled() {
+    let (pbx, near, _far) = peer_and_proxies().await;
+    let server = pbx.local_addr().unwrap();
+    let n = near.local_addr().unwrap().port();
+    let (ua, mut rx) = Ua::start(config(0, server, "gw")).await.unwrap();
+    let target = ua.local_addr();
+    let me = pbx.local_addr().unwrap();
+
+    let many: String = (0..17)
+        .map(|i| format!("Record-Route: <sip:127.0.0.1:{n};lr;hop={i}>\r\n"))
+        .collect();
+    for (id, extra) in [
+        ("rr-many", many),
+        ("rr-bad", "Record-Route: <sip:\r\n".to_string()),
+        ("rr-tel", "Record-Route: <tel:+123>\r\n".to_string()),
+        (
+            "rr-list",
+            format!(
+                "Record-Route: {}\r\n",
+                vec![format!("<sip:127.0.0.1:{n};lr>"); 17].join(", ")
+            ),
+        ),
+    ] {
+        pbx.send_to(raw_invite(target, me, id, &extra).as_bytes(), target)
+            .await
+            .unwrap();
+        let r = expect_on(&pbx, "SIP/2.0 4", id).await;
+        assert!(r.starts_with("SIP/2.0 400 "), "{id}: {r}");
+    }
+    quiet(&mut rx, 200).await;
+
+    // Strict routing: the first route becomes the Request-URI.
+    let call = ua
+        .invite(&format!("sip:100@{server}"), "100", None, offer(40000))
+        .await
+        .unwrap();
+    let invite = expect_on(&pbx, "INVITE ", "INVITE at the server").await;
+    let contact = format!("<sip:pbx@{server}>");
+    let strict = format!("<sip:127.0.0.1:{n};rr=strict>");
+    let ok = response_to_invite(&invite, 200, "OK", &contact, &[&strict]);
+    pbx.send_to(ok.as_bytes(), ua.local_addr()).await.unwrap();
+    assert!(matches!(
+        next(&mut rx, "Answered").await,
+        UaEvent::Answered { .. }
+    ));
+    let ack = expect_on(&near, "ACK ", "ACK at the strict router").await;
+    assert_eq!(
+        request_uri(&ack),
+        format!("sip:127.0.0.1:{n};rr=strict"),
+        "{ack}"
+    );
+    assert_eq!(route_entries(&ack), std::slice::from_ref(&contact), "{ack}");
+    ua.bye(&call);
+    let bye = expect_on(&near, "BYE ", "BYE at the strict router").await;
+    assert_eq!(
+        request_uri(&bye),
+        format!("sip:127.0.0.1:{n};rr=strict"),
+        "{bye}"
+    );
+
+    // A route by DNS name is not resolved: the request goes to the server, Route kept.
+    let call = ua
+        .invite(&format!("sip:101@{server}"), "100", None, offer(40000))
+        .await
+        .unwrap();
+    let invite = expect_on(&pbx, "INVITE ", "second INVITE at the server").await;
+    let named = "<sip:proxy.example.invalid;lr>";
+    let ok = response_to_invite(&invite, 200, "OK", &contact, &[named]);
+    pbx.send_to(ok.as_bytes(), ua.local_addr()).await.unwrap();
+    assert!(matches!(
+        next(&mut rx, "Answered").await,
+        UaEvent::Answered { .. }
+    ));
+    let ack = expect_on(&pbx, "ACK ", "ACK at the server").await;
+    assert_eq!(route_entries(&ack), [named.to_string()], "{ack}");
+    ua.bye(&call);
+    let bye = expect_on(&pbx, "BYE ", "BYE at the server").await;
+    assert_eq!(request_uri(&bye), format!("sip:pbx@{server}"), "{bye}");
+    ua.shutdown().await;
+}

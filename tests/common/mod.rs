@@ -3,6 +3,7 @@
 //! subscriber that plays the central server. Everything waits on events with timeouts.
 #![allow(dead_code)]
 
+pub mod kamailio;
 pub mod sipp;
 
 use std::io::{BufRead, BufReader, Write};

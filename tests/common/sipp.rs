@@ -1047,3 +1047,151 @@ impl Drop for RtpSink {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A proxy's place in the path
+
+/// One SIP datagram a [`ProxyStandIn`] received.
+#[derive(Debug, Clone)]
+pub struct SipDatagram {
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// The message as text.
+    pub text: String,
+}
+
+impl SipDatagram {
+    /// The request method (None for a response).
+    pub fn method(&self) -> Option<&str> {
+        let first = self.text.split(' ').next()?;
+        (!first.starts_with("SIP/")).then_some(first)
+    }
+
+    /// The Request-URI of a request.
+    pub fn request_uri(&self) -> &str {
+        self.text.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The values of every line of header `name` (full name, case-insensitive), in order.
+    pub fn header_lines(&self, name: &str) -> Vec<String> {
+        header_lines(&self.text, name)
+    }
+
+    /// The Route entries, one per name-addr, in order (header lines and commas both split).
+    pub fn routes(&self) -> Vec<String> {
+        self.header_lines("Route")
+            .iter()
+            .flat_map(|v| v.split(", ").map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+/// The values of every line of header `name` in a SIP message's text (case-insensitive).
+pub fn header_lines(text: &str, name: &str) -> Vec<String> {
+    text.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .collect()
+}
+
+/// A UDP socket on 127.0.0.1 standing where a record-routing proxy's address is: it keeps
+/// every datagram it receives (source and text) and, like a loose router whose Route entry
+/// names it, relays requests to `forward_to` and anything coming from `forward_to` to
+/// `back_to`. Headers pass unchanged. The test proves where the agent sends in-dialog requests
+/// by the socket they arrive on.
+pub struct ProxyStandIn {
+    port: u16,
+    got: Arc<Mutex<Vec<SipDatagram>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ProxyStandIn {
+    /// Binds a free port; relays to `forward_to` (and back to `back_to`) when given.
+    pub fn start(forward_to: Option<SocketAddr>, back_to: Option<SocketAddr>) -> ProxyStandIn {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the proxy stand-in");
+        let port = sock.local_addr().expect("local addr").port();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("set_read_timeout");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (g, s) = (got.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let dest = if Some(from) == forward_to {
+                    back_to
+                } else {
+                    forward_to
+                };
+                if let Some(d) = dest {
+                    let _ = sock.send_to(&buf[..n], d);
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                g.lock().unwrap().push(SipDatagram { from, text });
+            }
+        });
+        ProxyStandIn {
+            port,
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<SipDatagram> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The requests of `method` received so far.
+    pub fn requests(&self, method: &str) -> Vec<SipDatagram> {
+        self.received()
+            .into_iter()
+            .filter(|d| d.method() == Some(method))
+            .collect()
+    }
+
+    /// Waits until a `method` request has arrived (polled every 20 ms); panics at the timeout.
+    pub fn wait_request(&self, method: &str, timeout: Duration) -> SipDatagram {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(d) = self.requests(method).into_iter().next() {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {method} reached the proxy on 127.0.0.1:{} within {timeout:?}; got {:?}",
+                self.port,
+                self.received()
+                    .iter()
+                    .map(|d| d.text.lines().next().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ProxyStandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

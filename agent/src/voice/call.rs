@@ -29,6 +29,9 @@ const SETUP_POLL: Duration = Duration::from_millis(500);
 const TALK_POLL: Duration = Duration::from_secs(5);
 /// No RING for this long while an incoming call rings: check whether the caller gave up.
 const RING_SILENCE: Duration = Duration::from_secs(8);
+/// How long a cancelled INVITE's final response (the 487) is waited for: a live PBX answers a
+/// CANCEL at once, and retransmits a lost 487 within 0.5 + 1 + 2 s (RFC 3261 Timer G).
+const CANCEL_SETTLE: Duration = Duration::from_secs(5);
 
 struct Call {
     sh: Shared,
@@ -342,6 +345,8 @@ impl Call {
                     }
                     Some(CallInput::Gsm(_)) => {}
                     Some(CallInput::Sip(UaEvent::Cancelled { .. })) if sip_leg_is_caller => {
+                        // The user agent answered the caller's CANCEL (or BYE) with 487.
+                        self.sip_code = Some(487);
                         self.hang_up_gsm().await;
                         return Err(Cause::Cancelled);
                     }
@@ -491,6 +496,34 @@ impl Call {
     fn bye(&self) {
         if let (Some(ua), Some(c)) = (&self.sh.ua, &self.sip_call) {
             ua.bye(c);
+        }
+    }
+
+    /// After cancelling our INVITE: waits (bounded) for its final response so the record has
+    /// its SIP code (487, or whatever the PBX sent); a 2xx that crossed the CANCEL gets a BYE.
+    async fn settle_cancel(&mut self) {
+        let until = Instant::now() + CANCEL_SETTLE;
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => {
+                    tracing::debug!(call = %self.id, "no final response to the cancelled INVITE");
+                    return;
+                }
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Sip(UaEvent::Failed { code, .. })) => {
+                        self.sip_code = Some(code);
+                        return;
+                    }
+                    Some(CallInput::Sip(UaEvent::Answered { .. })) => {
+                        self.sip_code = Some(200);
+                        self.bye();
+                        return;
+                    }
+                    // Shutting down: no more waiting.
+                    None | Some(CallInput::Hangup) => return,
+                    Some(_) => {}
+                },
+            }
         }
     }
 
@@ -780,6 +813,7 @@ async fn forward(c: &mut Call, target: &str) {
                 ua.cancel(&sip_call);
                 c.hang_up_gsm().await;
                 c.cause = Cause::NoAnswer;
+                c.settle_cancel().await;
                 return;
             }
             _ = sleep_until(last_ring + RING_SILENCE) => {
@@ -787,6 +821,7 @@ async fn forward(c: &mut Call, target: &str) {
                     Ok(calls) if !calls.iter().any(|x| x.incoming) => {
                         ua.cancel(&sip_call);
                         c.cause = Cause::Cancelled;
+                        c.settle_cancel().await;
                         return;
                     }
                     _ => last_ring = Instant::now(),
@@ -798,6 +833,7 @@ async fn forward(c: &mut Call, target: &str) {
                 Some(CallInput::Gsm(Urc::CallEnded { .. } | Urc::CallCleared { .. })) => {
                     ua.cancel(&sip_call);
                     c.cause = Cause::Cancelled;
+                    c.settle_cancel().await;
                     return;
                 }
                 Some(CallInput::Gsm(_)) => {}
@@ -833,6 +869,7 @@ async fn forward(c: &mut Call, target: &str) {
                     ua.cancel(&sip_call);
                     c.hang_up_gsm().await;
                     c.cause = Cause::Rejected;
+                    c.settle_cancel().await;
                     return;
                 }
             }
@@ -944,7 +981,9 @@ async fn sip_in(c: &mut Call, offer: Option<String>) {
             c.mark_answered().await;
             c.talk().await;
         }
-        Err(Cause::Cancelled) => c.cause = Cause::Cancelled,
+        // The caller cancelled: the user agent already answered 487.
+        Err(Cause::Cancelled) if c.sip_code.is_some() => c.cause = Cause::Cancelled,
+        // Anything else (`cmd/hangup` included) still owes the caller a final response.
         Err(cause) => reject(c, cause),
     }
 }
@@ -1053,6 +1092,7 @@ async fn dial(
             _ = sleep_until(deadline) => {
                 ua.cancel(&sip_call);
                 c.cause = Cause::NoAnswer;
+                c.settle_cancel().await;
                 return true;
             }
             i = c.rx.recv() => match i {
@@ -1075,6 +1115,7 @@ async fn dial(
                 Some(CallInput::Hangup) => {
                     ua.cancel(&sip_call);
                     c.cause = Cause::Cancelled;
+                    c.settle_cancel().await;
                     return true;
                 }
                 Some(_) => {}

@@ -2,12 +2,16 @@
 //! UDP timers), the dialogs, registration and keep-alives; [`Ua`] is a cheap handle that sends it
 //! commands, and [`UaEvent`]s come back on a channel.
 //!
-//! Scope, deliberately small: UDP only; every out-of-dialog request and every in-dialog request
-//! of a call we placed goes to `UaConfig::server` (outbound proxy), in-dialog requests of a call
-//! we received go back to the address the INVITE came from; loose routing with Record-Route;
-//! no forking (a second 2xx with another To tag is ACKed like a retransmission); no 100rel,
-//! no UPDATE; a re-INVITE inside a dialog is answered 200 with the SDP we last sent (that keeps
-//! calls alive through hold attempts but does not follow the peer's media changes).
+//! Scope, deliberately small: UDP only; every out-of-dialog request goes to `UaConfig::server`
+//! (outbound proxy). Dialogs keep a route set (RFC 3261 §12.1: the INVITE's Record-Route when
+//! we answer, copied into our 18x/2xx; the 2xx's Record-Route reversed when we call), and
+//! in-dialog requests carry it as Route headers and go to the first route's address (loose
+//! routing; a strict router gets its URI as Request-URI). Without a route set, or when the first
+//! route names a host rather than an IP address (no DNS here), they go to the server for a call
+//! we placed and back to the INVITE's source for a call we received. No forking (a second 2xx
+//! with another To tag is ACKed like a retransmission); no 100rel, no UPDATE; a re-INVITE inside
+//! a dialog is answered 200 with the SDP we last sent (that keeps calls alive through hold
+//! attempts but does not follow the peer's media changes).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,6 +40,8 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest re-REGISTER delay after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Most Record-Route entries a dialog keeps; an INVITE with more is refused (400).
+const MAX_ROUTES: usize = 16;
 /// What we accept (Allow header).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Methods we know but do not take (405 rather than 501).
@@ -403,8 +409,10 @@ struct Call {
     local_cseq: u32,
     remote_target: String,
     route_set: Vec<String>,
-    /// Where in-dialog requests go.
+    /// Where the INVITE went (UAC: the server) or came from (UAS): its transaction's peer.
     dest: SocketAddr,
+    /// Where in-dialog requests go: the first route's address, else `dest`.
+    hop: SocketAddr,
     /// The INVITE (ours for UAC — the last one sent —, the peer's for UAS).
     invite: Message,
     invite_branch: String,
@@ -749,6 +757,7 @@ impl Core {
             remote_target: uri,
             route_set: Vec::new(),
             dest,
+            hop: dest,
             invite: m,
             invite_branch: branch,
             invite_cseq: 1,
@@ -846,7 +855,7 @@ impl Core {
         call.retx = None;
         call.deadline = None;
         let cseq = call.local_cseq;
-        let dest = call.dest;
+        let dest = call.hop;
         let branch = new_branch();
         let Some(call) = self.calls.get(id) else {
             return;
@@ -880,6 +889,7 @@ impl Core {
         };
         let tag = call.local.tag().map(str::to_string);
         let mut r = self.response_to(&call.invite, call.dest, code, reason, tag.as_deref());
+        copy_record_route(&call.invite, &mut r);
         r.push("Contact", &self.contact_hdr());
         if let Some(s) = &sdp {
             r.push("Content-Type", "application/sdp");
@@ -906,6 +916,7 @@ impl Core {
         }
         let tag = call.local.tag().map(str::to_string);
         let mut r = self.response_to(&call.invite, call.dest, 200, "OK", tag.as_deref());
+        copy_record_route(&call.invite, &mut r);
         r.push("Contact", &self.contact_hdr());
         r.push("Allow", ALLOW);
         r.push("Content-Type", "application/sdp");
@@ -1348,6 +1359,14 @@ impl Core {
             }
             return;
         }
+        let route_set = match record_route(&req) {
+            Ok(r) => r,
+            Err(why) => {
+                debug!(call = %call_id, src = %src, why, "INVITE refused");
+                self.respond(&req, src, 400, why).await;
+                return;
+            }
+        };
         let trying = self.response_to(&req, src, 100, "Trying", None);
         let trying = self.send_msg(&trying, src).await;
         let mut local = to.clone();
@@ -1358,11 +1377,7 @@ impl Core {
             .and_then(|c| NameAddr::parse(c).ok())
             .map(|n| n.uri.to_string())
             .unwrap_or_else(|| from.uri.to_string());
-        let route_set = req
-            .get_all("Record-Route")
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let hop = route_hop(&route_set).unwrap_or(src);
         let to_user = req
             .uri()
             .and_then(|u| Uri::parse(u).ok())
@@ -1387,6 +1402,7 @@ impl Core {
             remote_target,
             route_set,
             dest: src,
+            hop,
             invite: req,
             invite_branch: branch,
             invite_cseq: cseq,
@@ -1686,18 +1702,25 @@ impl Core {
                     {
                         call.remote_target = t.uri.to_string();
                     }
-                    call.route_set = resp
-                        .get_all("Record-Route")
-                        .into_iter()
-                        .rev()
-                        .map(str::to_string)
-                        .collect();
+                    call.route_set = match record_route(&resp) {
+                        Ok(mut r) => {
+                            r.reverse();
+                            r
+                        }
+                        Err(why) => {
+                            // The dialog exists at the peer all the same: route as if there
+                            // were no proxies (through the server).
+                            warn!(call = %call_id, why, "2xx Record-Route ignored");
+                            Vec::new()
+                        }
+                    };
+                    call.hop = route_hop(&call.route_set).unwrap_or(call.dest);
                     call.state = CallState::Confirmed;
                     call.retx = None;
                     call.deadline = None;
                     let cancelled = call.cancel_requested;
                     let cseq = call.invite_cseq;
-                    let dest = call.dest;
+                    let dest = call.hop;
                     let Some(call) = self.calls.get(&call_id) else {
                         return;
                     };
@@ -1727,7 +1750,7 @@ impl Core {
                 _ => {
                     // A retransmitted 2xx: repeat our ACK.
                     if let Some(bytes) = call.ack.clone() {
-                        let dest = call.dest;
+                        let dest = call.hop;
                         self.send(&bytes, dest).await;
                     }
                 }
@@ -1835,6 +1858,53 @@ fn pick_challenge(resp: &Message, code: u16) -> Option<Challenge> {
         .find_map(|v| Challenge::parse(v).ok())
 }
 
+/// The Record-Route entries of `m` in order, at most [`MAX_ROUTES`], each a name-addr with a
+/// SIP URI (RFC 3261 §20.30); Err with a reason phrase otherwise.
+fn record_route(m: &Message) -> Result<Vec<String>, &'static str> {
+    let entries = m.get_all("Record-Route");
+    if entries.len() > MAX_ROUTES {
+        return Err("Too Many Record-Route Entries");
+    }
+    entries
+        .into_iter()
+        .map(|e| {
+            let sip = NameAddr::parse(e).is_ok_and(|n| {
+                n.uri.scheme.eq_ignore_ascii_case("sip")
+                    || n.uri.scheme.eq_ignore_ascii_case("sips")
+            });
+            if sip && e.contains('<') && !e.contains(|c: char| c.is_control()) {
+                Ok(e.to_string())
+            } else {
+                Err("Bad Record-Route")
+            }
+        })
+        .collect()
+}
+
+/// The address of the first route when it names an IP address (and a usable port); hosts by
+/// name are not resolved.
+fn route_hop(routes: &[String]) -> Option<SocketAddr> {
+    let uri = NameAddr::parse(routes.first()?).ok()?.uri;
+    let ip: IpAddr = uri
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let port = uri.port.unwrap_or(5060);
+    (!ip.is_unspecified() && port != 0).then_some(SocketAddr::new(ip, port))
+}
+
+/// Copies the request's Record-Route header lines, verbatim and in order, into a response that
+/// creates the dialog (RFC 3261 §12.1.1), so the caller routes its ACK and BYE the same way.
+fn copy_record_route(req: &Message, resp: &mut Message) {
+    for (n, v) in &req.headers {
+        if super::msg::same_header(n, "Record-Route") {
+            resp.push("Record-Route", v);
+        }
+    }
+}
+
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same Request-URI, top Via,
 /// From, Call-ID, Route as the INVITE, To from the response.
 fn non2xx_ack(invite: &Message, resp: &Message, user_agent: &str) -> Message {
@@ -1892,6 +1962,49 @@ mod tests {
         assert_eq!(ack.to_hdr().unwrap().tag(), Some("9"));
         assert_eq!(ack.cseq().unwrap(), (2, "ACK".into()));
         assert_eq!(ack.get("Route"), Some("<sip:proxy;lr>"));
+    }
+
+    #[test]
+    fn record_route_is_checked_and_the_first_hop_found() {
+        let msg = |rr: &str| {
+            Message::parse(format!("SIP/2.0 200 OK\r\n{rr}Content-Length: 0\r\n\r\n").as_bytes())
+                .unwrap()
+        };
+        let m = msg(
+            "Record-Route: <sip:127.0.0.5:5070;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:[::1];lr>\r\n",
+        );
+        let rr = record_route(&m).unwrap();
+        assert_eq!(
+            rr,
+            ["<sip:127.0.0.5:5070;lr>", "<sip:p2;lr>", "<sip:[::1];lr>"]
+        );
+        assert_eq!(route_hop(&rr), Some("127.0.0.5:5070".parse().unwrap()));
+        assert_eq!(route_hop(&rr[2..]), Some("[::1]:5060".parse().unwrap()));
+        assert_eq!(route_hop(&rr[1..2]), None, "names are not resolved");
+        assert_eq!(route_hop(&["<sip:0.0.0.0;lr>".into()]), None);
+        assert_eq!(route_hop(&["<sip:127.0.0.5:0;lr>".into()]), None);
+        assert_eq!(route_hop(&[]), None);
+        assert_eq!(record_route(&msg("")).unwrap(), Vec::<String>::new());
+        for bad in [
+            "<sip:",
+            "sip:127.0.0.5;lr",
+            "<tel:+1>",
+            "<mailto:a@b>",
+            "<sip:a\x01b;lr>",
+        ] {
+            assert!(
+                record_route(&msg(&format!("Record-Route: {bad}\r\n"))).is_err(),
+                "{bad}"
+            );
+        }
+        let many: String = (0..=MAX_ROUTES)
+            .map(|i| format!("Record-Route: <sip:h{i};lr>\r\n"))
+            .collect();
+        assert!(record_route(&msg(&many)).is_err());
+        let enough: String = (0..MAX_ROUTES)
+            .map(|i| format!("Record-Route: <sip:h{i};lr>\r\n"))
+            .collect();
+        assert_eq!(record_route(&msg(&enough)).unwrap().len(), MAX_ROUTES);
     }
 
     #[test]
