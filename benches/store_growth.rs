@@ -33,12 +33,50 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The store's size once its WAL is checkpointed into it (the agent is stopped): what the
+/// data really takes, without the WAL the agent may leave at up to its size limit.
 fn file_bytes(data: &Path) -> u64 {
-    ["gsmgw.db", "gsmgw.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
-        .map(|m| m.len())
-        .sum()
+    if let Ok(c) = rusqlite::Connection::open(data.join("gsmgw.db")) {
+        let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+    }
+    let size = |f: &str| {
+        std::fs::metadata(data.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let (db, wal) = (size("gsmgw.db"), size("gsmgw.db-wal"));
+    if std::env::var_os("GSMGW_GROWTH_DEBUG").is_some() {
+        eprintln!("gsmgw.db {db} bytes, -wal {wal} bytes");
+    }
+    db + wal
+}
+
+/// Rows per table and free pages (GSMGW_GROWTH_DEBUG).
+fn describe(data: &Path) {
+    if std::env::var_os("GSMGW_GROWTH_DEBUG").is_none() {
+        return;
+    }
+    let Ok(c) = rusqlite::Connection::open_with_flags(
+        data.join("gsmgw.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return;
+    };
+    for q in [
+        "SELECT COUNT(*) FROM outbox",
+        "SELECT COUNT(*) FROM jobs",
+        "SELECT COUNT(*) FROM sms_seen",
+        "SELECT COUNT(*) FROM campaigns",
+        "SELECT COUNT(*) FROM counters",
+        "PRAGMA freelist_count",
+        "PRAGMA page_count",
+        "PRAGMA auto_vacuum",
+    ] {
+        let v: i64 = c.query_row(q, [], |r| r.get(0)).unwrap_or(-1);
+        eprintln!("{q}: {v}");
+    }
 }
 
 fn main() -> Result<(), BoxError> {
@@ -57,7 +95,10 @@ impl Agent {
             std::process::Command::new(bin)
                 .args(["run", "--config"])
                 .arg(cfg)
-                .env("GSMGW_LOG", "warn")
+                .env(
+                    "GSMGW_LOG",
+                    std::env::var("GSMGW_GROWTH_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .spawn()?,
@@ -86,6 +127,7 @@ async fn run() -> Result<(), BoxError> {
     let broker = Broker::start();
     let sim = SimModem::start(dir.path(), "modem1", &["--dialect", "quectel"]);
     sim.control(json!({"op": "auto-report", "enabled": true, "status": 0, "delay_ms": 50}));
+    sim.control(json!({"op": "cmgs", "latency_ms": 50}));
     let cfg = write_config_with(
         dir.path(),
         "gw-growth",
@@ -143,19 +185,34 @@ async fn run() -> Result<(), BoxError> {
             .send("gsmgw/gw-growth/cmd/sms-send", &cmd.to_string())
             .await;
     }
-    let mut delivered = std::collections::BTreeSet::new();
-    while delivered.len() < sent {
-        let v = central
-            .expect("gsmgw/gw-growth/event/sms-status", T, |v| {
-                v["state"] == "delivered"
-            })
-            .await;
-        if let Some(r) = v["request_id"].as_str() {
-            delivered.insert(r.to_string());
+    // Every job sent (most also delivered) and every event acknowledged by the broker (the outbox is empty):
+    // read from the agent's own store, read-only.
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("gsmgw.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done: i64 = db.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('sent', 'delivered')",
+            [],
+            |r| r.get(0),
+        )?;
+        let outbox: i64 = db.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        if done as usize >= sent && outbox == 0 {
+            break;
         }
+        if Instant::now() > deadline {
+            return Err(
+                format!("{done} of {sent} sent, {outbox} events not yet acknowledged").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    drop(db);
     agent.stop()?;
     let after_tx = file_bytes(&data);
+    describe(&data);
 
     // Retention passed: what the store gives back.
     let opts = gsmgw_agent::store::StoreOptions {
@@ -165,6 +222,7 @@ async fn run() -> Result<(), BoxError> {
     let (store, _) = gsmgw_agent::store::Store::open(opts, "gw-growth")?;
     store.close().await?;
     let pruned = file_bytes(&data);
+    describe(&data);
 
     let per_k = |bytes: i64, n: usize| bytes as f64 * 1000.0 / n.max(1) as f64 / 1024.0;
     println!("store growth, agent {bin}");
@@ -175,7 +233,7 @@ async fn run() -> Result<(), BoxError> {
         per_k(after_rx as i64 - empty as i64, received)
     );
     println!(
-        "  {sent} SMS sent and delivered, all published: {after_tx} bytes = {:+.1} KiB per 1000 sent (jobs kept for their retention)",
+        "  {sent} SMS sent (with reports), all published: {after_tx} bytes = {:+.1} KiB per 1000 sent (jobs kept for their retention)",
         per_k(after_tx as i64 - after_rx as i64, sent)
     );
     println!(

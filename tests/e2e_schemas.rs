@@ -296,7 +296,13 @@ fn broken_messages_are_rejected() {
         (
             "status.json",
             json!({"online": true, "version": "0.1.0 (git 5145507, x86_64-unknown-linux-gnu, release)",
-                "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10", "ts": "2026-11-26T22:15:03.120Z"}),
+                "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10", "ts": "2026-11-26T22:15:03.120Z",
+                "storage": "ok"}),
+        ),
+        (
+            "status.json",
+            json!({"online": true, "version": "0.1.0", "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10",
+                "ts": "2026-11-26T22:15:03.120Z", "storage": "full"}),
         ),
         (
             "status.json",
@@ -471,6 +477,12 @@ fn broken_messages_are_rejected() {
             "status.json",
             "birth without boot_id",
             json!({"online": true, "version": "0.1.0", "ts": "2026-11-26T22:15:03.120Z"}),
+        ),
+        (
+            "status.json",
+            "birth with an unknown storage state",
+            json!({"online": true, "version": "0.1.0", "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10",
+                "ts": "2026-11-26T22:15:03.120Z", "storage": "half"}),
         ),
         (
             "status.json",

@@ -747,9 +747,10 @@ async fn eight_concurrent_bridged_calls() {
     let cfg = write_config_with(dir.path(), "gw-8", &broker.url(), &extra, &modems);
     let mut central = Central::connect(broker.port, "gsmgw/gw-8/#").await;
     let _agent = AgentProc::start(&cfg);
+    // Eight simulated modems start at once: on a loaded 2-core machine that takes a while.
     for i in 1..=8 {
         central
-            .expect(&format!("gsmgw/gw-8/modem/{i}/state"), T, |v| {
+            .expect(&format!("gsmgw/gw-8/modem/{i}/state"), 2 * T, |v| {
                 v["state"] == "ready"
             })
             .await;

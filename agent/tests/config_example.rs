@@ -55,6 +55,8 @@ fn config_docs_describe_every_key() {
         "gateway.board_profile",
         "gateway.port_scan",
         "gateway.health_interval_secs",
+        "gateway.job_retention_days",
+        "gateway.sms_seen_retention_days",
         "modem.imei",
         "sms.reassembly_timeout_secs",
         "sms.per_minute",

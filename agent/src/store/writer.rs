@@ -43,7 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Free pages worth reclaiming with an incremental vacuum.
-const VACUUM_MIN_FREE_PAGES: i64 = 256;
+const VACUUM_MIN_FREE_PAGES: i64 = 32;
 
 /// Counter names the store keeps for itself.
 pub(crate) const RESERVED_COUNTERS: [&str; 2] = ["next_seq", "dropped_telemetry"];
