@@ -67,14 +67,6 @@ fn fill(path: &Path) -> u64 {
     n
 }
 
-fn stored_count(sim: &SimModem) -> u64 {
-    let st = sim.control(json!({"op": "state"}));
-    ["SM", "ME", "SR"]
-        .iter()
-        .map(|s| st["sms"]["storages"][s]["used"].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn is_text(text: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v["text"] == text
 }
@@ -122,7 +114,7 @@ async fn a_full_disk_is_alarmed_loses_nothing_and_recovers_without_a_restart() {
     // A message arriving now stays on the SIM: refused by the store, not lost.
     sim.control(json!({"op": "sms", "from": FROM, "text": "while full"}));
     common::wait_for(T, "the modem to hold the message", || {
-        (stored_count(&sim) == 1).then_some(())
+        (sim.stored_count() == 1).then_some(())
     });
     // A command is refused with a reason, not dropped.
     central
@@ -136,7 +128,7 @@ async fn a_full_disk_is_alarmed_loses_nothing_and_recovers_without_a_restart() {
         .await;
     assert_eq!(reply["ok"], false, "{reply}");
     assert_eq!(reply["error"]["code"], "disk-full", "{reply}");
-    assert_eq!(stored_count(&sim), 1, "still on the SIM");
+    assert_eq!(sim.stored_count(), 1, "still on the SIM");
 
     // 1 MiB freed: the box takes data again by itself, and the waiting SMS comes through.
     let f = std::fs::OpenOptions::new()
@@ -155,7 +147,7 @@ async fn a_full_disk_is_alarmed_loses_nothing_and_recovers_without_a_restart() {
         .expect("gsmgw/gw-disk/event/sms-received", T, is_text("while full"))
         .await;
     common::wait_for(T, "the SIM to be emptied", || {
-        (stored_count(&sim) == 0).then_some(())
+        (sim.stored_count() == 0).then_some(())
     });
 
     // A restart publishes nothing again.

@@ -11,17 +11,9 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(30);
 const FROM: &str = "+380671112233";
 
-fn stored_count(sim: &SimModem) -> u64 {
-    let st = sim.control(json!({"op": "state"}));
-    ["SM", "ME", "SR"]
-        .iter()
-        .map(|s| st["sms"]["storages"][s]["used"].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn wait_storage_empty(sim: &SimModem) {
     common::wait_for(T, "the agent to take every stored message", || {
-        (stored_count(sim) == 0).then_some(())
+        (sim.stored_count() == 0).then_some(())
     });
 }
 

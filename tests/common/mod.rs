@@ -171,6 +171,15 @@ impl SimModem {
         }
     }
 
+    /// Messages stored on the simulated modem now (SM, ME and SR).
+    pub fn stored_count(&self) -> u64 {
+        let st = self.control(serde_json::json!({"op": "state"}));
+        ["SM", "ME", "SR"]
+            .iter()
+            .map(|s| st["sms"]["storages"][s]["used"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     /// Sends one control message and returns the reply.
     pub fn control(&self, msg: Value) -> Value {
         let mut s = UnixStream::connect(&self.control).expect("connect control socket");

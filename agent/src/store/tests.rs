@@ -11,9 +11,7 @@ use super::*;
 const T: Duration = Duration::from_secs(30);
 
 fn open(dir: &Path) -> Store {
-    let (store, alarms) = Store::open(StoreOptions::in_dir(dir), "gw-test").expect("open");
-    assert!(alarms.is_empty());
-    store
+    open_with(dir, |_| {})
 }
 
 fn ev(n: usize) -> NewEvent {
