@@ -33,18 +33,7 @@ pub fn ensure_kamailio() -> PathBuf {
         .get_or_init(|| {
             find_kamailio()
                 .or_else(|| {
-                    let apt = |args: &[&str]| {
-                        Command::new("apt-get")
-                            .args(args)
-                            .env("DEBIAN_FRONTEND", "noninteractive")
-                            .stdout(Stdio::null())
-                            .status()
-                            .is_ok_and(|s| s.success())
-                    };
-                    if !apt(&["install", "-y", "--no-install-recommends", "kamailio"]) {
-                        apt(&["update"]);
-                        apt(&["install", "-y", "--no-install-recommends", "kamailio"]);
-                    }
+                    super::apt_install("kamailio");
                     find_kamailio()
                 })
                 .unwrap_or_else(|| {

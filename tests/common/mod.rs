@@ -33,6 +33,21 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// `apt-get install -y PACKAGE` (after an `apt-get update` if the first try fails): for the
+/// third-party programs the tests drive when `tests/run` did not install them. True on success.
+pub fn apt_install(package: &str) -> bool {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    apt(&["install", "-y", "--no-install-recommends", package])
+        || (apt(&["update"]) && apt(&["install", "-y", "--no-install-recommends", package]))
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

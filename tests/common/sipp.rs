@@ -79,18 +79,7 @@ pub fn ensure_sipp() -> PathBuf {
 }
 
 fn install_sipp() -> Option<PathBuf> {
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !apt(&["install", "-y", "--no-install-recommends", "sip-tester"]) {
-        apt(&["update"]);
-        apt(&["install", "-y", "--no-install-recommends", "sip-tester"]);
-    }
+    super::apt_install("sip-tester");
     find_sipp()
 }
 

@@ -192,6 +192,19 @@ fn envelope_is_valid_json_with_seq_spliced_in() {
     assert_eq!(v["id"].as_str(), Some(p.id.as_str()));
 }
 
+/// Makes every delete on the writer's connection fail, as on a full disk.
+async fn fail_deletes(store: &Store) {
+    store
+        .exec_on_writer(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON outbox
+                 BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+            )
+        })
+        .await
+        .expect("trigger");
+}
+
 /// Rows the broker acknowledged are never handed out again, even when their delete fails:
 /// not on the next read, not after a restart (the ack log), and the delete is retried until
 /// it commits.
@@ -203,16 +216,7 @@ async fn acknowledged_rows_whose_delete_fails_are_never_published_again() {
     for i in 0..10 {
         seqs.push(store.append(ev(i)).await.expect("append").seq);
     }
-    // Deletes fail on the writer's connection, as on a full disk.
-    store
-        .exec_on_writer(|c| {
-            c.execute_batch(
-                "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON outbox
-                 BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
-            )
-        })
-        .await
-        .expect("trigger");
+    fail_deletes(&store).await;
     for &s in &seqs[..6] {
         store.mark_acked(s);
     }
@@ -262,15 +266,7 @@ async fn a_failed_delete_is_retried_until_it_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_with(dir.path(), |o| o.tick = Duration::from_millis(20));
     let a = store.append(ev(1)).await.expect("append").seq;
-    store
-        .exec_on_writer(|c| {
-            c.execute_batch(
-                "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON outbox
-                 BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
-            )
-        })
-        .await
-        .expect("trigger");
+    fail_deletes(&store).await;
     assert!(store.delete(vec![a]).await.is_err());
     assert_eq!(store.stats().await.expect("stats").acked_undeleted, 1);
     store
