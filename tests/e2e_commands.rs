@@ -88,6 +88,42 @@ async fn malformed_commands_get_reasons_and_the_agent_keeps_running() {
             "text-too-long",
         ),
         (
+            "ping",
+            r#"{"request_id":"b-5","colour":"red"}"#.into(),
+            "b-5",
+            "bad-field",
+        ),
+        (
+            "campaign",
+            r#"{"request_id":"b-6","campaign_id":"c-6","text":"t","group":"nobody","recipients":[{"to":"+380501234567"}]}"#.into(),
+            "b-6",
+            "unknown-group",
+        ),
+        (
+            "campaign",
+            r#"{"request_id":"b-7","campaign_id":"c-7","text":"t","start_at":"2026-12-02T10:00:00Z","expires_at":"2026-12-02T09:00:00Z","recipients":[{"to":"+380501234567"}]}"#.into(),
+            "b-7",
+            "bad-field",
+        ),
+        (
+            "campaign-control",
+            r#"{"request_id":"b-8","campaign_id":"c-6","action":"pause","note":"xxxxxxxx"}"#.into(),
+            "b-8",
+            "bad-field",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-9","to":"+380501234567","bridge_to":"sip:101@pbx.local>,<sip:evil@10.9.9.9"}"#.into(),
+            "b-9",
+            "bad-field",
+        ),
+        (
+            "dial",
+            r#"{"request_id":"b-10","to":"+380501234567","bridge_to":"sip:101@pbx.local;maddr=10.9.9.9;transport=tcp"}"#.into(),
+            "b-10",
+            "bad-field",
+        ),
+        (
             "self-destruct",
             r#"{"request_id":"b-4"}"#.into(),
             "b-4",
@@ -119,4 +155,149 @@ async fn malformed_commands_get_reasons_and_the_agent_keeps_running() {
         .await;
     assert_eq!(r["ok"], true);
     let _ = json!({});
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_names_one_command_whatever_the_verb() {
+    let (_d, _b, _s, _a, mut central) = setup("gw-rid").await;
+    let cmd = r#"{"request_id":"r-1","to":"+380501234567","text":"hi"}"#;
+    central.send("gsmgw/gw-rid/cmd/sms-send", cmd).await;
+    let a = central.expect("gsmgw/gw-rid/reply/r-1", T, |_| true).await;
+    assert_eq!(a["ok"], true, "{a}");
+    for (verb, payload) in [
+        ("ping", r#"{"request_id":"r-1"}"#),
+        (
+            "campaign-control",
+            r#"{"request_id":"r-1","campaign_id":"c1","action":"pause"}"#,
+        ),
+        (
+            "campaign",
+            r#"{"request_id":"r-1","campaign_id":"c1","text":"t","recipients":[{"to":"+380501234567"}]}"#,
+        ),
+        (
+            "recording-fetch",
+            r#"{"request_id":"r-1","call_id":"0190a0b0-aaaa-7bbb-8ccc-123456789abc"}"#,
+        ),
+    ] {
+        central
+            .send(&format!("gsmgw/gw-rid/cmd/{verb}"), payload)
+            .await;
+        let r = central
+            .expect("gsmgw/gw-rid/reply/r-1", T, |v| v["ok"] == false)
+            .await;
+        assert_eq!(r["error"]["code"], "bad-request-id", "{verb}: {r}");
+    }
+    // The campaign was not created: its id is still free.
+    central
+        .send(
+            "gsmgw/gw-rid/cmd/campaign",
+            r#"{"request_id":"r-2","campaign_id":"c1","text":"t","recipients":[{"to":"+380501234567"}]}"#,
+        )
+        .await;
+    let r = central.expect("gsmgw/gw-rid/reply/r-2", T, |_| true).await;
+    assert_eq!(r["ok"], true, "{r}");
+}
+
+/// A config like `setup`'s with `[mqtt] max_command_mb = 1`.
+async fn setup_small_limit(
+    name: &str,
+) -> (tempfile::TempDir, Broker, SimModem, AgentProc, Central) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &[]);
+    let cfg = write_config(dir.path(), name, &broker.url(), &[(1, &sim.link)]);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "keep_alive_secs = 5\n",
+            "keep_alive_secs = 5\nmax_command_mb = 1\n",
+        ),
+    )
+    .unwrap();
+    let mut central = Central::connect_big(broker.port, &format!("gsmgw/{name}/#")).await;
+    let agent = AgentProc::start(&cfg);
+    central
+        .expect(&format!("gsmgw/{name}/status"), T, |v| v["online"] == true)
+        .await;
+    (dir, broker, sim, agent, central)
+}
+
+/// `{"junk":"xxxx…", …rest}`: `size` bytes in all.
+fn padded(size: usize, rest: &str) -> Vec<u8> {
+    let fill = size.saturating_sub(rest.len() + 12);
+    let mut v = Vec::with_capacity(size);
+    v.extend_from_slice(b"{\"junk\":\"");
+    v.resize(v.len() + fill, b'x');
+    v.extend_from_slice(b"\"");
+    if !rest.is_empty() {
+        v.push(b',');
+        v.extend_from_slice(rest.as_bytes());
+    }
+    v.push(b'}');
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_commands_are_refused_once_and_never_take_the_session() {
+    let (_d, _b, _s, _a, mut central) = setup_small_limit("gw-big").await;
+    // Over the configured limit, under the old client limit: too-large, by its request_id.
+    central
+        .send_bytes(
+            "gsmgw/gw-big/cmd/ping",
+            padded(2 * 1024 * 1024, r#""request_id":"big-1""#),
+        )
+        .await;
+    let r = central
+        .expect("gsmgw/gw-big/reply/big-1", T, |_| true)
+        .await;
+    assert_eq!(r["error"]["code"], "too-large", "{r}");
+    // Over 16 MiB (which used to drop the connection on every redelivery), request_id last.
+    central
+        .send_bytes(
+            "gsmgw/gw-big/cmd/campaign",
+            padded(17 * 1024 * 1024, r#""request_id":"big-2""#),
+        )
+        .await;
+    let r = central
+        .expect("gsmgw/gw-big/reply/big-2", T, |_| true)
+        .await;
+    assert_eq!(r["error"]["code"], "too-large", "{r}");
+    // No request_id at all: dropped, with an alarm to the centre.
+    central
+        .send_bytes("gsmgw/gw-big/cmd/sms-send", padded(17 * 1024 * 1024, ""))
+        .await;
+    let a = central
+        .expect("gsmgw/gw-big/event/alarm", T, |v| {
+            v["code"] == "command-too-large"
+        })
+        .await;
+    assert!(
+        a["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sms-send")),
+        "{a}"
+    );
+    // The session is intact: the next command is answered, and the agent never reconnected
+    // (one birth only).
+    central
+        .send("gsmgw/gw-big/cmd/ping", r#"{"request_id":"after"}"#)
+        .await;
+    let r = central
+        .expect("gsmgw/gw-big/reply/after", T, |_| true)
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let births = central
+        .log
+        .iter()
+        .filter(|(t, v)| t == "gsmgw/gw-big/status" && v["online"] == true)
+        .count();
+    assert_eq!(births, 1, "the agent reconnected: {births} births");
+    assert!(
+        !central
+            .log
+            .iter()
+            .any(|(t, _)| t == "gsmgw/gw-big/reply/_invalid"),
+        "the request_id-less command was answered on _invalid"
+    );
 }

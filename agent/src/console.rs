@@ -847,7 +847,11 @@ impl Console {
         };
         let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
         let payload = json!({"request_id": request_id, "to": number, "text": text, "slot": slot});
-        let cmd = match crate::commands::parse("sms-send", payload.to_string().as_bytes(), &slots) {
+        let cmd = match crate::commands::parse(
+            "sms-send",
+            payload.to_string().as_bytes(),
+            &crate::commands::Context::with_slots(&slots),
+        ) {
             Ok(c) => c,
             Err(rej) => return format!("refused ({}): {}\n", rej.code, rej.message),
         };

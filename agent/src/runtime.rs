@@ -84,7 +84,16 @@ impl Agent {
             gateway_id: cfg.gateway.id.clone(),
             version: opts.version.clone(),
             boot_id: boot_id.clone(),
-            slots: cfg.modems.iter().map(|m| m.slot).collect(),
+            commands: crate::commands::Context {
+                slots: cfg.modems.iter().map(|m| m.slot).collect(),
+                groups: cfg
+                    .modems
+                    .iter()
+                    .filter(|m| m.enabled)
+                    .filter_map(|m| m.group.clone())
+                    .collect(),
+                bridge_domains: cfg.voice.bridge_domains.clone(),
+            },
             voice: Some(voice_tx),
             data_dir: cfg.gateway.data_dir.clone(),
         };
@@ -324,7 +333,7 @@ struct UplinkBase {
     gateway_id: String,
     version: String,
     boot_id: String,
-    slots: Vec<u16>,
+    commands: crate::commands::Context,
     voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
     data_dir: std::path::PathBuf,
 }
@@ -354,7 +363,10 @@ impl UplinkBase {
             version: self.version.clone(),
             boot_id: self.boot_id.clone(),
             max_backoff: Duration::from_secs(10),
-            slots: self.slots.clone(),
+            commands: self.commands.clone(),
+            max_command_bytes: usize::try_from(mqtt.max_command_mb)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024 * 1024),
             tls,
             voice: self.voice.clone(),
             data_dir: self.data_dir.clone(),

@@ -50,8 +50,10 @@ pub struct UplinkOptions {
     pub boot_id: String,
     /// Longest wait between reconnect attempts ([`Backoff`]).
     pub max_backoff: Duration,
-    /// Configured slots (commands naming another slot are refused).
-    pub slots: Vec<u16>,
+    /// What command validation needs (slots, groups, bridge domains).
+    pub commands: commands::Context,
+    /// Largest command payload handled; a bigger one is answered `too-large`.
+    pub max_command_bytes: usize,
     /// TLS client configuration for `mqtts://` (see [`crate::tls`]); None for plain TCP.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// The voice manager (`cmd/dial`, `cmd/hangup`); None when voice is not running.
@@ -190,7 +192,10 @@ impl Uplink {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_inflight(u16::try_from(WINDOW * 2).unwrap_or(u16::MAX))
-            .set_max_packet_size(16 * 1024 * 1024, 256 * 1024)
+            // Any packet the broker may deliver is read: one over the client's limit would drop
+            // the connection and come back with every reconnect. Size policy is ours
+            // (`max_command_bytes`, answered `too-large`).
+            .set_max_packet_size(MQTT_MAX_PACKET, 256 * 1024)
             .set_last_will(LastWill::new(
                 format!("{root}/status"),
                 offline,
@@ -471,183 +476,219 @@ impl Uplink {
     async fn on_command(&mut self, p: Publish) {
         let prefix = format!("{}/cmd/", self.root);
         let verb = p.topic.strip_prefix(&prefix).unwrap_or("").to_string();
-        let reply = match commands::parse(&verb, &p.payload, &self.opts.slots) {
-            Err(rej) => {
-                tracing::info!(%verb, code = rej.code, reason = %rej.message, "command refused");
-                let rid = rej.request_id.clone();
-                (
-                    rid.clone().unwrap_or_else(|| INVALID_REPLY.to_string()),
-                    json!({"request_id": rid, "ok": false, "error": {"code": rej.code, "message": rej.message}}),
-                )
-            }
-            Ok(commands::ValidCommand {
-                request_id: rid,
-                campaign: Some(plan),
-                ..
-            }) => {
-                let recipients = plan.recipients.len();
-                let submitted = crate::campaign::submit(&self.events, &rid, plan).await;
-                // A 100k-recipient payload parses into ~150 MB of JSON values; hand the freed
-                // memory back to the system so a small board's RSS stays flat.
-                release_free_memory();
-                match submitted {
-                    Ok(result) => {
-                        tracing::info!(request_id = %rid, recipients, "campaign accepted");
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": true, "result": result}),
-                        )
-                    }
-                    Err(StoreError::Full { rows, bytes }) => {
-                        let msg = format!(
-                            "the gateway's store is full ({rows} events, {bytes} bytes waiting); campaign refused"
-                        );
-                        self.events.alarm("storage-full", &msg, None).await;
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": false, "error": {"code": "storage-full", "message": msg}}),
-                        )
-                    }
-                    Err(e) => (
-                        rid.clone(),
-                        json!({"request_id": rid, "ok": false, "error": {"code": "campaign-refused", "message": e.to_string()}}),
-                    ),
-                }
-            }
-            Ok(cmd) if matches!(cmd.verb.as_str(), "dial" | "hangup" | "recording-fetch") => {
-                let rid = cmd.request_id.clone();
-                let outcome = if cmd.verb == "recording-fetch" {
-                    self.recording_fetch(&cmd.payload).await
-                } else {
-                    self.voice_command(&cmd).await
-                };
-                match outcome {
-                    Ok(result) => (
-                        rid.clone(),
-                        json!({"request_id": rid, "ok": true, "result": result}),
-                    ),
-                    Err((code, message)) => (
-                        rid.clone(),
-                        json!({"request_id": rid, "ok": false, "error": {"code": code, "message": message}}),
-                    ),
-                }
-            }
-            Ok(cmd) if cmd.verb == "campaign-control" => {
-                let rid = cmd.request_id.clone();
-                let obj = cmd.payload.as_object().cloned().unwrap_or_default();
-                match crate::campaign::control(&self.events, &obj).await {
-                    Ok(result) => {
-                        // Recorded for idempotency; repeating a control is harmless anyway.
-                        let job = NewJob {
-                            request_id: rid.clone(),
-                            verb: cmd.verb.clone(),
-                            payload: cmd.payload.clone(),
-                            slot: None,
-                            state: "done".into(),
-                            outcome: Some(result.clone()),
-                            event: None,
-                        };
-                        let result = match self.events.store().submit_job(job).await {
-                            Ok(Submitted::Existing {
-                                outcome: Some(o), ..
-                            }) => o,
-                            _ => result,
-                        };
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": true, "result": result}),
-                        )
-                    }
-                    Err((code, message)) => (
-                        rid.clone(),
-                        json!({"request_id": rid, "ok": false, "error": {"code": code, "message": message}}),
-                    ),
-                }
-            }
-            Ok(cmd) => {
-                let (state, outcome) = match cmd.verb.as_str() {
-                    "ping" => (
-                        "done",
-                        Some(
-                            json!({"pong": true, "version": self.opts.version, "ts": crate::clock::now_rfc3339()}),
-                        ),
-                    ),
-                    _ => ("queued", None),
-                };
-                let job = NewJob {
-                    request_id: cmd.request_id.clone(),
-                    verb: cmd.verb.clone(),
-                    payload: cmd.payload.clone(),
-                    slot: cmd.slot,
-                    state: state.to_string(),
-                    outcome: outcome.clone(),
-                    event: None,
-                };
-                let rid = cmd.request_id.clone();
-                match self.events.store().submit_job(job).await {
-                    Ok(Submitted::New { job_id, .. }) => {
-                        tracing::info!(verb = %cmd.verb, request_id = %rid, job_id, "command accepted");
-                        self.events.committed();
-                        if state == "queued" {
-                            self.events.job_queued();
-                        }
-                        let mut result = json!({"job_id": job_id, "state": state});
-                        merge(&mut result, outcome.as_ref());
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": true, "result": result}),
-                        )
-                    }
-                    Ok(Submitted::Existing {
-                        job_id,
-                        state,
-                        outcome,
-                        ..
-                    }) => {
-                        tracing::info!(request_id = %rid, job_id, "repeated request_id answered from the store");
-                        let mut result =
-                            json!({"job_id": job_id, "state": state, "duplicate": true});
-                        merge(&mut result, outcome.as_ref());
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": true, "result": result}),
-                        )
-                    }
-                    Err(StoreError::Full { rows, bytes }) => {
-                        let msg = format!(
-                            "the gateway's store is full ({rows} events, {bytes} bytes waiting); command refused"
-                        );
-                        self.events.alarm("storage-full", &msg, None).await;
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": false, "error": {"code": "storage-full", "message": msg}}),
-                        )
-                    }
-                    Err(StoreError::DiskFull) => {
-                        let msg = "the gateway's data disk is full; command refused";
-                        tracing::warn!(request_id = %rid, "command refused: disk full");
-                        self.events.alarm("disk-full", msg, None).await;
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": false, "error": {"code": "disk-full", "message": msg}}),
-                        )
-                    }
-                    Err(e) => {
-                        tracing::error!(request_id = %rid, error = %e, "command not stored");
-                        (
-                            rid.clone(),
-                            json!({"request_id": rid, "ok": false, "error": {"code": "internal", "message": e.to_string()}}),
-                        )
-                    }
-                }
-            }
+        let size = p.payload.len();
+        let reply = if size > self.opts.max_command_bytes {
+            self.too_large(&verb, &p.payload).await
+        } else {
+            Some(self.command(&verb, &p.payload).await)
         };
         // Committed (or refused): now the broker may forget the command.
         if let Err(e) = self.client.try_ack(&p) {
             tracing::warn!(error = %e, "command ack not queued");
         }
-        let topic = format!("{}/reply/{}", self.root, reply.0);
-        self.publish(topic, false, reply.1.to_string().into_bytes(), None);
+        drop(p);
+        if size > BIG_COMMAND {
+            release_free_memory();
+        }
+        if let Some((rid, body)) = reply {
+            let topic = format!("{}/reply/{rid}", self.root);
+            self.publish(topic, false, body.to_string().into_bytes(), None);
+        }
+    }
+
+    /// A command over `max_command_bytes`: refused `too-large` on its request id when one can
+    /// be read (the payload is scanned, not built), else dropped with an alarm.
+    async fn too_large(&mut self, verb: &str, payload: &[u8]) -> Option<(String, Value)> {
+        let limit = self.opts.max_command_bytes;
+        let message = format!(
+            "the command is {} bytes; this gateway accepts at most {limit} ([mqtt] max_command_mb)",
+            payload.len()
+        );
+        match commands::request_id_of(payload) {
+            Ok(rid) => {
+                tracing::warn!(%verb, request_id = %rid, size = payload.len(), "command too large; refused");
+                Some(refused(&rid, "too-large", &message))
+            }
+            Err(_) => {
+                tracing::warn!(%verb, size = payload.len(), "command too large and without a request_id; dropped");
+                let text =
+                    format!("cmd/{verb} dropped: {message}, and it has no readable request_id");
+                self.events.alarm("command-too-large", &text, None).await;
+                None
+            }
+        }
+    }
+
+    /// Validates and runs one command; (reply topic level, reply body).
+    async fn command(&mut self, verb: &str, payload: &[u8]) -> (String, Value) {
+        let cmd = match commands::parse(verb, payload, &self.opts.commands) {
+            Ok(cmd) => cmd,
+            Err(rej) => {
+                tracing::info!(%verb, code = rej.code, reason = %rej.message, "command refused");
+                let rid = rej.request_id.clone();
+                return (
+                    rid.clone().unwrap_or_else(|| INVALID_REPLY.to_string()),
+                    json!({"request_id": rid, "ok": false, "error": {"code": rej.code, "message": rej.message}}),
+                );
+            }
+        };
+        let rid = cmd.request_id.clone();
+        // A request_id names one command: reused by another verb it is refused, whatever
+        // the verb (the earlier command's result is never passed off as this one's).
+        match self.events.store().job_by_request(&rid).await {
+            Ok(Some(job)) if job.verb != cmd.verb => {
+                tracing::info!(%verb, request_id = %rid, earlier = %job.verb, "request_id reused by another verb");
+                return refused(
+                    &rid,
+                    "bad-request-id",
+                    &format!(
+                        "request_id {rid} was already used by a {} command",
+                        job.verb
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(request_id = %rid, error = %e, "cannot look up the request_id")
+            }
+        }
+        let outcome = match cmd.verb.as_str() {
+            "campaign" => match cmd.campaign {
+                Some(plan) => self.campaign(&rid, plan).await,
+                None => Err(("internal".into(), "campaign without a plan".into())),
+            },
+            "dial" | "hangup" => self.voice_command(&cmd).await,
+            "recording-fetch" => self.recording_fetch(&cmd.payload).await,
+            "campaign-control" => self.campaign_control(&cmd).await,
+            _ => self.submit(cmd).await,
+        };
+        match outcome {
+            Ok(result) => (
+                rid.clone(),
+                json!({"request_id": rid, "ok": true, "result": result}),
+            ),
+            Err((code, message)) => refused(&rid, &code, &message),
+        }
+    }
+
+    /// `cmd/campaign`: stores the plan (one job per recipient).
+    async fn campaign(
+        &mut self,
+        rid: &str,
+        plan: commands::CampaignPlan,
+    ) -> Result<Value, (String, String)> {
+        let recipients = plan.recipients.len();
+        let submitted = crate::campaign::submit(&self.events, rid, plan).await;
+        release_free_memory();
+        match submitted {
+            Ok(result) => {
+                tracing::info!(request_id = %rid, recipients, "campaign accepted");
+                Ok(result)
+            }
+            Err(e) => Err(self.store_refusal(rid, e, "campaign").await),
+        }
+    }
+
+    /// `cmd/campaign-control`: applied, then recorded for idempotency (repeating a control
+    /// is harmless anyway).
+    async fn campaign_control(
+        &mut self,
+        cmd: &commands::ValidCommand,
+    ) -> Result<Value, (String, String)> {
+        let obj = cmd.payload.as_object().cloned().unwrap_or_default();
+        let result = crate::campaign::control(&self.events, &obj)
+            .await
+            .map_err(|(c, m)| (c.to_string(), m))?;
+        let job = NewJob {
+            request_id: cmd.request_id.clone(),
+            verb: cmd.verb.clone(),
+            payload: cmd.payload.clone(),
+            slot: None,
+            state: "done".into(),
+            outcome: Some(result.clone()),
+            event: None,
+        };
+        Ok(match self.events.store().submit_job(job).await {
+            Ok(Submitted::Existing {
+                outcome: Some(o), ..
+            }) => o,
+            _ => result,
+        })
+    }
+
+    /// `cmd/ping`, `cmd/sms-send`: committed as a job (a repeated request_id answered from it).
+    async fn submit(&mut self, cmd: commands::ValidCommand) -> Result<Value, (String, String)> {
+        let (state, outcome) = match cmd.verb.as_str() {
+            "ping" => (
+                "done",
+                Some(
+                    json!({"pong": true, "version": self.opts.version, "ts": crate::clock::now_rfc3339()}),
+                ),
+            ),
+            _ => ("queued", None),
+        };
+        let rid = cmd.request_id.clone();
+        let job = NewJob {
+            request_id: cmd.request_id,
+            verb: cmd.verb.clone(),
+            payload: cmd.payload,
+            slot: cmd.slot,
+            state: state.to_string(),
+            outcome: outcome.clone(),
+            event: None,
+        };
+        match self.events.store().submit_job(job).await {
+            Ok(Submitted::New { job_id, .. }) => {
+                tracing::info!(verb = %cmd.verb, request_id = %rid, job_id, "command accepted");
+                self.events.committed();
+                if state == "queued" {
+                    self.events.job_queued();
+                }
+                let mut result = json!({"job_id": job_id, "state": state});
+                merge(&mut result, outcome.as_ref());
+                Ok(result)
+            }
+            Ok(Submitted::Existing { verb, .. }) if verb != cmd.verb => Err((
+                "bad-request-id".into(),
+                format!("request_id {rid} was already used by a {verb} command"),
+            )),
+            Ok(Submitted::Existing {
+                job_id,
+                state,
+                outcome,
+                ..
+            }) => {
+                tracing::info!(request_id = %rid, job_id, "repeated request_id answered from the store");
+                let mut result = json!({"job_id": job_id, "state": state, "duplicate": true});
+                merge(&mut result, outcome.as_ref());
+                Ok(result)
+            }
+            Err(e) => Err(self.store_refusal(&rid, e, "command").await),
+        }
+    }
+
+    /// The reply for a store that refused a command (and the alarm it deserves).
+    async fn store_refusal(&mut self, rid: &str, e: StoreError, what: &str) -> (String, String) {
+        match e {
+            StoreError::Full { rows, bytes } => {
+                let msg = format!(
+                    "the gateway's store is full ({rows} events, {bytes} bytes waiting); {what} refused"
+                );
+                self.events.alarm("storage-full", &msg, None).await;
+                ("storage-full".into(), msg)
+            }
+            StoreError::DiskFull => {
+                let msg = format!("the gateway's data disk is full; {what} refused");
+                tracing::warn!(request_id = %rid, "{what} refused: disk full");
+                self.events.alarm("disk-full", &msg, None).await;
+                ("disk-full".into(), msg)
+            }
+            e if what == "campaign" => ("campaign-refused".into(), e.to_string()),
+            e => {
+                tracing::error!(request_id = %rid, error = %e, "command not stored");
+                ("internal".into(), e.to_string())
+            }
+        }
     }
 
     /// `cmd/dial`, `cmd/hangup`: handed to the voice manager; a repeated request_id is answered
@@ -776,6 +817,19 @@ impl Uplink {
         }
         self.status_tx.send_modify(|s| s.connected = false);
     }
+}
+
+/// Largest packet MQTT 3.1.1 can carry (remaining length of 268,435,455 bytes).
+const MQTT_MAX_PACKET: usize = 268_435_455;
+/// Commands bigger than this hand their memory back to the system once handled.
+const BIG_COMMAND: usize = 1024 * 1024;
+
+/// A refusal reply: (reply topic level, body).
+fn refused(rid: &str, code: &str, message: &str) -> (String, Value) {
+    (
+        rid.to_string(),
+        json!({"request_id": rid, "ok": false, "error": {"code": code, "message": message}}),
+    )
 }
 
 fn merge(into: &mut Value, from: Option<&Value>) {

@@ -43,6 +43,7 @@ fn config_docs_describe_every_key() {
         "mqtt.cert_file",
         "mqtt.key_file",
         "mqtt.keep_alive_secs",
+        "mqtt.max_command_mb",
         "modem.slot",
         "modem.port",
         "modem.voice_port",
@@ -93,6 +94,7 @@ fn config_docs_describe_every_key() {
         "voice.missed_call_sms_period_secs",
         "voice.recordings_max_age_days",
         "voice.recordings_max_mb",
+        "voice.bridge_domains",
         "voice.route",
     ];
     for key in keys {
@@ -153,6 +155,7 @@ fn config_docs_describe_every_key() {
                 record: true,
             }],
             missed_call_sms: "Sorry".into(),
+            bridge_domains: vec!["pbx.local".into()],
             ..Default::default()
         },
     })

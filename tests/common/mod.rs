@@ -236,6 +236,11 @@ impl AgentProc {
         AgentProc { child }
     }
 
+    /// The agent's process id (for /proc measurements).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Asks the agent to stop (SIGTERM) and waits for it; returns its exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -321,6 +326,16 @@ impl Central {
         Self::start(o, filter).await
     }
 
+    /// Like `connect`, for sending commands of up to 300 MiB (oversized-command tests).
+    pub async fn connect_big(port: u16, filter: &str) -> Central {
+        let id = format!("central-big-{}", std::process::id() ^ free_port() as u32);
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        // Its own commands come back on the filter too.
+        o.set_max_packet_size(300 * 1024 * 1024, 300 * 1024 * 1024);
+        Self::start(o, filter).await
+    }
+
     /// Connects with `o`, subscribes to `filter` and collects what arrives.
     async fn start(o: MqttOptions, filter: &str) -> Central {
         let (client, mut el) = AsyncClient::new(o, 64);
@@ -350,6 +365,14 @@ impl Central {
             log: Vec::new(),
             backlog: Vec::new(),
         }
+    }
+
+    /// Publishes raw bytes (QoS 1).
+    pub async fn send_bytes(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
     }
 
     /// Publishes a command payload (QoS 1).

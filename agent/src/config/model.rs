@@ -17,6 +17,9 @@ pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 pub const DEFAULT_MQTT_URL: &str = "mqtt://127.0.0.1:1883";
 /// Default `mqtt.keep_alive_secs`.
 pub const DEFAULT_KEEP_ALIVE_SECS: u16 = 30;
+/// Default `mqtt.max_command_mb`: the largest command accepted (a 100 000-recipient campaign
+/// with a few fields each is about 15 MiB).
+pub const DEFAULT_MAX_COMMAND_MB: u32 = 32;
 /// Default serial speed of modems and the console.
 pub const DEFAULT_BAUD: u32 = 115_200;
 /// Serial speeds accepted for `modem.baud` and `console.baud`.
@@ -152,6 +155,10 @@ pub struct VoiceConfig {
     /// Recordings are deleted oldest first above this total size.
     #[serde(default = "default_rec_mb")]
     pub recordings_max_mb: u32,
+    /// Hosts `cmd/dial`'s `bridge_to` may name (`pbx.local`, `*.office.example`, an IP);
+    /// empty: any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridge_domains: Vec<String>,
     /// What an incoming GSM call does, per slot (`slot` omitted = the default rule).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<VoiceRoute>,
@@ -205,6 +212,7 @@ impl Default for VoiceConfig {
             missed_call_sms_period_secs: default_missed_period(),
             recordings_max_age_days: default_rec_age(),
             recordings_max_mb: default_rec_mb(),
+            bridge_domains: Vec::new(),
             route: Vec::new(),
         }
     }
@@ -399,6 +407,10 @@ pub struct MqttConfig {
     /// MQTT keep-alive interval in seconds (5..=3600).
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u16,
+    /// Largest command payload accepted, in MiB (1..=256); a bigger one is answered
+    /// `too-large` and acknowledged, never redelivered.
+    #[serde(default = "default_max_command_mb")]
+    pub max_command_mb: u32,
 }
 
 impl Default for MqttConfig {
@@ -411,6 +423,7 @@ impl Default for MqttConfig {
             cert_file: None,
             key_file: None,
             keep_alive_secs: DEFAULT_KEEP_ALIVE_SECS,
+            max_command_mb: DEFAULT_MAX_COMMAND_MB,
         }
     }
 }
@@ -426,6 +439,7 @@ impl fmt::Debug for MqttConfig {
             .field("cert_file", &self.cert_file)
             .field("key_file", &self.key_file)
             .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("max_command_mb", &self.max_command_mb)
             .finish()
     }
 }
@@ -588,6 +602,9 @@ fn default_mqtt_url() -> String {
     DEFAULT_MQTT_URL.to_owned()
 }
 
+fn default_max_command_mb() -> u32 {
+    DEFAULT_MAX_COMMAND_MB
+}
 fn default_keep_alive_secs() -> u16 {
     DEFAULT_KEEP_ALIVE_SECS
 }

@@ -50,6 +50,7 @@ const VOICE_KEYS: &[&str] = &[
     "missed_call_sms_period_secs",
     "recordings_max_age_days",
     "recordings_max_mb",
+    "bridge_domains",
     "route",
 ];
 const SMS_KEYS: &[&str] = &[
@@ -81,6 +82,7 @@ const MQTT_KEYS: &[&str] = &[
     "cert_file",
     "key_file",
     "keep_alive_secs",
+    "max_command_mb",
 ];
 const MODEM_KEYS: &[&str] = &[
     "slot",
@@ -304,6 +306,7 @@ impl Reader {
                 "cert_file" => self.set_opt(&key, v, &mut out.cert_file),
                 "key_file" => self.set_opt(&key, v, &mut out.key_file),
                 "keep_alive_secs" => self.set(&key, v, &mut out.keep_alive_secs),
+                "max_command_mb" => self.set(&key, v, &mut out.max_command_mb),
                 _ => self.unknown("mqtt", name, k.span(), MQTT_KEYS),
             }
         }
@@ -500,6 +503,7 @@ impl Reader {
                 }
                 "recordings_max_age_days" => self.set(&key, v, &mut out.recordings_max_age_days),
                 "recordings_max_mb" => self.set(&key, v, &mut out.recordings_max_mb),
+                "bridge_domains" => self.set(&key, v, &mut out.bridge_domains),
                 "route" => self.set(&key, v, &mut out.route),
                 _ => self.unknown("voice", name, k.span(), VOICE_KEYS),
             }

@@ -83,6 +83,16 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
             format!("{} is out of range 5..=300", v.ring_timeout_secs),
         ));
     }
+    for (i, d) in v.bridge_domains.iter().enumerate() {
+        let host = d.strip_prefix("*.").unwrap_or(d);
+        let probe = format!("sip:x@{host}");
+        if let Err(e) = crate::commands::dial::parse_bridge_uri(&probe) {
+            out.push(Problem::new(
+                format!("voice.bridge_domains[{}]", i + 1),
+                format!("`{d}` is not a host name, IP address or *.domain: {e}"),
+            ));
+        }
+    }
     if !matches!(v.missed_call_sms_on.as_str(), "unanswered" | "any") {
         out.push(Problem::new(
             "voice.missed_call_sms_on",
@@ -315,6 +325,12 @@ fn check_mqtt(m: &MqttConfig, out: &mut Vec<Problem>) {
         out.push(Problem::new(
             "mqtt.keep_alive_secs",
             format!("{} is out of range 5..=3600", m.keep_alive_secs),
+        ));
+    }
+    if !(1..=256).contains(&m.max_command_mb) {
+        out.push(Problem::new(
+            "mqtt.max_command_mb",
+            format!("{} is out of range 1..=256", m.max_command_mb),
         ));
     }
 }

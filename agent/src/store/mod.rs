@@ -227,11 +227,14 @@ impl Store {
     /// Stores a campaign: its command job (for idempotency), the campaign row and one queued
     /// `sms-send` job per recipient, in one transaction. A recipient whose request_id exists
     /// already (a number listed twice) is stored once.
+    ///
+    /// The recipients' jobs are encoded one by one as the iterator yields them, so a big
+    /// campaign never holds all its payloads as JSON trees at once.
     pub async fn submit_campaign(
         &self,
         command: NewJob,
         campaign: NewCampaign,
-        recipients: Vec<NewJob>,
+        recipients: impl IntoIterator<Item = NewJob>,
     ) -> Result<Submitted, StoreError> {
         let row = |j: NewJob| -> Result<JobRow, StoreError> {
             Ok(JobRow {

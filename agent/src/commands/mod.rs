@@ -1,0 +1,423 @@
+//! Commands from the central server: parsing and validation.
+//!
+//! A command arrives on `gsmgw/{id}/cmd/{verb}` as a JSON object with a `request_id`. It is
+//! validated here; the uplink commits the resulting job before it acknowledges the message and
+//! replies on `gsmgw/{id}/reply/{request_id}`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+pub mod campaign;
+pub mod campaign_control;
+pub mod dial;
+pub mod field;
+pub mod hangup;
+pub mod ping;
+pub mod recording_fetch;
+pub mod sms_send;
+
+pub use campaign::CampaignPlan;
+pub use field::Field;
+
+/// Where replies go when a command has no usable `request_id`.
+pub const INVALID_REPLY: &str = "_invalid";
+
+/// Longest text accepted for an SMS (at most 10 UCS-2 parts).
+pub const MAX_SMS_PARTS: usize = 10;
+
+/// A command refused, with the code the central server can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The request id, when one could be read.
+    pub request_id: Option<String>,
+    /// Machine-readable code: bad-json, missing-request-id, bad-request-id, unknown-verb,
+    /// bad-number, bad-text, text-too-long, unknown-slot, bad-field, bad-recipient (the voice
+    /// manager adds sip-not-configured, no-sim, slot-busy, unknown-call; the uplink
+    /// no-recording, voice-unavailable, storage-full).
+    pub code: &'static str,
+    /// Plain words.
+    pub message: String,
+}
+
+/// A valid command, ready to be committed as a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidCommand {
+    /// The request id (also the reply topic's last level).
+    pub request_id: String,
+    /// The verb.
+    pub verb: String,
+    /// The normalised payload to store.
+    pub payload: Value,
+    /// The slot it targets, if any.
+    pub slot: Option<u16>,
+    /// For `campaign`: the validated campaign.
+    pub campaign: Option<CampaignPlan>,
+}
+
+fn reject(request_id: Option<&str>, code: &'static str, message: impl Into<String>) -> Rejection {
+    Rejection {
+        request_id: request_id.map(str::to_string),
+        code,
+        message: message.into(),
+    }
+}
+
+/// Checks a request id: 1-128 characters, letters, digits and `._:-` (it becomes a topic level).
+pub fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Checks an E.164 number: `+` and 7 to 15 digits, the first not 0.
+pub fn valid_e164(n: &str) -> bool {
+    let Some(digits) = n.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// What validation needs to know about this gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Configured slots (commands naming another slot are refused).
+    pub slots: Vec<u16>,
+    /// The modems' groups (a campaign for a group no SIM has is refused).
+    pub groups: BTreeSet<String>,
+    /// `[voice] bridge_domains`: the hosts `dial.bridge_to` may name (empty: any).
+    pub bridge_domains: Vec<String>,
+}
+
+impl Context {
+    /// A context with these slots and nothing else (tests, the console).
+    pub fn with_slots(slots: &[u16]) -> Self {
+        Self {
+            slots: slots.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The verbs, in the order the `unknown-verb` message lists them.
+pub const VERBS: &[&str] = &[
+    "ping",
+    "sms-send",
+    "campaign",
+    "campaign-control",
+    "dial",
+    "hangup",
+    "recording-fetch",
+];
+
+/// Reads the request id of any payload (however big) without building it: the first pass.
+pub fn request_id_of(payload: &[u8]) -> Result<String, Rejection> {
+    if !is_object(payload) {
+        return Err(reject(None, "bad-json", "payload must be a JSON object"));
+    }
+    let head: field::Head = serde_json::from_slice(payload).map_err(|e| {
+        if e.is_data() {
+            reject(None, "bad-json", "payload must be a JSON object")
+        } else {
+            reject(None, "bad-json", format!("payload is not JSON: {e}"))
+        }
+    })?;
+    match head.request_id {
+        None | Some(Field::Null) => {
+            Err(reject(None, "missing-request-id", "request_id is required"))
+        }
+        Some(Field::Str(s)) if valid_request_id(&s) => Ok(s),
+        Some(_) => Err(reject(
+            None,
+            "bad-request-id",
+            "request_id must be 1-128 characters of letters, digits and ._:-",
+        )),
+    }
+}
+
+/// Parses and validates a command for `verb` with `payload`.
+pub fn parse(verb: &str, payload: &[u8], ctx: &Context) -> Result<ValidCommand, Rejection> {
+    let request_id = request_id_of(payload)?;
+    let rid = Some(request_id.as_str());
+    let parsed = match verb {
+        "ping" => ping::parse(payload),
+        "sms-send" => sms_send::parse(payload, ctx),
+        "campaign" => campaign::parse(payload, ctx),
+        "campaign-control" => campaign_control::parse(payload),
+        "dial" => dial::parse(payload, ctx),
+        "hangup" => hangup::parse(payload),
+        "recording-fetch" => recording_fetch::parse(payload),
+        other => {
+            return Err(reject(
+                rid,
+                "unknown-verb",
+                format!("unknown command {other:?}; known: {}", VERBS.join(", ")),
+            ));
+        }
+    };
+    let p = parsed.map_err(|(code, m)| reject(rid, code, m))?;
+    Ok(ValidCommand {
+        request_id,
+        verb: verb.to_string(),
+        payload: p.payload,
+        slot: p.slot,
+        campaign: p.campaign,
+    })
+}
+
+/// What a verb's parser hands back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// The normalised payload to store (only known fields).
+    pub payload: Value,
+    /// The slot it targets, if any.
+    pub slot: Option<u16>,
+    /// For `campaign`: the plan.
+    pub campaign: Option<CampaignPlan>,
+}
+
+impl Parsed {
+    fn plain(payload: Value, slot: Option<u16>) -> Self {
+        Self {
+            payload,
+            slot,
+            campaign: None,
+        }
+    }
+}
+
+/// A verb's refusal: (code, message).
+pub type Refusal = (&'static str, String);
+
+/// Whether the payload is (at least at its start) a JSON object: serde would read a struct
+/// from an array too.
+fn is_object(payload: &[u8]) -> bool {
+    payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Reads a verb's struct; unknown fields and malformed JSON become refusals.
+fn read<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Refusal> {
+    if !is_object(payload) {
+        return Err(("bad-json", "payload must be a JSON object".into()));
+    }
+    serde_json::from_slice(payload).map_err(|e| field::classify(&e))
+}
+
+/// The optional `slot` field: absent/null, or one of the configured slots.
+fn optional_slot(v: Option<&Field>, slots: &[u16]) -> Result<Option<u16>, Refusal> {
+    match v {
+        None | Some(Field::Null) => Ok(None),
+        Some(f) => match f.as_i64().and_then(|s| u16::try_from(s).ok()) {
+            Some(s) if slots.contains(&s) => Ok(Some(s)),
+            _ => Err((
+                "unknown-slot",
+                format!("slot {} is not configured", f.shown()),
+            )),
+        },
+    }
+}
+
+/// An optional boolean field (default false).
+fn optional_bool(name: &str, v: Option<&Field>) -> Result<Option<bool>, Refusal> {
+    match v {
+        None | Some(Field::Null) => Ok(None),
+        Some(Field::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(("bad-field", format!("{name} must be true or false"))),
+    }
+}
+
+/// A call id field (`hangup`, `recording-fetch`).
+fn call_id(v: Option<&Field>) -> Result<String, Refusal> {
+    match v {
+        Some(Field::Str(s)) if crate::voice::recordings::valid_call_id(s) => Ok(s.clone()),
+        _ => Err(("bad-field", "call_id is required (a call's id)".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(verb: &str, v: Value) -> Result<ValidCommand, Rejection> {
+        parse(
+            verb,
+            v.to_string().as_bytes(),
+            &Context::with_slots(&[1, 2]),
+        )
+    }
+
+    #[test]
+    fn good_commands() {
+        let c = p("ping", json!({"request_id": "r-1"})).unwrap();
+        assert_eq!(c.verb, "ping");
+        let c = p(
+            "sms-send",
+            json!({"request_id": "r-2", "to": "+380501234567", "text": "Привіт", "slot": 2, "report": true}),
+        )
+        .unwrap();
+        assert_eq!(c.slot, Some(2));
+        assert_eq!(c.payload["encoding"], "ucs2");
+    }
+
+    #[test]
+    fn every_malformed_command_gets_a_reason() {
+        let cases: Vec<(&[u8], &str, &str)> = vec![
+            (b"not json", "ping", "bad-json"),
+            (b"[1,2]", "ping", "bad-json"),
+            (
+                br#"{"to":"+380501234567"}"#,
+                "sms-send",
+                "missing-request-id",
+            ),
+            (br#"{"request_id":"a/b"}"#, "ping", "bad-request-id"),
+            (
+                br#"{"request_id":"x"}"#,
+                "reboot-everything",
+                "unknown-verb",
+            ),
+            (
+                br#"{"request_id":"x","to":"0501234567","text":"hi"}"#,
+                "sms-send",
+                "bad-number",
+            ),
+            (
+                br#"{"request_id":"x","to":"+380501234567","text":""}"#,
+                "sms-send",
+                "bad-text",
+            ),
+            (
+                br#"{"request_id":"x","to":"+380501234567","text":"hi","slot":7}"#,
+                "sms-send",
+                "unknown-slot",
+            ),
+            (
+                br#"{"request_id":"x","to":"+380501234567","text":"hi","colour":1}"#,
+                "sms-send",
+                "bad-field",
+            ),
+        ];
+        for (payload, verb, code) in cases {
+            let e = parse(verb, payload, &Context::with_slots(&[1, 2])).unwrap_err();
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(payload));
+            assert!(!e.message.is_empty());
+        }
+        let long = "ы".repeat(10_000);
+        let e = p(
+            "sms-send",
+            json!({"request_id": "x", "to": "+380501234567", "text": long}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "text-too-long");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_on_every_verb() {
+        let good: Vec<(&str, Value)> = vec![
+            ("ping", json!({"request_id": "u"})),
+            (
+                "sms-send",
+                json!({"request_id": "u", "to": "+380501234567", "text": "hi"}),
+            ),
+            (
+                "campaign",
+                json!({"request_id": "u", "campaign_id": "c", "text": "t", "recipients": [{"to": "+380501234567"}]}),
+            ),
+            (
+                "campaign-control",
+                json!({"request_id": "u", "campaign_id": "c", "action": "pause"}),
+            ),
+            (
+                "dial",
+                json!({"request_id": "u", "to": "+380501234567", "bridge_to": "sip:101@pbx"}),
+            ),
+            (
+                "hangup",
+                json!({"request_id": "u", "call_id": "0190a0b0-aaaa-7bbb-8ccc-123456789abc"}),
+            ),
+            (
+                "recording-fetch",
+                json!({"request_id": "u", "call_id": "0190a0b0-aaaa-7bbb-8ccc-123456789abc"}),
+            ),
+        ];
+        assert_eq!(good.len(), VERBS.len());
+        for (verb, v) in good {
+            p(verb, v.clone()).unwrap_or_else(|e| panic!("{verb}: {e:?}"));
+            let mut bad = v.clone();
+            bad["junk"] = json!("x".repeat(1000));
+            let e = p(verb, bad).unwrap_err();
+            assert_eq!(e.code, "bad-field", "{verb}: {e:?}");
+            assert_eq!(e.request_id.as_deref(), Some("u"));
+            assert!(e.message.contains("junk"), "{verb}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn campaign_control_keeps_only_what_it_needs() {
+        let c = p(
+            "campaign-control",
+            json!({"request_id": "cc", "campaign_id": "c1", "action": "cancel"}),
+        )
+        .unwrap();
+        assert_eq!(c.payload, json!({"campaign_id": "c1", "action": "cancel"}));
+        let e = p(
+            "campaign-control",
+            json!({"request_id": "cc", "campaign_id": "c1", "action": "explode"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "bad-field");
+    }
+
+    #[test]
+    fn the_request_id_is_read_from_a_big_payload_without_its_tree() {
+        let mut big = String::from(r#"{"junk":["#);
+        for i in 0..200_000 {
+            if i > 0 {
+                big.push(',');
+            }
+            big.push_str("[1,{\"a\":2}]");
+        }
+        big.push_str(r#"],"request_id":"late"}"#);
+        assert_eq!(request_id_of(big.as_bytes()).unwrap(), "late");
+        assert_eq!(request_id_of(b"[1]").unwrap_err().code, "bad-json");
+        assert_eq!(
+            request_id_of(b"{\"request_id\":7}").unwrap_err().code,
+            "bad-request-id"
+        );
+        assert_eq!(
+            request_id_of(b"{\"a\":1}").unwrap_err().code,
+            "missing-request-id"
+        );
+    }
+
+    #[test]
+    fn dial_bridge_to_is_parsed_and_allow_listed() {
+        let ctx = Context {
+            slots: vec![1],
+            groups: BTreeSet::new(),
+            bridge_domains: vec!["pbx.local".into()],
+        };
+        let d = |b: &str| {
+            parse(
+                "dial",
+                json!({"request_id": "d", "to": "+380501234567", "bridge_to": b})
+                    .to_string()
+                    .as_bytes(),
+                &ctx,
+            )
+        };
+        assert!(d("sip:101@pbx.local").is_ok());
+        for bad in [
+            "sip:101@pbx.local>,<sip:evil@10.9.9.9",
+            "sip:101@pbx.local;maddr=10.9.9.9;transport=tcp",
+            "sip:101@pbx.local?Subject=x",
+            "sip:101@other.host",
+        ] {
+            assert_eq!(d(bad).unwrap_err().code, "bad-field", "{bad}");
+        }
+    }
+}

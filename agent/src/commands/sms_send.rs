@@ -1,0 +1,60 @@
+//! `cmd/sms-send` {request_id, to, text, slot?, report?}: one SMS (up to 10 parts).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Context, Field, MAX_SMS_PARTS, Parsed, Refusal, optional_bool, optional_slot, read};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsSend {
+    #[allow(dead_code)]
+    request_id: Option<Field>,
+    to: Option<Field>,
+    text: Option<Field>,
+    slot: Option<Field>,
+    report: Option<Field>,
+}
+
+/// Validates an SMS to send; the stored payload adds its parts and encoding.
+pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
+    let m: SmsSend = read(payload)?;
+    let to = match &m.to {
+        Some(Field::Str(s)) if super::valid_e164(s) => s.clone(),
+        Some(Field::Str(s)) => {
+            return Err((
+                "bad-number",
+                format!(
+                    "{} is not an E.164 number (+ and 7-15 digits)",
+                    Field::Str(s.clone()).shown()
+                ),
+            ));
+        }
+        _ => return Err(("bad-number", "to is required (E.164 number)".into())),
+    };
+    let text = match m.text {
+        Some(Field::Str(s)) if !s.is_empty() => s,
+        Some(Field::Str(_)) => return Err(("bad-text", "text is empty".into())),
+        _ => return Err(("bad-text", "text is required (a string)".into())),
+    };
+    let (encoding, parts) = gsmgw_drivers::pdu::split_text(&text, false);
+    if parts.len() > MAX_SMS_PARTS {
+        return Err((
+            "text-too-long",
+            format!(
+                "text needs {} {} parts; at most {MAX_SMS_PARTS} are sent",
+                parts.len(),
+                encoding.as_str()
+            ),
+        ));
+    }
+    let slot = optional_slot(m.slot.as_ref(), &ctx.slots)?;
+    let report = optional_bool("report", m.report.as_ref())?.unwrap_or(false);
+    Ok(Parsed::plain(
+        json!({
+            "to": to, "text": text, "slot": slot, "report": report,
+            "parts": parts.len(), "encoding": encoding.as_str(),
+        }),
+        slot,
+    ))
+}
