@@ -198,6 +198,10 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
+    if matches!(cmd, Cmd::Run { .. } | Cmd::Demo(_)) {
+        // Nothing the agent creates (database, WAL, recordings, a saved config) is for others.
+        gsmgw_agent::private::restrict_umask();
+    }
     match cmd {
         Cmd::Run { config } => {
             let cfg = match config::load(&config) {
@@ -208,6 +212,9 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
                 }
             };
             init_logging(log_json || cfg.gateway.log_format == LogFormat::Json);
+            if let Some(w) = config::secrets_exposed(&config, &cfg) {
+                tracing::warn!("{w}");
+            }
             run_agent(cfg, config).await
         }
         Cmd::Demo(args) => {
@@ -352,6 +359,10 @@ fn passwd_hash() -> ExitCode {
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
+            // A warning, not an error: `gsmgw run` starts with such a file (and warns too).
+            if let Some(w) = config::secrets_exposed(file, &cfg) {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: ok (gateway {}, {} modem(s))",
                 file.display(),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod events;
 pub mod netwatch;
+pub mod private;
 pub mod quiet;
 pub mod runtime;
 pub mod sms_in;
