@@ -70,6 +70,13 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 3 → 4: the console's failed-login guard (one row), so a restart does not reset a lockout.
+    "CREATE TABLE console_auth(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        failures INTEGER NOT NULL,
+        lockouts INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL
+    );",
 ];
 
 /// Schema version this build writes.
