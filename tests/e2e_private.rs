@@ -142,7 +142,9 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
         .expect("gsmgw/gw-priv/modem/1/state", T, |v| v["state"] == "ready")
         .await;
 
-    let r = sim.control(json!({"op": "sms", "from": SENDER, "text": "private text"}));
+    // Long enough for three parts: each part is logged as it is stored.
+    let text = "private text, ".repeat(30);
+    let r = sim.control(json!({"op": "sms", "from": SENDER, "text": text}));
     assert_eq!(r["ok"], true, "{r}");
     central
         .expect("gsmgw/gw-priv/event/sms-received", T, |v| {
@@ -186,7 +188,13 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
         .collect();
     assert!(loose.is_empty(), "not private: {loose:?}");
 
-    let _ = agent.log();
+    // At the default log level the log tells of the SMS and the call but never whose.
+    let log = agent.log();
+    assert!(log.contains("SMS part stored"), "{log}");
+    assert!(log.contains("call ended"), "{log}");
+    for number in [SENDER, CALLER, &SENDER[1..], &CALLER[1..]] {
+        assert!(!log.contains(number), "{number} in full in the log:\n{log}");
+    }
 }
 
 /// `config check` on a config others can read that holds a password: a warning naming the key

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod events;
+pub mod logfmt;
 pub mod netwatch;
 pub mod private;
 pub mod quiet;

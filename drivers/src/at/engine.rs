@@ -418,7 +418,7 @@ impl State {
                 };
             }
             Frame::Overlong(start) => {
-                tracing::warn!(start = %start.chars().take(40).collect::<String>(), "overlong line from modem dropped");
+                tracing::warn!(start = %crate::redact::printable(&start.chars().take(40).collect::<String>()), "overlong line from modem dropped");
                 return None;
             }
             Frame::Line(l) => l,
@@ -433,7 +433,7 @@ impl State {
 
         let Some(f) = self.inflight.as_mut() else {
             if is_final(&line, &self.config.vendor_errors) {
-                tracing::debug!(%line, "final result with no command in flight dropped");
+                tracing::debug!(line = %crate::redact::printable(&line), "final result with no command in flight dropped");
             } else {
                 self.unsolicited(line);
             }
