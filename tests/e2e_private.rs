@@ -161,6 +161,11 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
     assert!(ev["recording"]["bytes"].as_u64().unwrap_or(0) > 44, "{ev}");
     pbx.wait(Duration::from_secs(40))
         .assert_success("PBX answers and hangs up");
+    // While the agent runs, SQLite's own files are there, as private as the database.
+    for side in ["gsmgw.db-wal", "gsmgw.db-shm"] {
+        let m = std::fs::metadata(data.join(side)).unwrap().mode() & 0o7777;
+        assert_eq!(m, 0o600, "{side} {m:04o}");
+    }
     agent.terminate();
 
     let all = modes_under(&data);

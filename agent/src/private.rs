@@ -141,11 +141,13 @@ pub fn key_exposure(path: &Path) -> Option<String> {
     })
 }
 
-/// Whether others (group or world) can read `path`; `Some(mode)` when they can.
+/// Whether others can read `path`; `Some(mode)` when they can: everyone, or its group unless
+/// the file is owned by root (`root:gsmgw 0640` is how a service is given its config).
 pub fn readable_by_others(path: &Path) -> Option<u32> {
     let meta = std::fs::metadata(path).ok()?;
     let mode = meta.mode() & 0o7777;
-    (mode & 0o044 != 0).then_some(mode)
+    let group_ok = meta.uid() == 0;
+    (mode & 0o004 != 0 || (mode & 0o040 != 0 && !group_ok)).then_some(mode)
 }
 
 #[cfg(test)]
