@@ -27,15 +27,19 @@ pub fn restrict_umask() {
 }
 
 /// Creates `dir` (and missing parents) 0700; an existing `dir` with a looser mode is set to
-/// 0700 (its parents are left as they are: they may be shared, like /var/lib).
+/// 0700 (its parents are left as they are: they may be shared, like /var/lib). A directory the
+/// agent may write but not chmod (another owner) is used as it is, with a warning.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
     let meta = std::fs::metadata(dir)?;
-    if meta.mode() & 0o7777 != DIR_MODE {
-        std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
+    if meta.mode() & 0o077 != 0 {
+        if let Err(e) = std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE)) {
+            tracing::warn!(path = %dir.display(), mode = %format!("{:04o}", meta.mode() & 0o7777),
+                error = %e, "cannot make the directory private");
+        }
     }
     Ok(())
 }
@@ -51,7 +55,9 @@ pub fn create_file(path: &Path) -> io::Result<()> {
         .open(path)?;
     let meta = f.metadata()?;
     if meta.mode() & 0o077 != 0 {
-        f.set_permissions(Permissions::from_mode(FILE_MODE))?;
+        if let Err(e) = f.set_permissions(Permissions::from_mode(FILE_MODE)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the file private");
+        }
     }
     Ok(())
 }

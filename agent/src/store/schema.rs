@@ -138,7 +138,9 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
     crate::private::create_file(path).map_err(|e| StoreError::io(path, e))?;
     for suffix in ["-wal", "-shm", "-journal"] {
         let p = suffixed(path, suffix);
-        crate::private::tighten_file(&p).map_err(|e| StoreError::io(&p, e))?;
+        if let Err(e) = crate::private::tighten_file(&p) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot make the file private");
+        }
     }
     Ok(())
 }
