@@ -140,6 +140,9 @@ struct SimArgs {
     voice_link: Option<PathBuf>,
 }
 
+/// The log's rate limiter, for the last report of what it held back at exit.
+static LOG_LIMIT: std::sync::OnceLock<gsmgw_agent::logfmt::RateLimit> = std::sync::OnceLock::new();
+
 fn init_logging(json: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -148,14 +151,23 @@ fn init_logging(json: bool) {
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    // Repeated lines are limited (with their count reported) before any layer writes them.
+    let limit = LOG_LIMIT.get_or_init(gsmgw_agent::logfmt::RateLimit::default);
+    if let Err(e) = limit.spawn_reporter() {
+        eprintln!("gsmgw: log limiter without its reporter: {e}");
+    }
     // The console's `log` command reads the last lines from this ring.
     let registry = tracing_subscriber::registry()
         .with(filter)
+        .with(limit.clone())
         .with(gsmgw_agent::console::LogRingLayer);
     if json {
         registry.with(fmt.json()).init();
     } else {
-        registry.with(fmt).init();
+        // Every value escaped: bytes from modems and the network reach the log printable.
+        registry
+            .with(fmt.fmt_fields(gsmgw_agent::logfmt::EscapedFields))
+            .init();
     }
 }
 
@@ -186,18 +198,27 @@ fn main() -> ExitCode {
         },
         cmd => {
             let json = cli.log_json;
-            match rt.block_on(dispatch(cmd, json)) {
+            let code = match rt.block_on(dispatch(cmd, json)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("gsmgw: {e:#}");
                     ExitCode::from(1)
                 }
+            };
+            // What the limiter held back is reported before the process ends.
+            if let Some(limit) = LOG_LIMIT.get() {
+                limit.flush(true);
             }
+            code
         }
     }
 }
 
 async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
+    if matches!(cmd, Cmd::Run { .. } | Cmd::Demo(_)) {
+        // Nothing the agent creates (database, WAL, recordings, a saved config) is for others.
+        gsmgw_agent::private::restrict_umask();
+    }
     match cmd {
         Cmd::Run { config } => {
             let cfg = match config::load(&config) {
@@ -208,6 +229,9 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
                 }
             };
             init_logging(log_json || cfg.gateway.log_format == LogFormat::Json);
+            if let Some(w) = config::secrets_exposed(&config, &cfg) {
+                tracing::warn!("{w}");
+            }
             run_agent(cfg, config).await
         }
         Cmd::Demo(args) => {
@@ -352,6 +376,10 @@ fn passwd_hash() -> ExitCode {
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
+            // A warning, not an error: `gsmgw run` starts with such a file (and warns too).
+            if let Some(w) = config::secrets_exposed(file, &cfg) {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: ok (gateway {}, {} modem(s))",
                 file.display(),

@@ -132,6 +132,7 @@ fn write_cfg(
     );
     let path = dir.join("gsmgw.toml");
     std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     path
 }
 
@@ -169,7 +170,7 @@ fn wrong_passwords_slow_down_then_lock_the_console() {
         &pty.path,
         &format!("password_hash = \"{hash}\""),
     );
-    let _agent = AgentProc::start(&cfg);
+    let agent = AgentProc::start(&cfg);
     pty.expect("gw-lock console", T);
     let start = Instant::now();
     for i in 1..=5 {
@@ -190,6 +191,16 @@ fn wrong_passwords_slow_down_then_lock_the_console() {
     assert!(!pty.transcript().contains("logged in"));
     // Nothing typed at the password prompt is echoed.
     assert!(!pty.transcript().contains("guess-"));
+
+    // A restart (a power cut, here) does not lift the lockout: it is kept in the store.
+    agent.kill();
+    let _agent = AgentProc::start(&cfg);
+    pty.expect("gw-lock console", T);
+    let locked = pty.expect("console locked", T);
+    assert!(!locked.contains("Password: "), "{locked}");
+    pty.line("right-password");
+    pty.expect("console locked", T);
+    assert!(!pty.transcript().contains("logged in"));
 }
 
 #[test]
@@ -444,7 +455,7 @@ fn every_command_and_garbage_over_the_serial_console() {
     pty.send(&[b'x'; 5000]);
     let long = pty.run(p, "");
     assert!(long.contains('\x07'), "bell for the overlong line");
-    assert!(long.contains("unknown command"), "{long}");
+    assert!(long.contains("line too long, nothing done"), "{long}");
     // Arrow keys are swallowed; bytes that are not UTF-8 are erased like any character.
     pty.send(b"\x1b[A\x1b[Dsta\xff\xfe\x7f\x7ftus");
     assert!(pty.run(p, "").contains("uptime"));
@@ -586,4 +597,112 @@ async fn new_mqtt_credentials_are_applied_live() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("password = \"new-pass\""), "{text}");
     assert!(!broker.log().is_empty());
+}
+
+/// Hostile input at the console: a line over the bound is refused whole and nothing of it runs
+/// (an SMS is not sent shortened); a changed secret shows in `config diff` as changed without
+/// its value; a burst of garbage with Ctrl-C, Ctrl-D, escape sequences, NUL and other control
+/// bytes neither ends the session nor, after a real logout, counts as failed logins.
+#[test]
+fn overlong_lines_secrets_in_diff_and_control_bytes_in_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &[]);
+    let mut pty = Pty::open();
+    let hash = hash_of("tech-pass-1");
+    let cfg = write_cfg(
+        dir.path(),
+        "gw-hostile",
+        &format!(
+            "url = \"{}\"\nusername = \"gw\"\npassword = \"mqtt-secret\"",
+            broker.url()
+        ),
+        &sim.link,
+        &pty.path,
+        &format!("password_hash = \"{hash}\""),
+    );
+    let _agent = AgentProc::start(&cfg);
+    let p = "gw-hostile> ";
+    login(&mut pty, "tech-pass-1", p);
+
+    // 600 bytes of SMS command: refused whole, nothing queued; the next line works.
+    let long = format!("sms send auto +380501234567 {}", "a".repeat(600));
+    let out = pty.run(p, &long);
+    assert!(out.contains("line too long, nothing done"), "{out}");
+    assert!(!out.contains("queued"), "{out}");
+    let q = pty.run(p, "queue");
+    assert!(q.contains("(none)"), "no job: {q}");
+    assert!(pty.run(p, "sms recent").contains("no SMS"), "nothing sent");
+    assert!(pty.run(p, "status").contains("uptime"));
+    // A username over the bound is not saved cut.
+    let out = pty.run(p, &format!("config set mqtt.username {}", "u".repeat(600)));
+    assert!(out.contains("line too long, nothing done"), "{out}");
+    assert!(pty.run(p, "config diff").contains("no changes"));
+
+    // A changed password: shown as changed, never as a value.
+    assert!(
+        pty.run(p, "config set mqtt.password other-secret")
+            .contains("set")
+    );
+    let diff = pty.run(p, "config diff");
+    assert!(
+        diff.contains("~mqtt.password = *** → *** (changed)"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("other-secret") && !diff.contains("mqtt-secret"),
+        "{diff}"
+    );
+    assert!(pty.run(p, "config revert").contains("thrown away"));
+
+    // Garbage with every kind of control byte, lines and Ctrl-D on empty lines inside it: the
+    // session carries on.
+    let garbage: &[u8] =
+        b"\x00\x01ab\x03\r\x04\x1b[Zx\x04\r\x02\x04\r\x04\x1b\x1b[1;5A\x00\r\x04\x07\x0b\x1f\r";
+    pty.send(garbage);
+    pty.send(b"status\r");
+    let out = pty.expect("uptime", T);
+    assert!(!out.contains("bye") && !out.contains("Password"), "{out}");
+    pty.expect(p, T);
+
+    // A real logout, then a garbage burst at the password prompt: nothing counts as a failed
+    // login (no "wrong password", no delay, no lockout); the right password logs in at once.
+    pty.send(b"\x04");
+    pty.expect("bye", T);
+    pty.expect("Password: ", T);
+    // Every line of the burst carries a control byte, wherever the agent's reads cut it
+    // (a prompt drops what was typed ahead of it): none can be a password.
+    let mut burst = Vec::new();
+    for _ in 0..3 {
+        burst.extend_from_slice(b"\x01\x02guess\r\x1b[A\x00x\r\x04\x04y\r\x03");
+        burst.extend_from_slice(&b"z\x01".repeat(400));
+        burst.extend_from_slice(b"\r");
+    }
+    pty.send(&burst);
+    pty.expect("garbled input ignored", T);
+    // Then the right password, typed again until it meets a prompt of its own (a copy may
+    // land in what the agent drops as typed ahead while it still works through the burst).
+    let deadline = Instant::now() + T;
+    'login: loop {
+        pty.line("tech-pass-1");
+        let tried = Instant::now();
+        while tried.elapsed() < Duration::from_secs(2) {
+            if pty.transcript().contains("logged in") {
+                break 'login;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never logged in:\n{}",
+            pty.transcript()
+        );
+    }
+    pty.expect("logged in", T);
+    pty.expect(p, T);
+    let t = pty.transcript();
+    assert!(
+        !t.contains("wrong password") && !t.contains("console locked"),
+        "garbage counted as failed logins:\n{t}"
+    );
 }

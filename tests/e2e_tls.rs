@@ -486,13 +486,22 @@ fn unusable_tls_files_are_a_configuration_error_at_start() {
     // Readable files (so `config check` passes them) whose content is not what is needed.
     let not_pem = work.path().join("not-pem.crt");
     std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    // A certificate where the key should be, private like a key must be (a key others can
+    // read is refused before its contents are read).
+    let cert_as_key = work.path().join("cert-as-key.pem");
+    std::fs::copy(pki.path("client.pem"), &cert_as_key).unwrap();
+    std::fs::set_permissions(
+        &cert_as_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let cases = [
         (mqtt_extra(&not_pem, None, false), "not-pem.crt"),
         (
             // A certificate where the key should be.
             mqtt_extra(
                 &pki.path("ca.pem"),
-                Some((&pki.path("client.pem"), &pki.path("client.pem"))),
+                Some((&pki.path("client.pem"), &cert_as_key)),
                 false,
             ),
             "no unencrypted private key",

@@ -883,7 +883,7 @@ impl Channel {
             }
             Urc::Boot { line } => {
                 // The modem restarted by itself: its settings are gone; bring it up again.
-                tracing::warn!(slot = self.cfg.slot, %line, "modem restarted by itself");
+                tracing::warn!(slot = self.cfg.slot, line = %gsmgw_drivers::redact::printable(&line), "modem restarted by itself");
                 Err(ModemError::At {
                     command: "boot".into(),
                     source: AtError::PortClosed(format!("modem restarted ({line})")),

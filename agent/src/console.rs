@@ -39,8 +39,13 @@ use auth::{LoginGuard, LoginPolicy, Penalty};
 use cfgedit::ConfigEditor;
 use line::{Edit, LineEditor};
 
-/// Longest accepted input line; longer input is cut (the terminal's bell rings once).
+/// Longest accepted input line; a longer one is refused whole ("line too long, nothing done";
+/// the terminal's bell rings once when it goes past).
 pub const MAX_LINE: usize = 512;
+/// A Ctrl-D logs out only when it is a key on its own: the first byte after the prompt, with
+/// nothing after it for this long. Inside a burst of bytes (garbage, a device talking on the
+/// wrong port) it is garbage like any control byte.
+const LONE_KEY: Duration = Duration::from_millis(150);
 /// How long `at` waits for the modem's final result.
 const AT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `config apply` waits for the uplink to connect with new settings.
@@ -230,6 +235,10 @@ async fn serve_tty(console: Console, device: &str, baud: u32) {
 #[derive(Debug, PartialEq, Eq)]
 enum Input {
     Line(String),
+    /// A line that carried control bytes or escape sequences (see `line::Edit::Garbled`).
+    Garbled(String),
+    /// A line over [`MAX_LINE`]: refused whole.
+    TooLong,
     Cancelled,
     /// Ctrl-D on an empty line.
     CtrlD,
@@ -296,19 +305,38 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
     ) -> std::io::Result<Input> {
         self.ed.set_echo(echo && self.serial);
         let mut echoed = Vec::new();
+        // Nothing typed ahead of the prompt: a Ctrl-D now may be a key on its own.
+        let fresh = self.pending.is_empty() && self.ed.is_empty();
+        let mut fed = 0usize;
         loop {
             while let Some(b) = self.pending.pop_front() {
-                if let Some(edit) = self.ed.feed(b, &mut echoed) {
-                    if !echoed.is_empty() && self.serial {
-                        self.w.write_all(&echoed).await?;
-                        self.w.flush().await?;
-                    }
-                    return Ok(match edit {
-                        Edit::Line(l) => Input::Line(l),
-                        Edit::Cancelled => Input::Cancelled,
-                        Edit::Eof => Input::CtrlD,
-                    });
+                fed += 1;
+                let Some(edit) = self.ed.feed(b, &mut echoed) else {
+                    continue;
+                };
+                if !echoed.is_empty() && self.serial {
+                    self.w.write_all(&echoed).await?;
+                    self.w.flush().await?;
                 }
+                echoed.clear();
+                return Ok(match edit {
+                    Edit::Line(l) => Input::Line(l),
+                    Edit::Garbled(l) => Input::Garbled(l),
+                    Edit::TooLong => Input::TooLong,
+                    Edit::Cancelled => Input::Cancelled,
+                    Edit::Eof => {
+                        if fresh && fed == 1 && self.pending.is_empty() {
+                            match self.quiet_for(LONE_KEY).await? {
+                                Some(true) => return Ok(Input::CtrlD),
+                                None => return Ok(Input::Eof),
+                                Some(false) => {}
+                            }
+                        }
+                        // Part of a burst: garbage on this line, not a logout.
+                        self.ed.taint();
+                        continue;
+                    }
+                });
             }
             if !echoed.is_empty() && self.serial {
                 self.w.write_all(&echoed).await?;
@@ -327,6 +355,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Term<R, W> {
                 return Ok(Input::Eof);
             }
             self.pending.extend(&buf[..n]);
+        }
+    }
+
+    /// Waits up to `d` for input: `Some(true)` when none came, `Some(false)` when some did
+    /// (kept for the line editor), `None` when the input ended.
+    async fn quiet_for(&mut self, d: Duration) -> std::io::Result<Option<bool>> {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(d, self.r.read(&mut buf)).await {
+            Err(_) => Ok(Some(true)),
+            Ok(Ok(0)) => Ok(None),
+            Ok(Ok(n)) => {
+                self.pending.extend(&buf[..n]);
+                Ok(Some(false))
+            }
+            Ok(Err(e)) => Err(e),
         }
     }
 }
@@ -361,6 +404,8 @@ impl Drop for StdinEchoOff {
 struct Shared {
     guard: LoginGuard,
     editor: ConfigEditor,
+    /// The guard was loaded from the store.
+    guard_restored: bool,
 }
 
 /// One console: its context and the state that outlives sessions.
@@ -383,6 +428,7 @@ impl Console {
             shared: Arc::new(Mutex::new(Shared {
                 guard: LoginGuard::new(policy),
                 editor,
+                guard_restored: false,
             })),
         }
     }
@@ -410,12 +456,64 @@ impl Console {
         Duration::from_secs(u64::from(secs.max(1)))
     }
 
+    /// Loads the failed-login guard from the store once (a restart does not end a lockout).
+    async fn restore_guard(&self) {
+        let mut shared = self.shared.lock().await;
+        if shared.guard_restored {
+            return;
+        }
+        match self.ctx.events.store().console_auth().await {
+            Ok(stored) => {
+                shared.guard.restore(stored, unix_ms_now());
+                shared.guard_restored = true;
+                if let Some(left) = shared.guard.locked_for() {
+                    tracing::warn!(
+                        lock_secs = left.as_secs() + 1,
+                        "console still locked after repeated failed logins"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "console login guard not loaded"),
+        }
+    }
+
+    /// Counts a failed login, stores the guard and says what the failure costs.
+    async fn login_failed(&self) -> Penalty {
+        let (penalty, stored) = {
+            let mut shared = self.shared.lock().await;
+            let p = shared.guard.failed();
+            (p, shared.guard.to_stored(unix_ms_now()))
+        };
+        self.store_guard(stored).await;
+        penalty
+    }
+
+    /// A successful login: the guard forgives everything (stored when it had anything).
+    async fn login_succeeded(&self) {
+        let before = {
+            let mut shared = self.shared.lock().await;
+            let before = shared.guard.to_stored(unix_ms_now());
+            shared.guard.succeeded();
+            before
+        };
+        if before != crate::store::ConsoleAuth::default() {
+            self.store_guard(crate::store::ConsoleAuth::default()).await;
+        }
+    }
+
+    async fn store_guard(&self, state: crate::store::ConsoleAuth) {
+        if let Err(e) = self.ctx.events.store().set_console_auth(state).await {
+            tracing::warn!(error = %e, "console login guard not stored");
+        }
+    }
+
     /// Sessions one after another until the input ends.
     async fn serve<R, W>(&self, term: &mut Term<R, W>) -> std::io::Result<()>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
+        self.restore_guard().await;
         loop {
             match self.login(term).await? {
                 Login::Closed => return Ok(()),
@@ -469,27 +567,35 @@ impl Console {
                 term.discard_typeahead();
                 continue;
             }
+            // Only a line typed at this prompt is an attempt: what arrived before it is not.
+            term.discard_typeahead();
             term.write("Password: ").await?;
             let pw = match term.read_line(false, None).await? {
                 Input::Line(l) => l,
                 Input::Eof => return Ok(Login::Closed),
+                // Control bytes or an overlong line cannot be a password (none can hold
+                // them): garbage, not a guess, so not counted.
+                Input::Garbled(_) => {
+                    term.write("\ngarbled input ignored\n").await?;
+                    continue;
+                }
+                Input::TooLong => {
+                    term.write("\nline too long, nothing done\n").await?;
+                    continue;
+                }
                 Input::Cancelled | Input::Idle | Input::CtrlD => continue,
             };
             term.write("\n").await?;
             if pw.is_empty() {
                 continue;
             }
-            let ok = verify(pw, hash).await;
-            let mut shared = self.shared.lock().await;
-            if ok {
-                shared.guard.succeeded();
-                drop(shared);
+            if verify(pw, hash).await {
+                self.login_succeeded().await;
                 tracing::info!("console login");
                 term.write("logged in; type help\n").await?;
                 return Ok(Login::In);
             }
-            let penalty = shared.guard.failed();
-            drop(shared);
+            let penalty = self.login_failed().await;
             match penalty {
                 Penalty::Delay(d) => {
                     tracing::warn!("console login failed");
@@ -548,6 +654,10 @@ impl Console {
             match term.read_line(false, None).await? {
                 Input::Line(l) => answers.push(l),
                 Input::Eof => return Ok(None),
+                Input::Garbled(_) => {
+                    return Ok(Some(Err("\ngarbled input ignored; nothing changed".into())));
+                }
+                Input::TooLong => return Ok(Some(Err("\nline too long, nothing done".into()))),
                 Input::Cancelled | Input::Idle | Input::CtrlD => {
                     return Ok(Some(Err("cancelled".into())));
                 }
@@ -591,7 +701,15 @@ impl Console {
             };
             term.write(&prompt).await?;
             let line = match term.read_line(true, idle).await? {
-                Input::Line(l) => l,
+                // Arrow keys and stray control bytes were dropped from the line: it runs.
+                Input::Line(l) | Input::Garbled(l) => l,
+                Input::TooLong => {
+                    term.write(&format!(
+                        "line too long, nothing done (at most {MAX_LINE} bytes)\n"
+                    ))
+                    .await?;
+                    continue;
+                }
                 Input::Cancelled => continue,
                 Input::CtrlD => {
                     term.write("bye\n").await?;
@@ -641,7 +759,7 @@ impl Console {
             };
             term.write("\n").await?;
             if !verify(pw, hash).await {
-                let penalty = self.shared.lock().await.guard.failed();
+                let penalty = self.login_failed().await;
                 if let Penalty::Delay(d) = penalty {
                     tokio::time::sleep(d).await;
                 }
@@ -1203,6 +1321,12 @@ impl Console {
             .clone()
             .unwrap_or_else(|| "no answer".into()))
     }
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn verify(password: String, hash: String) -> bool {

@@ -73,10 +73,19 @@ impl Agent {
         opts: AgentOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Agent, AgentError> {
-        std::fs::create_dir_all(&cfg.gateway.data_dir).map_err(|source| AgentError::DataDir {
-            path: cfg.gateway.data_dir.display().to_string(),
-            source,
-        })?;
+        // Private (0700/0600) whatever the umask; a data_dir left 0644 by an older version is
+        // tightened before anything is opened.
+        let data_dir = &cfg.gateway.data_dir;
+        crate::private::create_dir(data_dir)
+            .and_then(|()| crate::private::create_dir(&crate::voice::recordings::dir(data_dir)))
+            .map_err(|source| AgentError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+        let tightened = crate::private::tighten_tree(data_dir);
+        if tightened > 0 {
+            tracing::info!(data_dir = %data_dir.display(), files = tightened, "made files under data_dir private (0600/0700)");
+        }
         let boot_id = uuid::Uuid::new_v4().to_string();
         let (voice_tx, voice_rx) = mpsc::channel::<crate::voice::VoiceCommand>(64);
         let (call_urc_tx, call_urc_rx) = mpsc::channel::<(u16, gsmgw_drivers::at::Urc)>(256);

@@ -9,6 +9,7 @@
 
 use gsmgw_drivers::modem::{Modem, ModemError, StoredMessage};
 use gsmgw_drivers::pdu::{self, Deliver, Pdu, StatusReport};
+use gsmgw_drivers::redact::number;
 use serde_json::{Value, json};
 
 use crate::clock::now_ms;
@@ -240,10 +241,10 @@ impl Inbox {
             .await?
         {
             PartOutcome::Stored { have } => {
-                tracing::info!(slot = self.slot, %key, have, total = c.total, "SMS part stored");
+                tracing::info!(slot = self.slot, reference = key.reference, from = %number(&key.sender), have, total = c.total, "SMS part stored");
             }
             PartOutcome::Duplicate => {
-                tracing::info!(slot = self.slot, %key, seq = c.seq, "duplicate SMS part");
+                tracing::info!(slot = self.slot, reference = key.reference, from = %number(&key.sender), seq = c.seq, "duplicate SMS part");
             }
             PartOutcome::Complete(parts) => {
                 let text: String = parts
@@ -406,9 +407,9 @@ pub async fn flush_stale(
             "complete": complete,
         });
         if complete {
-            tracing::info!(%key, "multipart SMS whose completion was interrupted delivered");
+            tracing::info!(slot = key.slot, reference = key.reference, from = %number(&key.sender), "multipart SMS whose completion was interrupted delivered");
         } else {
-            tracing::warn!(%key, have = parts.len(), "multipart SMS incomplete after the timeout; delivered as is");
+            tracing::warn!(slot = key.slot, reference = key.reference, from = %number(&key.sender), have = parts.len(), "multipart SMS incomplete after the timeout; delivered as is");
         }
         events
             .store()

@@ -55,6 +55,9 @@ pub enum TlsError {
         /// What rustls said.
         source: rustls::Error,
     },
+    /// The key file is readable by others (refused, like ssh does).
+    #[error("client key {0}")]
+    KeyExposed(String),
     /// The key file holds no private key rustls can use.
     #[error(
         "client key {} holds no unencrypted private key (PEM PKCS#8, PKCS#1 RSA or SEC1 EC expected)",
@@ -180,6 +183,9 @@ fn roots_from(path: &Path, what: &'static str, strict: bool) -> Result<RootCertS
 
 fn key_from(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let what = "client key";
+    if let Some(why) = crate::private::key_exposure(path) {
+        return Err(TlsError::KeyExposed(why));
+    }
     let bytes = read(path, what)?;
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(key) => Ok(key),
@@ -235,6 +241,8 @@ phtxzgX2B9ik3e9CRMmuquulmDvpHga5DIkv+sHUGay6c6rUc2Ku2VxO
     fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
+        // Keys must be private (a 0644 key is refused); certificates may be too.
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         p
     }
 

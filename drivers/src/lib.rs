@@ -6,6 +6,7 @@
 pub mod at;
 pub mod modem;
 pub mod pdu;
+pub mod redact;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sip;

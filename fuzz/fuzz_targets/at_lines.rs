@@ -61,6 +61,13 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = urc::looks_unsolicited(line);
         let _ = urc::has_pdu_line(line);
+        // A line taken for a PDU can never be a URC or a final result left out of its place.
+        if urc::looks_like_pdu(line) {
+            assert!(
+                !urc::looks_unsolicited(line) && !urc::has_pdu_line(line) && line != "OK",
+                "{line:?} taken for a PDU"
+            );
+        }
 
         let fields = parse_fields(line);
         // One field per unquoted comma, plus one.

@@ -296,6 +296,9 @@ pub fn write_config_with(
     text.push_str("\n[console]\ndevice = \"none\"\n");
     let path = dir.join("gsmgw.toml");
     std::fs::write(&path, text).expect("write config");
+    // Private, as a config with secrets should be (the agent warns about a readable one).
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod config");
     path
 }
 

@@ -43,5 +43,41 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     reader::read(text, origin).map_err(ConfigError::Invalid)
 }
 
+/// A warning when the file at `path` is readable by group or others and `cfg` holds secrets
+/// (`mqtt.password`, `sip.password`, `console.password_hash`, `modem[N].pin`): which ones, the
+/// mode, and the fix. `None` when the file is private or holds none.
+pub fn secrets_exposed(path: &Path, cfg: &Config) -> Option<String> {
+    let mut secrets: Vec<String> = Vec::new();
+    if cfg.mqtt.password.is_some() {
+        secrets.push("mqtt.password".into());
+    }
+    if cfg.sip.as_ref().is_some_and(|s| !s.password.is_empty()) {
+        secrets.push("sip.password".into());
+    }
+    if cfg.console.password_hash.is_some() {
+        secrets.push("console.password_hash".into());
+    }
+    for (i, m) in cfg.modems.iter().enumerate() {
+        if m.pin.is_some() {
+            secrets.push(format!("modem[{}].pin", i + 1));
+        }
+    }
+    if secrets.is_empty() {
+        return None;
+    }
+    let mode = crate::private::readable_by_others(path)?;
+    Some(format!(
+        "{} is readable by {} (mode {mode:04o}) and holds secrets ({}): chmod 600 {}",
+        path.display(),
+        if mode & 0o004 != 0 {
+            "everyone"
+        } else {
+            "its group"
+        },
+        secrets.join(", "),
+        path.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests;

@@ -324,6 +324,58 @@ fn tls_files_must_exist_and_be_readable() {
     set_mode(&locked, 0o600);
 }
 
+/// A private key others can read is an error (`gsmgw run` refuses it, like ssh); the same
+/// file 0600 is fine. Certificates and the CA file may be world-readable.
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&key, "pem").unwrap();
+    std::fs::write(&cert, "pem").unwrap();
+    set_mode(&cert, 0o644);
+    set_mode(&key, 0o644);
+    let text = with_mqtt(&format!(
+        "url = \"mqtts://broker\"\ncert_file = \"{}\"\nkey_file = \"{}\"",
+        cert.display(),
+        key.display()
+    ));
+    let p = only(&text, "mqtt.key_file");
+    assert!(
+        p.message.contains("mode 0644") && p.message.contains("chmod 600"),
+        "{p}"
+    );
+    set_mode(&key, 0o600);
+    let e = parse_str(&text, "gw.toml").unwrap_err();
+    assert!(
+        e.problems().iter().all(|p| !p.message.contains("mode 0")),
+        "{e}"
+    );
+}
+
+/// A config file others can read is reported when it holds a secret, and only then.
+#[cfg(unix)]
+#[test]
+fn a_readable_config_with_secrets_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    let text = with_mqtt("url = \"mqtt://broker\"\nusername = \"u\"\npassword = \"p\"");
+    std::fs::write(&path, &text).unwrap();
+    set_mode(&path, 0o644);
+    let cfg = super::load(&path).unwrap();
+    let w = super::secrets_exposed(&path, &cfg).unwrap();
+    assert!(
+        w.contains("mqtt.password") && w.contains("0644") && !w.contains("\"p\""),
+        "{w}"
+    );
+    set_mode(&path, 0o600);
+    assert_eq!(super::secrets_exposed(&path, &cfg), None);
+    set_mode(&path, 0o644);
+    let plain = super::parse_str(&with_mqtt("url = \"mqtt://broker\""), "gw.toml").unwrap();
+    assert_eq!(super::secrets_exposed(&path, &plain), None);
+}
+
 #[cfg(unix)]
 fn set_mode(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -338,6 +390,7 @@ fn tls_pairs_and_scheme() {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("c.pem");
     std::fs::write(&cert, "pem").unwrap();
+    set_mode(&cert, 0o600);
     let cert = cert.display();
 
     let p = only(

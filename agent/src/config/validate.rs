@@ -290,6 +290,11 @@ fn check_mqtt(m: &MqttConfig, out: &mut Vec<Problem>) {
         }
         if let Err(msg) = check_readable_file(path) {
             out.push(Problem::new(key, msg));
+        } else if key == "mqtt.key_file" {
+            // An error, like ssh: `gsmgw run` refuses a private key others can read.
+            if let Some(why) = crate::private::key_exposure(path) {
+                out.push(Problem::new(key, format!("{why}; `gsmgw run` refuses it")));
+            }
         }
     }
     match (&m.cert_file, &m.key_file) {

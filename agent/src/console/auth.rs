@@ -6,6 +6,8 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use tokio::time::Instant;
 
+use crate::store::ConsoleAuth;
+
 /// Shortest password accepted when one is chosen.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
@@ -166,6 +168,30 @@ impl LoginGuard {
         self.lockouts = 0;
         self.locked_until = None;
     }
+
+    /// The state to store, with the lockout's end as wall-clock time (`now_ms`: unix ms now).
+    pub fn to_stored(&self, now_ms: i64) -> ConsoleAuth {
+        let left = self.locked_for().map_or(0, |d| d.as_millis());
+        ConsoleAuth {
+            failures: self.failures,
+            lockouts: self.lockouts,
+            locked_until_ms: if left == 0 {
+                0
+            } else {
+                now_ms.saturating_add(i64::try_from(left).unwrap_or(i64::MAX))
+            },
+        }
+    }
+
+    /// Takes over a stored state (after a restart). What is left of a lockout is capped at
+    /// the longest lockout, so a clock set backwards cannot lock the console for long.
+    pub fn restore(&mut self, s: ConsoleAuth, now_ms: i64) {
+        self.failures = s.failures.min(self.policy.max_failures.saturating_sub(1));
+        self.lockouts = s.lockouts.min(16);
+        let left = u64::try_from(s.locked_until_ms.saturating_sub(now_ms)).unwrap_or(0);
+        let left = Duration::from_millis(left).min(self.policy.max_lockout);
+        self.locked_until = (!left.is_zero()).then(|| Instant::now() + left);
+    }
 }
 
 #[cfg(test)]
@@ -216,5 +242,53 @@ mod tests {
         g.succeeded();
         assert!(g.locked_for().is_none());
         assert_eq!(g.failed(), Penalty::Delay(s(1)));
+    }
+
+    /// What a restart keeps: failures so far, the lockout count and what is left of a lockout
+    /// (capped at the longest one when the stored end is far in the future).
+    #[tokio::test]
+    async fn stored_state_survives_a_restart() {
+        let s = Duration::from_secs;
+        let policy = LoginPolicy {
+            first_delay: s(1),
+            max_delay: s(8),
+            max_failures: 5,
+            lockout: s(60),
+            max_lockout: s(3_600),
+        };
+        let now = 1_800_000_000_000;
+        let mut g = LoginGuard::new(policy.clone());
+        g.failed();
+        g.failed();
+        let stored = g.to_stored(now);
+        assert_eq!((stored.failures, stored.locked_until_ms), (2, 0));
+        let mut again = LoginGuard::new(policy.clone());
+        again.restore(stored, now);
+        for _ in 0..2 {
+            assert!(matches!(again.failed(), Penalty::Delay(_)));
+        }
+        assert_eq!(again.failed(), Penalty::Locked(s(60)));
+        let stored = again.to_stored(now);
+        assert_eq!(stored.lockouts, 1);
+        assert!((now + 59_000..=now + 60_000).contains(&stored.locked_until_ms));
+
+        // Restarted 20 s later: 40 s of lockout left, and the next lockout doubles.
+        let mut after = LoginGuard::new(policy.clone());
+        after.restore(stored, now + 20_000);
+        let left = after.locked_for().unwrap();
+        assert!((s(39)..=s(40)).contains(&left), "{left:?}");
+        // A lockout stored as ending in a year is at most the longest lockout.
+        let mut far = LoginGuard::new(policy);
+        far.restore(
+            ConsoleAuth {
+                failures: 0,
+                lockouts: 3,
+                locked_until_ms: now + 365 * 86_400_000,
+            },
+            now,
+        );
+        assert!(far.locked_for().unwrap() <= s(3_600));
+        far.succeeded();
+        assert_eq!(far.to_stored(now), ConsoleAuth::default());
     }
 }

@@ -257,7 +257,16 @@ impl ConfigEditor {
             Err(_) => self.saved.clone(),
         };
         let new = masked(&self.pending).to_string();
-        let lines = line_diff(&old, &new);
+        let mut lines = line_diff(&old, &new);
+        // A secret changed in place looks the same masked: say so, never showing a value.
+        if let Ok(saved) = self.saved.parse::<DocumentMut>() {
+            let before = secrets_of(&saved);
+            for (key, value) in secrets_of(&self.pending) {
+                if before.get(&key).is_some_and(|old| *old != value) {
+                    lines.push(format!("~{key} = {SHORT_MASK} → {SHORT_MASK} (changed)"));
+                }
+            }
+        }
         if lines.is_empty() {
             return "no changes to save\n".into();
         }
@@ -496,6 +505,52 @@ fn set_in(doc: &mut DocumentMut, path: &KeyPath, value: Option<Value>) -> Result
     Ok(())
 }
 
+/// Shown for each side of a changed secret in `config diff`.
+const SHORT_MASK: &str = "***";
+
+/// Every secret value in `doc` by its key path (`mqtt.password`, `modem[2].pin`), in order.
+fn secrets_of(doc: &DocumentMut) -> std::collections::BTreeMap<String, String> {
+    fn walk_table(
+        t: &dyn TableLike,
+        prefix: &str,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        for (k, item) in t.iter() {
+            let path = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match item {
+                Item::Value(v) if SECRET_KEYS.contains(&k) => {
+                    let raw = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    out.insert(path, raw.trim().to_owned());
+                }
+                Item::ArrayOfTables(a) => {
+                    for (i, t) in a.iter().enumerate() {
+                        walk_table(t, &format!("{path}[{}]", i + 1), out);
+                    }
+                }
+                Item::Value(Value::Array(a)) => {
+                    for (i, v) in a.iter().enumerate() {
+                        if let Value::InlineTable(t) = v {
+                            walk_table(t, &format!("{path}[{}]", i + 1), out);
+                        }
+                    }
+                }
+                other => {
+                    if let Some(t) = other.as_table_like() {
+                        walk_table(t, &path, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk_table(doc.as_table(), "", &mut out);
+    out
+}
+
 /// A copy with secret values replaced by [`MASK`].
 fn masked(doc: &DocumentMut) -> DocumentMut {
     // Every form a section can take: [headers], dotted keys, inline tables, [[arrays]].
@@ -654,6 +709,30 @@ mod tests {
         assert_eq!(e.diff(), "no changes to save\n");
     }
 
+    /// Only a secret changed: the diff says so (no "no changes"), without either value; the
+    /// pin of the second modem too, by its path.
+    #[test]
+    fn a_changed_secret_shows_in_the_diff_masked() {
+        let d = tempfile::tempdir().unwrap();
+        let mut e = editor(d.path());
+        e.set("mqtt.password", "hunter23").unwrap();
+        e.set("modem[1].pin", "4321").unwrap();
+        let diff = e.diff();
+        assert!(!diff.contains("no changes"), "{diff}");
+        assert!(
+            diff.contains("~mqtt.password = *** → *** (changed)")
+                && diff.contains("~modem[1].pin = *** → *** (changed)"),
+            "{diff}"
+        );
+        for secret in ["hunter22", "hunter23", "1234", "4321"] {
+            assert!(!diff.contains(secret), "{secret} in {diff}");
+        }
+        // Set back to what the file says: no change.
+        e.set("mqtt.password", "hunter22").unwrap();
+        e.set("modem[1].pin", "1234").unwrap();
+        assert_eq!(e.diff(), "no changes to save\n");
+    }
+
     #[test]
     fn set_diff_save_keeps_a_backup() {
         let d = tempfile::tempdir().unwrap();
@@ -669,6 +748,11 @@ mod tests {
             "{diff}"
         );
         assert!(!diff.contains("s3cret"), "{diff}");
+        assert!(
+            diff.contains("~mqtt.password = *** → *** (changed)"),
+            "{diff}"
+        );
+        assert!(!diff.contains("hunter22"), "{diff}");
         let cfg = e.pending_config().unwrap();
         assert_eq!(cfg.modems.len(), 2);
         assert_eq!(cfg.modems[1].slot, 2);

@@ -4,12 +4,22 @@
 //! Backspace arrives as BS (0x08) or DEL (0x7f) depending on the terminal; Enter as CR, LF or
 //! CRLF. Escape sequences (arrow keys, function keys) are swallowed, other control bytes are
 //! ignored, and a line never grows past its bound: any byte stream is safe.
+//!
+//! A line is never cut: one that went past the bound comes out as [`Edit::TooLong`] (nothing
+//! of it is to be executed), and one that carried control bytes, escape sequences or bytes
+//! that are not UTF-8 comes out as [`Edit::Garbled`] — a command prompt may still run it (arrow
+//! keys are ordinary typing), a password prompt must not count it as an attempt.
 
 /// What a byte completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
-    /// Enter was pressed: the line (invalid UTF-8 replaced).
+    /// Enter was pressed: the line, as typed.
     Line(String),
+    /// Enter was pressed on a line that carried control bytes (other than the editing keys),
+    /// escape sequences or invalid UTF-8 (replaced); those bytes are not in it.
+    Garbled(String),
+    /// Enter was pressed on a line longer than the bound: thrown away whole.
+    TooLong,
     /// Ctrl-C: the line was thrown away.
     Cancelled,
     /// Ctrl-D on an empty line.
@@ -33,8 +43,10 @@ pub struct LineEditor {
     echo: bool,
     last_cr: bool,
     escape: Escape,
-    /// The bell was rung for this overlong line already.
-    rang: bool,
+    /// The line went past its bound (bytes were lost); the bell was rung once for it.
+    overlong: bool,
+    /// The line carried control bytes or escape sequences.
+    garbled: bool,
 }
 
 impl LineEditor {
@@ -46,7 +58,8 @@ impl LineEditor {
             echo,
             last_cr: false,
             escape: Escape::None,
-            rang: false,
+            overlong: false,
+            garbled: false,
         }
     }
 
@@ -58,7 +71,18 @@ impl LineEditor {
     /// Drops the line typed so far.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.rang = false;
+        self.overlong = false;
+        self.garbled = false;
+    }
+
+    /// Marks the line being typed as garbled (the terminal saw a control key out of place).
+    pub fn taint(&mut self) {
+        self.garbled = true;
+    }
+
+    /// Whether nothing has been typed on this line yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && !self.overlong && !self.garbled
     }
 
     /// Feeds one byte; what to send back to the terminal is appended to `out`.
@@ -67,6 +91,7 @@ impl LineEditor {
         match self.escape {
             Escape::Start => {
                 self.escape = Escape::None;
+                self.garbled = true;
                 if b == b'[' || b == b'O' {
                     self.escape = Escape::Sequence;
                     return None;
@@ -95,9 +120,17 @@ impl LineEditor {
                 if self.echo {
                     out.extend_from_slice(b"\r\n");
                 }
-                let line = String::from_utf8_lossy(&self.buf).into_owned();
+                let edit = if self.overlong {
+                    Edit::TooLong
+                } else {
+                    match String::from_utf8(std::mem::take(&mut self.buf)) {
+                        Ok(line) if !self.garbled => Edit::Line(line),
+                        Ok(line) => Edit::Garbled(line),
+                        Err(e) => Edit::Garbled(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    }
+                };
                 self.clear();
-                Some(Edit::Line(line))
+                Some(edit)
             }
             0x08 | 0x7f => {
                 if self.pop_char() && self.echo {
@@ -119,16 +152,19 @@ impl LineEditor {
                 self.clear();
                 None
             }
-            0x04 if self.buf.is_empty() => Some(Edit::Eof),
+            0x04 if self.is_empty() => Some(Edit::Eof),
             0x1b => {
                 self.escape = Escape::Start;
                 None
             }
-            0x00..=0x1f => None,
+            0x00..=0x1f => {
+                self.garbled = true;
+                None
+            }
             _ => {
-                if self.buf.len() >= self.max {
-                    if !self.rang {
-                        self.rang = true;
+                if self.overlong || self.buf.len() >= self.max {
+                    if !self.overlong {
+                        self.overlong = true;
                         out.push(0x07);
                     }
                     return None;
@@ -159,7 +195,6 @@ impl LineEditor {
                 _ => break,
             }
         }
-        self.rang = false;
         true
     }
 }
@@ -218,16 +253,53 @@ mod tests {
     fn arrow_keys_are_swallowed_and_no_echo_for_passwords() {
         let mut ed = LineEditor::new(64, false);
         let (edits, out) = run(&mut ed, b"\x1b[Ast\x1b[1;5Datus\x1bOA\r");
-        assert_eq!(edits, vec![Edit::Line("status".into())]);
+        assert_eq!(edits, vec![Edit::Garbled("status".into())]);
         assert!(out.is_empty());
     }
 
     #[test]
-    fn overlong_lines_are_cut_with_one_bell() {
+    fn overlong_lines_are_refused_whole_with_one_bell() {
         let mut ed = LineEditor::new(8, true);
         let (edits, out) = run(&mut ed, b"0123456789abcdef\r");
-        assert_eq!(edits, vec![Edit::Line("01234567".into())]);
+        assert_eq!(edits, vec![Edit::TooLong]);
         assert_eq!(out.iter().filter(|&&b| b == 7).count(), 1);
+        // Erasing back under the bound does not bring the lost bytes back: still refused.
+        let (edits, _) = run(&mut ed, b"0123456789\x7f\x7f\x7f\r");
+        assert_eq!(edits, vec![Edit::TooLong]);
+        // Exactly the bound is fine, and the next line is a line again.
+        let (edits, _) = run(&mut ed, b"01234567\rok\r");
+        assert_eq!(
+            edits,
+            vec![Edit::Line("01234567".into()), Edit::Line("ok".into())]
+        );
+        // Ctrl-U starts the line afresh.
+        let (edits, _) = run(&mut ed, b"0123456789\x15ok\r");
+        assert_eq!(edits, vec![Edit::Line("ok".into())]);
+    }
+
+    #[test]
+    fn control_bytes_and_bad_utf8_mark_the_line_garbled() {
+        let mut ed = LineEditor::new(64, false);
+        for input in [
+            &b"ab\x00cd\r"[..],
+            b"\x01\x02\r",
+            b"ab\x1bZcd\r",
+            b"\x1b[Apass\r",
+            b"pa\x04ss\r",
+            b"pa\xffss\r",
+        ] {
+            let (edits, _) = run(&mut ed, input);
+            assert!(
+                matches!(edits.as_slice(), [Edit::Garbled(_)]),
+                "{input:?}: {edits:?}"
+            );
+        }
+        // Editing keys do not garble a line; a garbled line does not garble the next.
+        let (edits, _) = run(&mut ed, "x\x7fpässword\x08d\r".as_bytes());
+        assert_eq!(edits, vec![Edit::Line("pässword".into())]);
+        // Ctrl-D after garbage on the same line is garbage, not end of input.
+        let (edits, _) = run(&mut ed, b"\x00\x04\r\x04");
+        assert_eq!(edits, vec![Edit::Garbled(String::new()), Edit::Eof]);
     }
 
     proptest! {
@@ -236,7 +308,7 @@ mod tests {
             let mut ed = LineEditor::new(32, true);
             let mut out = Vec::new();
             for b in input {
-                if let Some(Edit::Line(l)) = ed.feed(b, &mut out) {
+                if let Some(Edit::Line(l) | Edit::Garbled(l)) = ed.feed(b, &mut out) {
                     prop_assert!(l.len() <= 32 * 3);
                 }
                 prop_assert!(ed.buf.len() <= 32);

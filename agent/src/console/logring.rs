@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use gsmgw_drivers::redact::Escaper;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -60,20 +61,24 @@ struct Fields {
     rest: String,
 }
 
+// Values are escaped: these lines go to a technician's terminal, and modem or network bytes
+// in them must not reach it raw.
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.message.push_str(value);
+            let _ = Escaper(&mut self.message).write_str(value);
         } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
+            let _ = write!(self.rest, " {}=", field.name());
+            let _ = Escaper(&mut self.rest).write_str(value);
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
+            let _ = write!(Escaper(&mut self.message), "{value:?}");
         } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
+            let _ = write!(self.rest, " {}=", field.name());
+            let _ = write!(Escaper(&mut self.rest), "{value:?}");
         }
     }
 }

@@ -42,6 +42,7 @@ pub use disk::{LOW_WATER_BYTES, RECOVER_BYTES, RESERVE_BYTES, free_bytes};
 pub use envelope::ENVELOPE_KEYS;
 pub use error::{StoreAlarm, StoreError};
 pub use schema::SCHEMA_VERSION;
+pub use types::ConsoleAuth;
 pub use types::{
     ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, Campaign, DB_FILE_NAME, DEFAULT_JOB_RETENTION,
     DEFAULT_RECEIPT_RETENTION, EventClass, Job, NewCampaign, NewEvent, NewJob, OutboxRow, PartKey,
@@ -541,6 +542,19 @@ impl Store {
     pub async fn counter_get(&self, name: &str) -> Result<i64, StoreError> {
         let name = name.to_owned();
         self.read(move |c| reader::counter(c, &name)).await
+    }
+
+    /// The console's failed-login guard as last stored (all zero when never stored).
+    pub async fn console_auth(&self) -> Result<ConsoleAuth, StoreError> {
+        self.read(reader::console_auth).await
+    }
+
+    /// Stores the console's failed-login guard (also while the disk is full: it is one row).
+    pub async fn set_console_auth(&self, state: ConsoleAuth) -> Result<(), StoreError> {
+        match self.call(Request::SetConsoleAuth(state)).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Commits what is queued, stops the writer and closes the database; later calls on any

@@ -360,3 +360,20 @@ pub(crate) fn next_jobs(
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_job).collect()
 }
+
+/// The console's failed-login guard (see `Store::console_auth`).
+pub(crate) fn console_auth(conn: &Connection) -> Result<super::types::ConsoleAuth, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT failures, lockouts, locked_until_ms FROM console_auth WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok(super::types::ConsoleAuth {
+                failures: r.get(0)?,
+                lockouts: r.get(1)?,
+                locked_until_ms: r.get(2)?,
+            })
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}

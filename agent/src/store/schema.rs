@@ -70,6 +70,13 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 3 → 4: the console's failed-login guard (one row), so a restart does not reset a lockout.
+    "CREATE TABLE console_auth(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        failures INTEGER NOT NULL,
+        lockouts INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL
+    );",
 ];
 
 /// Schema version this build writes.
@@ -98,8 +105,9 @@ impl From<rusqlite::Error> for OpenFailure {
 /// moved aside and replaced by a fresh one, reported as an alarm.
 pub(crate) fn open_writer(path: &Path) -> Result<(Connection, Vec<StoreAlarm>), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        crate::private::create_dir(dir).map_err(|e| StoreError::io(dir, e))?;
     }
+    make_private(path)?;
     let mut alarms = Vec::new();
     match try_open(path) {
         Ok(conn) => return Ok((conn, alarms)),
@@ -114,6 +122,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<(Connection, Vec<StoreAlarm>), 
             });
         }
     }
+    make_private(path)?;
     match try_open(path) {
         Ok(conn) => Ok((conn, alarms)),
         Err(OpenFailure::Other(e)) => Err(e),
@@ -121,6 +130,19 @@ pub(crate) fn open_writer(path: &Path) -> Result<(Connection, Vec<StoreAlarm>), 
             "fresh database is damaged too: {reason}"
         ))),
     }
+}
+
+/// The database is created 0600 before SQLite opens it (SQLite gives its -wal and -shm the
+/// database's mode); files an older version left 0644 are tightened.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    crate::private::create_file(path).map_err(|e| StoreError::io(path, e))?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let p = suffixed(path, suffix);
+        if let Err(e) = crate::private::tighten_file(&p) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot make the file private");
+        }
+    }
+    Ok(())
 }
 
 /// Opens a reader connection on an existing database.

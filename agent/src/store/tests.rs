@@ -418,3 +418,30 @@ async fn the_file_shrinks_after_a_backlog_drains() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The console's login guard is one row that outlives a restart (reopen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_auth_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    assert_eq!(
+        store.console_auth().await.expect("read"),
+        ConsoleAuth::default()
+    );
+    let locked = ConsoleAuth {
+        failures: 0,
+        lockouts: 2,
+        locked_until_ms: 1_900_000_000_000,
+    };
+    store
+        .set_console_auth(ConsoleAuth {
+            failures: 3,
+            ..ConsoleAuth::default()
+        })
+        .await
+        .expect("write");
+    store.set_console_auth(locked).await.expect("write");
+    store.close().await.expect("close");
+    let store = open(dir.path());
+    assert_eq!(store.console_auth().await.expect("read"), locked);
+}

@@ -341,3 +341,14 @@ pub struct Campaign {
     /// Last change (unix ms).
     pub updated_ms: i64,
 }
+
+/// The console's failed-login guard as stored (see `console::auth::LoginGuard`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleAuth {
+    /// Failed logins in a row since the last lockout or success.
+    pub failures: u32,
+    /// Lockouts since the last success (each doubles the next).
+    pub lockouts: u32,
+    /// End of the current lockout (unix ms; 0 = none).
+    pub locked_until_ms: i64,
+}

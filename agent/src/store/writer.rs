@@ -109,6 +109,8 @@ pub(crate) enum Request {
     /// Test hook: run SQL on the write connection inside the writer's transaction.
     #[cfg(test)]
     Exec(ExecHook),
+    /// The console's failed-login guard.
+    SetConsoleAuth(super::types::ConsoleAuth),
 }
 
 impl Request {
@@ -143,7 +145,8 @@ impl Request {
             | Request::SetCampaignState(..)
             | Request::Stats
             | Request::Tick
-            | Request::Close => true,
+            | Request::Close
+            | Request::SetConsoleAuth(_) => true,
             #[cfg(test)]
             Request::Exec(_) => true,
             _ => false,
@@ -928,6 +931,7 @@ impl Writer {
                 f(&self.conn)?;
                 Ok(Reply::Done)
             }
+            Request::SetConsoleAuth(state) => self.set_console_auth(state),
         }
     }
 
@@ -1386,6 +1390,18 @@ impl Writer {
             disk_full: self.full.is_some(),
             file_bytes,
         })))
+    }
+
+    fn set_console_auth(&mut self, s: &super::types::ConsoleAuth) -> Result<Reply, OpError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO console_auth(id, failures, lockouts, locked_until_ms)
+                 VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET failures = excluded.failures,
+                   lockouts = excluded.lockouts, locked_until_ms = excluded.locked_until_ms",
+            )?
+            .execute(params![s.failures, s.lockouts, s.locked_until_ms])?;
+        Ok(Reply::Done)
     }
 }
 

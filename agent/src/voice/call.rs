@@ -634,7 +634,7 @@ impl Call {
         let now = now_ms() / 1000;
         let last = store.counter_get(&key).await.unwrap_or(0);
         if last > 0 && now - last < i64::from(v.missed_call_sms_period_secs) {
-            tracing::info!(call = %self.id, from = %self.from, "missed-call SMS already sent in this period");
+            tracing::info!(call = %self.id, from = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS already sent in this period");
             return self.emit(body).await;
         }
         let text = v
@@ -660,7 +660,7 @@ impl Call {
                 let _ = store.counter_add(&key, now - last).await;
                 self.sh.events.committed();
                 self.sh.events.job_queued();
-                tracing::info!(call = %self.id, to = %self.from, "missed-call SMS queued");
+                tracing::info!(call = %self.id, to = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS queued");
             }
             Err(e) => {
                 tracing::error!(call = %self.id, error = %e, "missed-call SMS not queued");

@@ -452,7 +452,7 @@ pub async fn run(mut ctx: VoiceContext) {
             Some(ev) = async { match ua_events.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
                 match ev {
                     UaEvent::Incoming { ref call, source, .. } if !shared.trusted.contains(&source.ip()) => {
-                        tracing::warn!(%source, sip_call = %call, "INVITE from an untrusted address refused (403)");
+                        tracing::warn!(%source, sip_call = %gsmgw_drivers::redact::printable(call), "INVITE from an untrusted address refused (403)");
                         if let Some(ua) = &shared.ua {
                             ua.reject(call, 403, "Forbidden");
                         }
@@ -471,7 +471,7 @@ pub async fn run(mut ctx: VoiceContext) {
                         let _ = ctx.sip_status.send(format!("registered (expires {expires} s)"));
                     }
                     UaEvent::RegistrationFailed { code, reason } => {
-                        tracing::warn!(code, %reason, "registration to the PBX failed");
+                        tracing::warn!(code, reason = %gsmgw_drivers::redact::printable(&reason), "registration to the PBX failed");
                         let _ = ctx.sip_status.send(format!("failed: {code} {reason}"));
                         // One alarm per outage, not one per retry.
                         if registration_ok {

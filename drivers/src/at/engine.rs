@@ -21,6 +21,8 @@ const ESC: u8 = 0x1b;
 /// After a timeout, wait this long before the next command so a late answer is not taken
 /// for the next command's.
 const RESYNC_GUARD: Duration = Duration::from_millis(300);
+/// How long a `+CMT:`/`+CDS:` header waits for its PDU line (modems send both at once).
+pub const PDU_LINE_WAIT: Duration = Duration::from_secs(1);
 
 /// A command to send.
 #[derive(Debug, Clone)]
@@ -278,8 +280,8 @@ struct State {
     config: EngineConfig,
     urc_tx: mpsc::Sender<Urc>,
     inflight: Option<InFlight>,
-    /// A `+CMT:`/`+CDS:` header waiting for its PDU line.
-    urc_header: Option<String>,
+    /// A `+CMT:`/`+CDS:` header waiting for its PDU line, and until when.
+    urc_header: Option<(String, Instant)>,
     dropped_urcs: u64,
 }
 
@@ -308,6 +310,7 @@ async fn run<IO>(
     let close_reason = loop {
         let deadline = st.inflight.as_ref().map(|f| f.deadline).unwrap_or(far);
         let guard = resync_until.unwrap_or(far);
+        let header_until = st.urc_header.as_ref().map(|(_, t)| *t).unwrap_or(far);
         let accepting = st.inflight.is_none() && resync_until.is_none();
         tokio::select! {
             biased;
@@ -344,6 +347,11 @@ async fn run<IO>(
             },
             _ = tokio::time::sleep_until(guard), if resync_until.is_some() => {
                 resync_until = None;
+            },
+            _ = tokio::time::sleep_until(header_until), if st.urc_header.is_some() => {
+                if let Some((header, _)) = st.urc_header.take() {
+                    tracing::warn!(header = %crate::redact::printable(&header), "URC without its PDU line within 1 s; discarded");
+                }
             },
             req = cmd_rx.recv(), if accepting => match req {
                 None => return,
@@ -396,7 +404,7 @@ impl State {
 
     fn unsolicited(&mut self, line: String) {
         if urc::has_pdu_line(&line) {
-            self.urc_header = Some(line);
+            self.urc_header = Some((line, Instant::now() + PDU_LINE_WAIT));
         } else {
             let u = urc::parse(&line, None);
             self.emit(u);
@@ -418,22 +426,31 @@ impl State {
                 };
             }
             Frame::Overlong(start) => {
-                tracing::warn!(start = %start.chars().take(40).collect::<String>(), "overlong line from modem dropped");
+                tracing::warn!(start = %crate::redact::printable(&start.chars().take(40).collect::<String>()), "overlong line from modem dropped");
                 return None;
             }
             Frame::Line(l) => l,
         };
 
-        // The PDU line of a +CMT:/+CDS: URC comes right after its header.
-        if let Some(header) = self.urc_header.take() {
-            let u = urc::parse(&header, Some(&line));
-            self.emit(u);
-            return None;
+        // The PDU line of a +CMT:/+CDS: URC comes right after its header. A line that is no
+        // PDU (another URC, a final result) means it was left out: the header goes, and the
+        // line is taken for what it is.
+        if let Some((header, _)) = self.urc_header.take() {
+            if urc::looks_like_pdu(&line) {
+                let u = urc::parse(&header, Some(&line));
+                self.emit(u);
+                return None;
+            }
+            tracing::warn!(
+                header = %crate::redact::printable(&header),
+                next = %crate::redact::printable(&line),
+                "URC without its PDU line; discarded"
+            );
         }
 
         let Some(f) = self.inflight.as_mut() else {
             if is_final(&line, &self.config.vendor_errors) {
-                tracing::debug!(%line, "final result with no command in flight dropped");
+                tracing::debug!(line = %crate::redact::printable(&line), "final result with no command in flight dropped");
             } else {
                 self.unsolicited(line);
             }
@@ -692,6 +709,80 @@ mod tests {
             urcs.recv().await,
             Some(Urc::CallEnded {
                 reason: "NO CARRIER".into()
+            })
+        );
+    }
+
+    /// A `+CMT:`/`+CDS:` whose PDU line is missing: the next URC is that URC, not a PDU.
+    #[tokio::test]
+    async fn cmt_without_its_pdu_line_is_discarded_and_the_next_urc_kept() {
+        let (_h, mut urcs, _mr, mut mw) = setup();
+        mw.write_all(
+            b"\r\n+CMT: ,24\r\n+CMTI: \"SM\",3\r\n+CDS: 25\r\nRING\r\n+CMT: ,24\r\n0791AABB\r\n",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            urcs.recv().await,
+            Some(Urc::NewMessage {
+                storage: "SM".into(),
+                index: 3
+            })
+        );
+        assert_eq!(urcs.recv().await, Some(Urc::Ring));
+        // A complete one still works.
+        assert_eq!(
+            urcs.recv().await,
+            Some(Urc::DirectMessage {
+                pdu: "0791AABB".into()
+            })
+        );
+    }
+
+    /// A header without its PDU inside a command's response: the final result that follows
+    /// ends the command (it used to be swallowed as the PDU, and the command timed out).
+    #[tokio::test]
+    async fn cmt_without_pdu_before_a_final_result_does_not_eat_it() {
+        let (h, mut urcs, mut mr, mut mw) = setup();
+        let task = tokio::spawn(async move {
+            h.send(Command::new("AT+CSQ").timeout(Duration::from_secs(3)))
+                .await
+        });
+        assert_eq!(modem_reads_line(&mut mr).await, "AT+CSQ");
+        mw.write_all(b"\r\n+CSQ: 20,99\r\n+CMT: ,24\r\nOK\r\n")
+            .await
+            .unwrap();
+        let r = task.await.unwrap().unwrap();
+        assert_eq!(r.lines, vec!["+CSQ: 20,99".to_string()]);
+        assert_eq!(r.final_result, Final::Ok);
+        assert!(urcs.try_recv().is_err(), "no URC from a header alone");
+    }
+
+    /// A header whose PDU line does not come within [`PDU_LINE_WAIT`] is dropped: a hex line
+    /// after that is not taken as its PDU. (Paused clock: no real time passes.)
+    #[tokio::test(start_paused = true)]
+    async fn cmt_header_waits_for_its_pdu_only_briefly() {
+        let (_h, mut urcs, _mr, mut mw) = setup();
+        mw.write_all(b"\r\n+CMT: ,24\r\n").await.unwrap();
+        tokio::time::sleep(PDU_LINE_WAIT + Duration::from_millis(100)).await;
+        mw.write_all(b"0791AABB\r\n+CMTI: \"SM\",4\r\n")
+            .await
+            .unwrap();
+        let first = urcs.recv().await;
+        assert!(
+            !matches!(first, Some(Urc::DirectMessage { .. })),
+            "{first:?}"
+        );
+        let next = if matches!(first, Some(Urc::NewMessage { .. })) {
+            first
+        } else {
+            urcs.recv().await
+        };
+        assert_eq!(
+            next,
+            Some(Urc::NewMessage {
+                storage: "SM".into(),
+                index: 4
             })
         );
     }

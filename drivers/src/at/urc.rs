@@ -155,6 +155,14 @@ pub fn has_pdu_line(line: &str) -> bool {
     line.starts_with("+CMT:") || line.starts_with("+CDS:") || line.starts_with("+CBM:")
 }
 
+/// Whether `line` can be the PDU line after a `+CMT:`/`+CDS:`/`+CBM:` header (PDU mode, the
+/// only mode the agent uses): hex digits, an even number of them. Anything else — another URC,
+/// a final result — means the modem left the PDU line out.
+pub fn looks_like_pdu(line: &str) -> bool {
+    let l = line.trim();
+    !l.is_empty() && l.len() % 2 == 0 && l.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Types an unsolicited line. `pdu` is the second line for `+CMT:`/`+CDS:`.
 pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
     let rest = |p: &str| line.get(p.len()..).unwrap_or("").trim();
@@ -348,6 +356,23 @@ mod tests {
             "+CMT: 3",
         ] {
             let _ = parse(l, None);
+        }
+    }
+
+    #[test]
+    fn pdu_lines_are_hex_of_even_length() {
+        assert!(looks_like_pdu("0791AABB"));
+        assert!(looks_like_pdu(" 07911326040000f0 "));
+        for not in [
+            "",
+            "079",
+            "+CMTI: \"SM\",3",
+            "OK",
+            "RING",
+            "0791AABG",
+            "ERROR",
+        ] {
+            assert!(!looks_like_pdu(not), "{not:?}");
         }
     }
 }

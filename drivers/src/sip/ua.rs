@@ -570,7 +570,7 @@ impl Core {
 
     async fn send_msg(&self, msg: &Message, dest: SocketAddr) -> Vec<u8> {
         let bytes = msg.to_bytes();
-        debug!(dest = %dest, start = %start_line(msg), "SIP send");
+        debug!(dest = %dest, start = %crate::redact::printable(&start_line(msg)), "SIP send");
         self.send(&bytes, dest).await;
         bytes
     }
@@ -1076,7 +1076,7 @@ impl Core {
             let backoff = self.reg.backoff;
             self.reg.next = Some(Instant::now() + backoff);
             self.reg.backoff = (backoff * 2).min(MAX_BACKOFF);
-            warn!(code, reason = %reason, retry_in = ?backoff, "SIP registration failed");
+            warn!(code, reason = %crate::redact::printable(&reason), retry_in = ?backoff, "SIP registration failed");
             self.emit(UaEvent::RegistrationFailed { code, reason })
                 .await;
         }
@@ -1246,7 +1246,7 @@ impl Core {
                 return;
             }
         };
-        debug!(src = %src, start = %start_line(&msg), "SIP recv");
+        debug!(src = %src, start = %crate::redact::printable(&start_line(&msg)), "SIP recv");
         if msg.is_request() {
             self.on_request(msg, src).await;
         } else {
@@ -1417,7 +1417,7 @@ impl Core {
             bye_after_ack: false,
         };
         self.calls.insert(call_id.clone(), call);
-        info!(call = %call_id, src = %src, "SIP incoming INVITE");
+        info!(call = %crate::redact::printable(&call_id), src = %src, "SIP incoming INVITE");
         self.emit(event).await;
     }
 

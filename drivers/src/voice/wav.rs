@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::{FRAME_SAMPLES, Frame, SAMPLE_RATE, VoiceError};
@@ -48,7 +49,13 @@ fn header(data_bytes: u32) -> [u8; HEADER_LEN as usize] {
 impl WavWriter {
     /// Creates (truncates) `path` and writes a header with zero sizes.
     pub fn create(path: &Path) -> Result<Self, VoiceError> {
-        let file = File::create(path)?;
+        // Recordings are calls: private to the agent (0600) whatever the umask.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         let mut out = BufWriter::with_capacity(64 * 1024, file);
         out.write_all(&header(0))?;
         Ok(WavWriter {
