@@ -524,7 +524,9 @@ impl Uplink {
         let cmd = match commands::parse(verb, payload, &self.opts.commands) {
             Ok(cmd) => cmd,
             Err(rej) => {
-                tracing::info!(%verb, code = rej.code, reason = %rej.message, "command refused");
+                // The reason may quote numbers from the payload: in full at debug only.
+                tracing::info!(%verb, code = rej.code, request_id = rej.request_id.as_deref().unwrap_or("-"), "command refused");
+                tracing::debug!(%verb, reason = %rej.message, "command refused");
                 let rid = rej.request_id.clone();
                 return (
                     rid.clone().unwrap_or_else(|| INVALID_REPLY.to_string()),
