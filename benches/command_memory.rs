@@ -5,7 +5,8 @@
 //! peak RSS is reset (`/proc/PID/clear_refs`), the command is sent, its reply awaited, and
 //! the peak (VmHWM) and the RSS a second later are printed:
 //! - a campaign of 100 000 recipients padded with fields to just under 32 MiB (the largest
-//!   command accepted), then paused;
+//!   command accepted), then cancelled (the time for its 100 000 `cancelled` messages is
+//!   printed too);
 //! - a refused 200 000-recipient campaign (over the recipient limit);
 //! - a 16 MiB `cmd/ping` made of one unknown field;
 //! - a 100 MiB command (over the size limit: `too-large`).
@@ -145,15 +146,21 @@ async fn main() {
             peak.saturating_sub(before),
         );
         if step.request_id == "req-max" {
+            let t = Instant::now();
             central
                 .send(
                     &format!("gsmgw/{GW}/cmd/campaign-control"),
-                    r#"{"request_id":"pause-max","campaign_id":"max","action":"pause"}"#,
+                    r#"{"request_id":"cancel-max","campaign_id":"max","action":"cancel"}"#,
                 )
                 .await;
-            central
-                .expect(&format!("gsmgw/{GW}/reply/pause-max"), T, |_| true)
+            let r = central
+                .expect(&format!("gsmgw/{GW}/reply/cancel-max"), T, |_| true)
                 .await;
+            println!(
+                "  cancel of the campaign: {} messages cancelled in {:.1} s",
+                r["result"]["cancelled"],
+                t.elapsed().as_secs_f64()
+            );
         }
     }
     let _ = agent.terminate();
