@@ -352,6 +352,9 @@ fn passwd_hash() -> ExitCode {
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
+            for w in cfg.warnings() {
+                println!("{}: warning: {w}", file.display());
+            }
             println!(
                 "{}: ok (gateway {}, {} modem(s))",
                 file.display(),
