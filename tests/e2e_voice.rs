@@ -430,12 +430,39 @@ async fn silent_sip_side_times_out() {
 /// `rtp_timeout_secs`: the gateway answers recvonly, keeps the call, and resumes with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_keep_the_call() {
+    hold_and_resume("gw-hold", &[]).await;
+}
+
+/// The old form of hold (RFC 2543): the re-INVITE's address is 0.0.0.0 (sendrecv). Refused on
+/// a new INVITE, it is a hold inside an established dialog: answered sendrecv, the call kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_with_address_0_0_0_0_keeps_the_call() {
+    hold_and_resume(
+        "gw-hold0",
+        &[
+            (
+                "o=pbx 53655765 2353687638 IN IP4 127.0.0.1\n      s=-\n      c=IN IP4 127.0.0.1",
+                "o=pbx 53655765 2353687638 IN IP4 127.0.0.1\n      s=-\n      c=IN IP4 0.0.0.0",
+            ),
+            (
+                "a=ptime:20\n      a=sendonly",
+                "a=ptime:20\n      a=sendrecv",
+            ),
+            ("regexp=\"a=recvonly\"", "regexp=\"a=sendrecv\""),
+        ],
+    )
+    .await;
+}
+
+async fn hold_and_resume(gw: &str, edits: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     let net = SipSetup::new();
     let sink = RtpSink::bind();
     let mut pbx = answering_pbx("pbx_hold", &net, &sink, dir.path(), 2.0, |s| {
-        s.var("holdms", 4000)
+        edits
+            .iter()
+            .fold(s.var("holdms", 4000), |s, (from, to)| s.edit(from, to))
     });
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000061");
     let extra = net.sections(
@@ -445,21 +472,24 @@ async fn hold_and_resume_keep_the_call() {
             net.target("100")
         ),
     );
-    let (mut central, _agent) =
-        one_modem_agent(dir.path(), &broker, "gw-hold", &extra, &sim, &pcm).await;
+    let (mut central, _agent) = one_modem_agent(dir.path(), &broker, gw, &extra, &sim, &pcm).await;
     assert_eq!(
         sim.control(json!({"op": "call", "from": CALLER}))["ok"],
         true
     );
     for state in ["talking", "held", "talking"] {
         central
-            .expect("gsmgw/gw-hold/event/call-state", T, |v| v["state"] == state)
+            .expect(&format!("gsmgw/{gw}/event/call-state"), T, |v| {
+                v["state"] == state
+            })
             .await;
     }
     pbx.wait(T)
-        .assert_success("hold answered recvonly, resume sendrecv, BYE from the PBX");
+        .assert_success("hold answered, resume sendrecv, BYE from the PBX");
     let ev = central
-        .expect("gsmgw/gw-hold/event/call", T, |v| v["from"] == CALLER)
+        .expect(&format!("gsmgw/{gw}/event/call"), T, |v| {
+            v["from"] == CALLER
+        })
         .await;
     assert_eq!(
         ev["cause"], "normal",
@@ -539,6 +569,25 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     );
     assert!(r.log.contains("403"), "{}", r.log);
     assert_eq!(dialed(), Some(0), "a forged INVITE dialled a SIM");
+    // A new offer whose audio cannot flow: 488 Not Acceptable Here, no SIM dialled.
+    for (what, line) in [
+        ("0.0.0.0", "c=IN IP4 0.0.0.0"),
+        ("broadcast", "c=IN IP4 255.255.255.255"),
+        ("multicast", "c=IN IP4 224.0.1.1"),
+        ("no address", ""),
+    ] {
+        caller("caller_forbidden", "+380671000012")
+            .edit("c=IN IP4 127.0.0.1", line)
+            .edit("<recv response=\"403\"/>", "<recv response=\"488\"/>")
+            .start()
+            .wait(T)
+            .assert_success(&format!("488 for an offer with {what}"));
+    }
+    assert_eq!(
+        dialed(),
+        Some(0),
+        "an offer without usable media dialled a SIM"
+    );
 
     // Busy.
     sim.control(json!({"op": "dial-result", "result": "busy", "delay_ms": 300}));
@@ -1367,4 +1416,94 @@ async fn registered_trunk_takes_only_invites_carrying_the_contact_token() {
         "only the INVITE with the token dials: {dialed:?}"
     );
     assert!(dialed[0].to_string().contains(number), "{dialed:?}");
+}
+
+/// While 2,000 INVITEs from untrusted loopback addresses arrive (about 1,500/s), a call from
+/// the PBX is answered as usual; the flood gets no 100 Trying and at most one 403 per INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_call_connects_during_an_untrusted_invite_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000091");
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 300}));
+    let (mut central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-flood",
+        &net.sections(false, ""),
+        &sim,
+        &pcm,
+    )
+    .await;
+    let agent = loopback(net.agent_port);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let flood = std::thread::spawn(move || {
+        let socks: Vec<std::net::UdpSocket> = (2..12)
+            .map(|i| std::net::UdpSocket::bind((format!("127.0.0.{i}"), 0)).unwrap())
+            .collect();
+        let t0 = std::time::Instant::now();
+        for n in 0..2000u32 {
+            let s = &socks[n as usize % socks.len()];
+            let me = s.local_addr().unwrap();
+            let invite = format!(
+                "INVITE sip:+380671000091@{agent} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-f{n}\r\n\
+                 From: <sip:scan@{me}>;tag=f{n}\r\nTo: <sip:+380671000091@{agent}>\r\n\
+                 Call-ID: flood-{n}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.send_to(invite.as_bytes(), agent).unwrap();
+            if n == 200 {
+                let _ = started_tx.send(());
+            }
+            // About 1,500/s: wait until this INVITE's slot.
+            let due = Duration::from_micros(u64::from(n) * 666);
+            if let Some(left) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(left);
+            }
+        }
+        // What came back (nothing is retransmitted, so a short read after the end is enough).
+        let (mut forbidden, mut other) = (0u32, Vec::new());
+        let mut buf = vec![0u8; 65536];
+        for s in &socks {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while let Ok((n, _)) = s.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if text.starts_with("SIP/2.0 403") {
+                    forbidden += 1;
+                } else {
+                    other.push(text.lines().next().unwrap_or("").to_string());
+                }
+            }
+        }
+        (forbidden, other)
+    });
+    started_rx.recv_timeout(T).unwrap();
+    let number = "+380671000091";
+    let pcap = tone_pcap(dir.path(), 600.0, 1.0);
+    Sipp::new("caller_answered")
+        .digest("gsmgw", "secret")
+        .remote(net.agent_addr())
+        .service(number)
+        .var("rtpsink", sink.port())
+        .var("talkms", 500)
+        .var("tonepcap", pcap.display())
+        .start()
+        .wait(T)
+        .assert_success("a trusted call during the flood");
+    let (forbidden, other) = flood.join().unwrap();
+    let ev = central
+        .expect("gsmgw/gw-flood/event/call", T, |v| v["to"] == number)
+        .await;
+    assert_eq!(ev["cause"], "normal", "{ev}");
+    assert!(other.is_empty(), "the flood got more than 403s: {other:?}");
+    assert!(forbidden <= 2000, "{forbidden} answers to 2000 INVITEs");
+    let st = sim.control(json!({"op": "state"}));
+    assert_eq!(
+        st["calls"]["dialed"].as_array().map(Vec::len),
+        Some(1),
+        "only the trusted call dials: {}",
+        st["calls"]
+    );
 }

@@ -128,6 +128,7 @@ pub struct Sipp {
     timeout: Duration,
     args: Vec<String>,
     digest: Option<(String, String)>,
+    edits: Vec<(String, String)>,
 }
 
 impl Sipp {
@@ -146,7 +147,15 @@ impl Sipp {
             timeout: Duration::from_secs(30),
             args: Vec::new(),
             digest: None,
+            edits: Vec::new(),
         }
+    }
+
+    /// Replaces the first `from` (which must occur in the scenario) by `to` before it runs: a variant of
+    /// a scenario without another file (another SDP, another expected status).
+    pub fn edit(mut self, from: &str, to: &str) -> Sipp {
+        self.edits.push((from.to_string(), to.to_string()));
+        self
     }
 
     /// A caller that answers the gateway's digest challenge to its INVITE with these
@@ -227,6 +236,15 @@ impl Sipp {
         let template = scenario_dir().join(format!("{}.xml", self.scenario));
         let text = std::fs::read_to_string(&template)
             .unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
+        let mut text = text;
+        for (from, to) in &self.edits {
+            assert!(
+                text.contains(from.as_str()),
+                "scenario {} has no {from:?} to edit",
+                self.scenario
+            );
+            text = text.replacen(from.as_str(), to, 1);
+        }
         let text = match &self.digest {
             Some((user, password)) => with_digest_answer(&text, user, password)
                 .unwrap_or_else(|e| panic!("scenario {}: {e}", self.scenario)),

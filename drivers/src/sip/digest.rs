@@ -366,22 +366,24 @@ impl NonceSource {
         NonceSource { secret }
     }
 
-    /// A nonce for time `now` (unix seconds).
-    pub fn issue(&self, now: u64) -> String {
-        let ts = format!("{now:x}");
+    /// A nonce for time `now` (unix seconds), made unique by `salt` (hex, e.g. random): two
+    /// challenges never share a nonce, even within a second.
+    pub fn issue(&self, now: u64, salt: &str) -> String {
+        let ts = format!("{now:x}.{salt}");
         let mac = md5_hex(&format!("{}:{ts}", self.secret));
         format!("{ts}.{mac}")
     }
 
     /// Checks `nonce` at time `now` against a lifetime of `lifetime` seconds.
     pub fn check(&self, nonce: &str, now: u64, lifetime: u64) -> NonceCheck {
-        let Some((ts, mac)) = nonce.split_once('.') else {
+        let Some((stamp, mac)) = nonce.rsplit_once('.') else {
             return NonceCheck::Bad;
         };
-        let want = md5_hex(&format!("{}:{ts}", self.secret));
-        if ts.len() > 16 || !constant_time_eq(want.as_bytes(), mac.as_bytes()) {
+        let want = md5_hex(&format!("{}:{stamp}", self.secret));
+        if stamp.len() > 64 || !constant_time_eq(want.as_bytes(), mac.as_bytes()) {
             return NonceCheck::Bad;
         }
+        let ts = stamp.split('.').next().unwrap_or("");
         let Ok(t) = u64::from_str_radix(ts, 16) else {
             return NonceCheck::Bad;
         };
@@ -486,7 +488,8 @@ mod tests {
     #[test]
     fn server_verifies_what_the_client_builds() {
         let nonces = NonceSource::new("k".into());
-        let nonce = nonces.issue(1000);
+        let nonce = nonces.issue(1000, "ab12");
+        assert_ne!(nonce, nonces.issue(1000, "cd34"), "unique within a second");
         assert_eq!(nonces.check(&nonce, 1010, 60), NonceCheck::Fresh);
         assert_eq!(nonces.check(&nonce, 1100, 60), NonceCheck::Stale);
         assert_eq!(
@@ -494,6 +497,7 @@ mod tests {
             NonceCheck::Bad
         );
         assert_eq!(nonces.check("3e8.00", 1010, 60), NonceCheck::Bad);
+        assert_eq!(nonces.check("3e8.ab12.00", 1010, 60), NonceCheck::Bad);
         assert_eq!(nonces.check("nonce", 1010, 60), NonceCheck::Bad);
         let ch = Challenge::parse(&format!(
             "Digest realm=\"gsmgw\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5"

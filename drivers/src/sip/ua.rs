@@ -1661,7 +1661,7 @@ impl Core {
                     }
                     let challenge = format!(
                         "Digest realm=\"{REALM}\", nonce=\"{}\", qop=\"auth\", algorithm=MD5{}",
-                        self.nonces.issue(unix),
+                        self.nonces.issue(unix, &new_tag()),
                         if stale { ", stale=true" } else { "" }
                     );
                     self.respond_stateless(
