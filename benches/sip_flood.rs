@@ -161,6 +161,11 @@ async fn trusted_call(
     agent: SocketAddr,
     ctl: &Path,
 ) -> Option<Duration> {
+    // The simulated network answers the next ATD at once (its default is after 1 s).
+    control(
+        ctl,
+        json!({"op": "dial-result", "result": "answer", "delay_ms": 0}),
+    );
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
     let offer = sdp::offer(rtp.local_addr().ok()?, &[Codec::Pcmu], 7);
     let t0 = Instant::now();
@@ -254,10 +259,6 @@ async fn main() {
     wait("the simulated modem", Duration::from_secs(10), || {
         link.exists() && ctl.exists()
     });
-    control(
-        &ctl,
-        json!({"op": "dial-result", "result": "answer", "delay_ms": 0}),
-    );
     let cfg = d.join("gsmgw.toml");
     std::fs::write(
         &cfg,
