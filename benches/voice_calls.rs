@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gsmgw_drivers::sip::guard::Inbound;
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::{Codec, g711, rtp, tone};
@@ -158,6 +159,7 @@ async fn main() {
         register_expires: 300,
         options_interval: None,
         user_agent: "bench-pbx".into(),
+        inbound: Inbound::default(),
     })
     .await
     .expect("PBX user agent");

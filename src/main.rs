@@ -376,9 +376,12 @@ fn passwd_hash() -> ExitCode {
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
-            // A warning, not an error: `gsmgw run` starts with such a file (and warns too).
+            // Warnings, not errors: `gsmgw run` starts with such a config (and warns too).
             if let Some(w) = config::secrets_exposed(file, &cfg) {
                 println!("warning: {w}");
+            }
+            for w in cfg.warnings() {
+                println!("{}: warning: {w}", file.display());
             }
             println!(
                 "{}: ok (gateway {}, {} modem(s))",

@@ -60,6 +60,35 @@ fn config_check_reports_every_problem_with_lines() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `inbound_auth = "ip"` is valid but warned about; the default (contact-token) is not.
+#[test]
+fn config_check_warns_about_ip_only_inbound_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.toml");
+    let check = |sip_extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[gateway]\nid = \"gw-1\"\n\n[sip]\nserver = \"192.0.2.10:5060\"\nusername = \"gw\"\npassword = \"p\"\n{sip_extra}"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(gsmgw_bin())
+            .args(["config", "check"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let s = check("inbound_auth = \"ip\"\n");
+    assert!(
+        s.contains("gw.toml: warning: sip.inbound_auth: `ip` trusts the source address alone"),
+        "{s}"
+    );
+    assert!(!check("").contains("warning"));
+}
+
 #[test]
 fn at_and_probe_talk_to_a_simulated_modem() {
     let dir = tempfile::tempdir().unwrap();

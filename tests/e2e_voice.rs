@@ -430,12 +430,39 @@ async fn silent_sip_side_times_out() {
 /// `rtp_timeout_secs`: the gateway answers recvonly, keeps the call, and resumes with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_keep_the_call() {
+    hold_and_resume("gw-hold", &[]).await;
+}
+
+/// The old form of hold (RFC 2543): the re-INVITE's address is 0.0.0.0 (sendrecv). Refused on
+/// a new INVITE, it is a hold inside an established dialog: answered sendrecv, the call kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_with_address_0_0_0_0_keeps_the_call() {
+    hold_and_resume(
+        "gw-hold0",
+        &[
+            (
+                "o=pbx 53655765 2353687638 IN IP4 127.0.0.1\n      s=-\n      c=IN IP4 127.0.0.1",
+                "o=pbx 53655765 2353687638 IN IP4 127.0.0.1\n      s=-\n      c=IN IP4 0.0.0.0",
+            ),
+            (
+                "a=ptime:20\n      a=sendonly",
+                "a=ptime:20\n      a=sendrecv",
+            ),
+            ("regexp=\"a=recvonly\"", "regexp=\"a=sendrecv\""),
+        ],
+    )
+    .await;
+}
+
+async fn hold_and_resume(gw: &str, edits: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     let net = SipSetup::new();
     let sink = RtpSink::bind();
     let mut pbx = answering_pbx("pbx_hold", &net, &sink, dir.path(), 2.0, |s| {
-        s.var("holdms", 4000)
+        edits
+            .iter()
+            .fold(s.var("holdms", 4000), |s, (from, to)| s.edit(from, to))
     });
     let (sim, pcm) = voice_modem(dir.path(), "modem1", "quectel", "255010000000061");
     let extra = net.sections(
@@ -445,21 +472,24 @@ async fn hold_and_resume_keep_the_call() {
             net.target("100")
         ),
     );
-    let (mut central, _agent) =
-        one_modem_agent(dir.path(), &broker, "gw-hold", &extra, &sim, &pcm).await;
+    let (mut central, _agent) = one_modem_agent(dir.path(), &broker, gw, &extra, &sim, &pcm).await;
     assert_eq!(
         sim.control(json!({"op": "call", "from": CALLER}))["ok"],
         true
     );
     for state in ["talking", "held", "talking"] {
         central
-            .expect("gsmgw/gw-hold/event/call-state", T, |v| v["state"] == state)
+            .expect(&format!("gsmgw/{gw}/event/call-state"), T, |v| {
+                v["state"] == state
+            })
             .await;
     }
     pbx.wait(T)
-        .assert_success("hold answered recvonly, resume sendrecv, BYE from the PBX");
+        .assert_success("hold answered, resume sendrecv, BYE from the PBX");
     let ev = central
-        .expect("gsmgw/gw-hold/event/call", T, |v| v["from"] == CALLER)
+        .expect(&format!("gsmgw/{gw}/event/call"), T, |v| {
+            v["from"] == CALLER
+        })
         .await;
     assert_eq!(
         ev["cause"], "normal",
@@ -482,11 +512,19 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     let (mut central, _agent) =
         one_modem_agent(dir.path(), &broker, "gw-out", &extra, &sim, &pcm).await;
 
-    let caller = |scenario: &str, number: &str| {
+    // The PBX on this static trunk answers the gateway's digest challenge (the default
+    // inbound_auth without registration).
+    let unauthenticated = |scenario: &str, number: &str| {
         Sipp::new(scenario)
             .remote(net.agent_addr())
             .service(number)
             .var("rtpsink", sink.port())
+    };
+    let caller =
+        |scenario: &str, number: &str| unauthenticated(scenario, number).digest("gsmgw", "secret");
+    let dialed = || {
+        let st = sim.control(json!({"op": "state"}));
+        st["calls"]["dialed"].as_array().map(Vec::len)
     };
     let outcome = async |central: &mut Central, number: &str| -> Value {
         central
@@ -495,7 +533,7 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
     };
 
     // An INVITE from another address than the PBX: 403, no call placed (toll fraud).
-    caller("caller_forbidden", "+380671000000")
+    unauthenticated("caller_forbidden", "+380671000000")
         .local_ip("127.0.0.2")
         .start()
         .wait(T)
@@ -506,6 +544,49 @@ async fn sip_calls_out_through_a_sim_with_outcomes_mapped_and_dtmf_both_ways() {
         Some(0),
         "{}",
         st["calls"]
+    );
+    // A forged INVITE from the PBX's own address: no credentials (challenged with 407) or a
+    // wrong password (403): SIPp's scenario cannot go on, and no SIM is dialled.
+    let r = unauthenticated("caller_busy", "+380671000010")
+        .timeout(Duration::from_secs(5))
+        .start()
+        .wait(T);
+    assert!(
+        !r.success,
+        "an INVITE without credentials went through:\n{}",
+        r.log
+    );
+    assert!(r.log.contains("407"), "{}", r.log);
+    let r = unauthenticated("caller_busy", "+380671000011")
+        .digest("gsmgw", "guessed")
+        .timeout(Duration::from_secs(5))
+        .start()
+        .wait(T);
+    assert!(
+        !r.success,
+        "an INVITE with a wrong password went through:\n{}",
+        r.log
+    );
+    assert!(r.log.contains("403"), "{}", r.log);
+    assert_eq!(dialed(), Some(0), "a forged INVITE dialled a SIM");
+    // A new offer whose audio cannot flow: 488 Not Acceptable Here, no SIM dialled.
+    for (what, line) in [
+        ("0.0.0.0", "c=IN IP4 0.0.0.0"),
+        ("broadcast", "c=IN IP4 255.255.255.255"),
+        ("multicast", "c=IN IP4 224.0.1.1"),
+        ("no address", ""),
+    ] {
+        caller("caller_forbidden", "+380671000012")
+            .edit("c=IN IP4 127.0.0.1", line)
+            .edit("<recv response=\"403\"/>", "<recv response=\"488\"/>")
+            .start()
+            .wait(T)
+            .assert_success(&format!("488 for an offer with {what}"));
+    }
+    assert_eq!(
+        dialed(),
+        Some(0),
+        "an offer without usable media dialled a SIM"
     );
 
     // Busy.
@@ -649,7 +730,11 @@ async fn sim_over_its_call_minutes_is_not_used() {
         dir.path(),
         &broker,
         "gw-min",
-        &net.sections(false, "call_minutes_per_day = 1\n"),
+        // This one trusts the PBX's address alone (inbound_auth = "ip", chosen explicitly).
+        &net.sections(false, "call_minutes_per_day = 1\n").replace(
+            "register = false\n",
+            "register = false\ninbound_auth = \"ip\"\n",
+        ),
         &sim,
         &pcm,
     )
@@ -918,6 +1003,7 @@ async fn sip_caller_behind_a_record_routing_proxy_gets_our_bye_through_it() {
     let far = ProxyStandIn::start(None, None);
     let number = "+380671000071";
     let mut caller = Sipp::new("caller_record_route")
+        .digest("gsmgw", "secret")
         .local_port(caller_port)
         .remote(net.agent_addr())
         .service(number)
@@ -1127,6 +1213,7 @@ async fn sip_caller_through_kamailio_record_route_both_ways() {
     .await;
     let number = "+380671000074";
     let mut caller = Sipp::new("caller_via_proxy")
+        .digest("gsmgw", "secret")
         .remote(kamailio.addr())
         .service(number)
         .var("rtpsink", sink.port())
@@ -1210,5 +1297,213 @@ async fn gsm_call_through_kamailio_acks_and_hangs_up_via_the_record_route() {
         (ev["cause"].as_str(), ev["sip_code"].as_u64()),
         (Some("normal"), Some(200)),
         "{ev}"
+    );
+}
+
+/// Every datagram on `sock` within `ms` milliseconds.
+fn raw_recv_all(sock: &std::net::UdpSocket, ms: u64) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return out;
+        }
+        sock.set_read_timeout(Some(left)).unwrap();
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => out.push(String::from_utf8_lossy(&buf[..n]).to_string()),
+            Err(_) => return out,
+        }
+    }
+}
+
+fn header_of(msg: &str, name: &str) -> String {
+    common::sipp::header_lines(msg, name)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+/// contact-token, the default when the gateway registers: the registered Contact carries the
+/// token; an INVITE from the PBX's own address without it, or with a guessed one, gets one 403
+/// and dials nothing; the INVITE with it dials the SIM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_trunk_takes_only_invites_carrying_the_contact_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    // The PBX (registrar) is this socket.
+    let pbx = std::net::UdpSocket::bind(("127.0.0.1", net.pbx_port)).unwrap();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000081");
+    sim.control(json!({"op": "dial-result", "result": "ring"}));
+    let (_central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-token",
+        &net.sections(true, ""),
+        &sim,
+        &pcm,
+    )
+    .await;
+    let register = common::wait_for(T, "the gateway's REGISTER", || {
+        raw_recv_all(&pbx, 500)
+            .into_iter()
+            .find(|m| m.starts_with("REGISTER "))
+    });
+    let contact = header_of(&register, "Contact");
+    let token = contact
+        .split(";gwtoken=")
+        .nth(1)
+        .map(|t| t.trim_end_matches('>').to_string())
+        .unwrap_or_else(|| panic!("no token in the registered Contact {contact}"));
+    assert!(token.len() >= 16, "{contact}");
+    let mut ok = "SIP/2.0 200 OK\r\n".to_string();
+    for h in ["Via", "From", "To", "Call-ID", "CSeq", "Contact"] {
+        ok.push_str(&format!("{h}: {}\r\n", header_of(&register, h)));
+    }
+    ok.push_str("Expires: 300\r\nContent-Length: 0\r\n\r\n");
+    let agent = loopback(net.agent_port);
+    pbx.send_to(ok.as_bytes(), agent).unwrap();
+
+    let me = pbx.local_addr().unwrap();
+    let invite = |uri: &str, call_id: &str| {
+        let body = format!(
+            "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+            sink.port()
+        );
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:100@{me}>;tag=pbx-{call_id}\r\nTo: <sip:+380671000081@{agent}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{me}>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let number = "+380671000081";
+    for (i, uri) in [
+        format!("sip:{number}@{agent}"),
+        format!("sip:{number}@{agent};gwtoken=00112233445566778899aabbccddeeff"),
+        format!("sip:gsmgw@{agent};gwtoken={}", &token[1..]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        pbx.send_to(invite(uri, &format!("forged-{i}")).as_bytes(), agent)
+            .unwrap();
+        let got: Vec<String> = raw_recv_all(&pbx, 1500)
+            .into_iter()
+            .filter(|m| !m.starts_with("OPTIONS "))
+            .map(|m| m.lines().next().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(got, ["SIP/2.0 403 Forbidden"], "{uri}");
+    }
+    let uri = format!("sip:{number}@{agent};gwtoken={token}");
+    pbx.send_to(invite(&uri, "with-token").as_bytes(), agent)
+        .unwrap();
+    let dialed = common::wait_for(T, "the SIM dialled for the INVITE with the token", || {
+        let st = sim.control(json!({"op": "state"}));
+        st["calls"]["dialed"]
+            .as_array()
+            .filter(|d| !d.is_empty())
+            .cloned()
+    });
+    assert_eq!(
+        dialed.len(),
+        1,
+        "only the INVITE with the token dials: {dialed:?}"
+    );
+    assert!(dialed[0].to_string().contains(number), "{dialed:?}");
+}
+
+/// While 2,000 INVITEs from untrusted loopback addresses arrive (about 1,500/s), a call from
+/// the PBX is answered as usual; the flood gets no 100 Trying and at most one 403 per INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_call_connects_during_an_untrusted_invite_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let net = SipSetup::new();
+    let sink = RtpSink::bind();
+    let (sim, pcm) = voice_modem(dir.path(), "modem1", "simcom", "255010000000091");
+    sim.control(json!({"op": "dial-result", "result": "answer", "delay_ms": 300}));
+    let (mut central, _agent) = one_modem_agent(
+        dir.path(),
+        &broker,
+        "gw-flood",
+        &net.sections(false, ""),
+        &sim,
+        &pcm,
+    )
+    .await;
+    let agent = loopback(net.agent_port);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let flood = std::thread::spawn(move || {
+        let socks: Vec<std::net::UdpSocket> = (2..12)
+            .map(|i| std::net::UdpSocket::bind((format!("127.0.0.{i}"), 0)).unwrap())
+            .collect();
+        let t0 = std::time::Instant::now();
+        for n in 0..2000u32 {
+            let s = &socks[n as usize % socks.len()];
+            let me = s.local_addr().unwrap();
+            let invite = format!(
+                "INVITE sip:+380671000091@{agent} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-f{n}\r\n\
+                 From: <sip:scan@{me}>;tag=f{n}\r\nTo: <sip:+380671000091@{agent}>\r\n\
+                 Call-ID: flood-{n}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.send_to(invite.as_bytes(), agent).unwrap();
+            if n == 200 {
+                let _ = started_tx.send(());
+            }
+            // About 1,500/s: wait until this INVITE's slot.
+            let due = Duration::from_micros(u64::from(n) * 666);
+            if let Some(left) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(left);
+            }
+        }
+        // What came back (nothing is retransmitted, so a short read after the end is enough).
+        let (mut forbidden, mut other) = (0u32, Vec::new());
+        let mut buf = vec![0u8; 65536];
+        for s in &socks {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while let Ok((n, _)) = s.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if text.starts_with("SIP/2.0 403") {
+                    forbidden += 1;
+                } else {
+                    other.push(text.lines().next().unwrap_or("").to_string());
+                }
+            }
+        }
+        (forbidden, other)
+    });
+    started_rx.recv_timeout(T).unwrap();
+    let number = "+380671000091";
+    let pcap = tone_pcap(dir.path(), 600.0, 1.0);
+    Sipp::new("caller_answered")
+        .digest("gsmgw", "secret")
+        .remote(net.agent_addr())
+        .service(number)
+        .var("rtpsink", sink.port())
+        .var("talkms", 500)
+        .var("tonepcap", pcap.display())
+        .start()
+        .wait(T)
+        .assert_success("a trusted call during the flood");
+    let (forbidden, other) = flood.join().unwrap();
+    let ev = central
+        .expect("gsmgw/gw-flood/event/call", T, |v| v["to"] == number)
+        .await;
+    assert_eq!(ev["cause"], "normal", "{ev}");
+    assert!(other.is_empty(), "the flood got more than 403s: {other:?}");
+    assert!(forbidden <= 2000, "{forbidden} answers to 2000 INVITEs");
+    let st = sim.control(json!({"op": "state"}));
+    assert_eq!(
+        st["calls"]["dialed"].as_array().map(Vec::len),
+        Some(1),
+        "only the trusted call dials: {}",
+        st["calls"]
     );
 }

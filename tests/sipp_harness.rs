@@ -316,3 +316,20 @@ fn a_failed_run_reports_exit_code_and_sip_messages() {
     assert!(r.log.contains("--- messages ---"), "{}", r.log);
     uas.kill();
 }
+
+/// The digest step the harness adds to a caller scenario: 407 taken, ACKed, the INVITE sent
+/// again with CSeq 2 and credentials; the requests after it numbered on.
+#[test]
+fn caller_scenarios_get_a_digest_step() {
+    let text = std::fs::read_to_string(sipp::scenario_dir().join("caller_answered.xml")).unwrap();
+    let out = sipp::with_digest_answer(&text, "gsmgw", "secret").expect("transformed");
+    let at = |s: &str| out.find(s).unwrap_or_else(|| panic!("no {s:?} in\n{out}"));
+    assert!(at("CSeq: 1 INVITE") < at("<recv response=\"407\" auth=\"true\"/>"));
+    assert!(at("<recv response=\"407\"") < at("CSeq: 1 ACK"));
+    assert!(at("CSeq: 1 ACK") < at("CSeq: 2 INVITE"));
+    assert!(at("CSeq: 2 INVITE") < at("[authentication username=gsmgw password=secret]"));
+    assert!(at("CSeq: 2 INVITE") < at("CSeq: 2 ACK"));
+    assert!(at("CSeq: 2 ACK") < at("CSeq: 3 BYE"));
+    assert!(!out.contains("CSeq: 2 BYE"), "{out}");
+    assert!(sipp::with_digest_answer("<scenario/>", "u", "p").is_err());
+}

@@ -85,6 +85,11 @@ fn config_docs_describe_every_key() {
         "sip.rtp_port_max",
         "sip.codecs",
         "sip.trusted_peers",
+        "sip.inbound_auth",
+        "sip.inbound_username",
+        "sip.inbound_password",
+        "sip.untrusted",
+        "sip.rate_limit_per_source",
         "voice.ring_timeout_secs",
         "voice.call_minutes_per_day",
         "voice.rtp_timeout_secs",
@@ -146,6 +151,11 @@ fn config_docs_describe_every_key() {
             rtp_port_max: 10_999,
             codecs: vec!["PCMU".into()],
             trusted_peers: vec!["127.0.0.1".into()],
+            inbound_auth: Some("digest".into()),
+            inbound_username: Some("pbx".into()),
+            inbound_password: Some("in-secret".into()),
+            untrusted: "drop".into(),
+            rate_limit_per_source: 50,
         }),
         voice: config::VoiceConfig {
             route: vec![config::VoiceRoute {

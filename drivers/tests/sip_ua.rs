@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use gsmgw_drivers::sip::digest::Challenge;
+use gsmgw_drivers::sip::guard::{Inbound, InboundAuth, MAX_DATAGRAM, Untrusted};
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::Codec;
@@ -37,6 +39,7 @@ fn config(port: u16, server: SocketAddr, user: &str) -> UaConfig {
         register_expires: 300,
         options_interval: None,
         user_agent: format!("gsmgw-test-{user}"),
+        inbound: Inbound::default(),
     }
 }
 
@@ -1061,5 +1064,362 @@ async fn odd_record_routes_are_refused_or_handled() {
     ua.bye(&call);
     let bye = expect_on(&pbx, "BYE ", "BYE at the server").await;
     assert_eq!(request_uri(&bye), format!("sip:pbx@{server}"), "{bye}");
+    ua.shutdown().await;
+}
+
+// ----- hostile input: trust, inbound authentication, dialog matching, floods -----
+
+/// An INVITE to Request-URI `uri` from `me` (tag `p1`), with `extra` header lines.
+fn invite_to(uri: &str, me: SocketAddr, call_id: &str, cseq: u32, extra: &str) -> String {
+    let body = offer(42000);
+    format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-{cseq}\r\n\
+         From: <sip:555@{me}>;tag=p1\r\nTo: <sip:7@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} INVITE\r\nContact: <sip:555@{me}>\r\n{extra}Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn with_inbound(mut cfg: UaConfig, inbound: Inbound) -> UaConfig {
+    cfg.inbound = inbound;
+    cfg
+}
+
+/// Every datagram `sock` receives within `ms` milliseconds, in order.
+async fn all_within(sock: &UdpSocket, ms: u64) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match recv_within(sock, left.as_millis() as u64).await {
+            Some((text, _)) => out.push(text),
+            None => return out,
+        }
+    }
+}
+
+fn start_lines(msgs: &[String]) -> Vec<&str> {
+    msgs.iter()
+        .map(|m| m.split("\r\n").next().unwrap_or(""))
+        .collect()
+}
+
+/// An INVITE from an untrusted address gets exactly one 403 (no 100 Trying, no retransmission
+/// within 4·T1, no transaction, no event); with `untrusted = drop` nothing at all.
+#[tokio::test]
+async fn untrusted_invite_gets_one_stateless_403_or_nothing() {
+    for untrusted in [Untrusted::Reject, Untrusted::Drop] {
+        let inbound = Inbound {
+            trusted: vec![[127, 0, 0, 1].into()],
+            untrusted,
+            ..Inbound::default()
+        };
+        let (ua, mut rx) = Ua::start(with_inbound(config(0, addr(9), "gw"), inbound))
+            .await
+            .unwrap();
+        let target = ua.local_addr();
+        let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let me = stranger.local_addr().unwrap();
+        let invite = invite_to(&format!("sip:7@{target}"), me, "untrusted-1", 1, "");
+        stranger.send_to(invite.as_bytes(), target).await.unwrap();
+        let got = all_within(&stranger, 2000).await;
+        let want: &[&str] = match untrusted {
+            Untrusted::Reject => &["SIP/2.0 403 Forbidden"],
+            Untrusted::Drop => &[],
+        };
+        assert_eq!(start_lines(&got), want, "{untrusted:?}: {got:?}");
+        // Its ACK and an OPTIONS from there: nothing kept, nothing answered but the refusal.
+        let options = format!(
+            "OPTIONS sip:gw@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKo1\r\n\
+             From: <sip:x@{me}>;tag=o\r\nTo: <sip:gw@{target}>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        stranger.send_to(options.as_bytes(), target).await.unwrap();
+        let got = all_within(&stranger, 300).await;
+        assert_eq!(start_lines(&got), want, "{untrusted:?} OPTIONS: {got:?}");
+        quiet(&mut rx, 0).await;
+        ua.shutdown().await;
+    }
+}
+
+/// Establishes an incoming call from `peer` (INVITE, 200, returns (call, the 200's To)).
+async fn incoming_answered(
+    ua: &Ua,
+    rx: &mut Receiver<UaEvent>,
+    peer: &UdpSocket,
+    call_id: &str,
+) -> (String, String) {
+    let target = ua.local_addr();
+    let me = peer.local_addr().unwrap();
+    let invite = raw_invite(target, me, call_id, "");
+    peer.send_to(invite.as_bytes(), target).await.unwrap();
+    let UaEvent::Incoming { call, .. } = next(rx, "Incoming").await else {
+        panic!("expected Incoming");
+    };
+    ua.answer(&call, offer(43000));
+    let ok = expect_on(peer, "SIP/2.0 200", "200 to the caller").await;
+    (call, lines_of(&ok, "To").remove(0))
+}
+
+fn in_dialog(
+    method: &str,
+    target: SocketAddr,
+    me: SocketAddr,
+    call_id: &str,
+    from_tag: &str,
+    to: &str,
+    cseq: u32,
+) -> String {
+    format!(
+        "{method} sip:gw@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}{from_tag}\r\n\
+         From: <sip:555@{me}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// An ACK with another To tag does not confirm the dialog: our 200 is still retransmitted
+/// until the right ACK arrives.
+#[tokio::test]
+async fn ack_with_a_wrong_to_tag_does_not_confirm_the_call() {
+    let (ua, mut rx) = Ua::start(config(0, addr(9), "gw")).await.unwrap();
+    let target = ua.local_addr();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = peer.local_addr().unwrap();
+    let (_call, to) = incoming_answered(&ua, &mut rx, &peer, "ack-tag-1").await;
+    let forged_to = format!("<sip:7@{target}>;tag=not-ours");
+    let ack = in_dialog("ACK", target, me, "ack-tag-1", "p1", &forged_to, 1);
+    peer.send_to(ack.as_bytes(), target).await.unwrap();
+    expect_on(
+        &peer,
+        "SIP/2.0 200",
+        "the 200 retransmitted after a forged ACK",
+    )
+    .await;
+    let ack = in_dialog("ACK", target, me, "ack-tag-1", "p1", &to, 1);
+    peer.send_to(ack.as_bytes(), target).await.unwrap();
+    // Let a retransmission already on its way pass, then silence.
+    let _ = recv_within(&peer, 100).await;
+    nothing_on(&peer, 1500, &[], "no retransmission after the right ACK").await;
+    quiet(&mut rx, 0).await;
+    ua.shutdown().await;
+}
+
+/// A BYE with a wrong To tag or a wrong From tag gets 481 and the call stays up; the right
+/// one ends it.
+#[tokio::test]
+async fn bye_with_wrong_dialog_tags_gets_481_and_the_call_stays() {
+    let (ua, mut rx) = Ua::start(config(0, addr(9), "gw")).await.unwrap();
+    let target = ua.local_addr();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = peer.local_addr().unwrap();
+    let (call, to) = incoming_answered(&ua, &mut rx, &peer, "bye-tag-1").await;
+    let ack = in_dialog("ACK", target, me, "bye-tag-1", "p1", &to, 1);
+    peer.send_to(ack.as_bytes(), target).await.unwrap();
+    let forged_to = format!("<sip:7@{target}>;tag=not-ours");
+    for (from_tag, to, what) in [
+        ("p1", forged_to.as_str(), "wrong To tag"),
+        ("intruder", to.as_str(), "wrong From tag"),
+    ] {
+        let bye = in_dialog("BYE", target, me, "bye-tag-1", from_tag, to, 2);
+        peer.send_to(bye.as_bytes(), target).await.unwrap();
+        let r = expect_on(&peer, "SIP/2.0 ", what).await;
+        assert!(r.starts_with("SIP/2.0 481"), "{what}: {r}");
+        quiet(&mut rx, 100).await;
+    }
+    let bye = in_dialog("BYE", target, me, "bye-tag-1", "p1", &to, 3);
+    peer.send_to(bye.as_bytes(), target).await.unwrap();
+    let r = expect_on(&peer, "SIP/2.0 ", "the right BYE").await;
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert_eq!(next(&mut rx, "Ended").await, UaEvent::Ended { call });
+    ua.shutdown().await;
+}
+
+/// contact-token: the registered Contact carries the token; an INVITE from the PBX's own
+/// address without it (or with another) gets one 403 and no event; with it, the call comes in.
+#[tokio::test]
+async fn contact_token_is_registered_and_required() {
+    let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = config(0, pbx.local_addr().unwrap(), "gw");
+    cfg.register = true;
+    cfg.inbound = Inbound {
+        trusted: vec![[127, 0, 0, 1].into()],
+        auth: InboundAuth::ContactToken,
+        ..Inbound::default()
+    };
+    let (ua, mut rx) = Ua::start(cfg).await.unwrap();
+    let target = ua.local_addr();
+    let token = ua.contact_token().to_string();
+    assert!(token.len() >= 16, "{token}");
+    let reg = expect_on(&pbx, "REGISTER ", "REGISTER").await;
+    let contact = lines_of(&reg, "Contact").remove(0);
+    assert_eq!(contact, format!("<sip:gw@{target};gwtoken={token}>"));
+    let mut ok = "SIP/2.0 200 OK\r\n".to_string();
+    for h in ["Via", "From", "To", "Call-ID", "CSeq", "Contact"] {
+        for v in lines_of(&reg, h) {
+            ok.push_str(&format!("{h}: {v}\r\n"));
+        }
+    }
+    ok.push_str("Expires: 300\r\nContent-Length: 0\r\n\r\n");
+    pbx.send_to(ok.as_bytes(), target).await.unwrap();
+    assert!(matches!(
+        next(&mut rx, "Registered").await,
+        UaEvent::Registered { .. }
+    ));
+    let me = pbx.local_addr().unwrap();
+    for (i, uri) in [
+        format!("sip:+380671234567@{target}"),
+        format!("sip:+380671234567@{target};gwtoken=0123456789abcdef0123456789abcdef"),
+        format!(
+            "sip:+380671234567@{target};gwtoken={}",
+            &token[..token.len() - 1]
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let invite = invite_to(uri, me, &format!("tok-bad-{i}"), 1, "");
+        pbx.send_to(invite.as_bytes(), target).await.unwrap();
+        let got = all_within(&pbx, 1200).await;
+        assert_eq!(
+            start_lines(&got),
+            ["SIP/2.0 403 Forbidden"],
+            "{uri}: {got:?}"
+        );
+        quiet(&mut rx, 0).await;
+    }
+    let uri = format!("sip:+380671234567@{target};gwtoken={token}");
+    let invite = invite_to(&uri, me, "tok-good", 1, "");
+    pbx.send_to(invite.as_bytes(), target).await.unwrap();
+    expect_on(
+        &pbx,
+        "SIP/2.0 100",
+        "100 Trying for the INVITE with the token",
+    )
+    .await;
+    let UaEvent::Incoming { to_user, .. } = next(&mut rx, "Incoming").await else {
+        panic!("expected Incoming");
+    };
+    assert_eq!(to_user, "+380671234567");
+    ua.shutdown().await;
+}
+
+/// digest: an INVITE without credentials gets a stateless 407 (qop=auth); a wrong password
+/// 403; the right answer brings the call in; the same answer replayed with another Call-ID is
+/// refused.
+#[tokio::test]
+async fn digest_inbound_challenges_and_checks_the_pbx() {
+    let inbound = Inbound {
+        trusted: vec![[127, 0, 0, 1].into()],
+        auth: InboundAuth::Digest {
+            username: "pbx".into(),
+            password: "in-secret".into(),
+        },
+        ..Inbound::default()
+    };
+    let (ua, mut rx) = Ua::start(with_inbound(config(0, addr(9), "gw"), inbound))
+        .await
+        .unwrap();
+    let target = ua.local_addr();
+    let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = pbx.local_addr().unwrap();
+    let uri = format!("sip:+380671234567@{target}");
+    pbx.send_to(invite_to(&uri, me, "dig-1", 1, "").as_bytes(), target)
+        .await
+        .unwrap();
+    let got = all_within(&pbx, 1200).await;
+    assert_eq!(
+        start_lines(&got),
+        ["SIP/2.0 407 Proxy Authentication Required"],
+        "{got:?}"
+    );
+    let challenge = Challenge::parse(&lines_of(&got[0], "Proxy-Authenticate")[0]).unwrap();
+    assert!(challenge.qop_auth);
+    quiet(&mut rx, 0).await;
+    let answer = |password: &str, cnonce: &str| {
+        format!(
+            "Proxy-Authorization: {}\r\n",
+            challenge.authorization("pbx", password, "INVITE", &uri, 1, cnonce)
+        )
+    };
+    pbx.send_to(
+        invite_to(&uri, me, "dig-1", 2, &answer("wrong", "c1")).as_bytes(),
+        target,
+    )
+    .await
+    .unwrap();
+    let got = all_within(&pbx, 1200).await;
+    assert_eq!(start_lines(&got), ["SIP/2.0 403 Forbidden"], "{got:?}");
+    quiet(&mut rx, 0).await;
+    let good = answer("in-secret", "c2");
+    pbx.send_to(invite_to(&uri, me, "dig-1", 3, &good).as_bytes(), target)
+        .await
+        .unwrap();
+    expect_on(&pbx, "SIP/2.0 100", "100 Trying once authenticated").await;
+    assert!(matches!(
+        next(&mut rx, "Incoming").await,
+        UaEvent::Incoming { .. }
+    ));
+    pbx.send_to(
+        invite_to(&uri, me, "dig-replay", 1, &good).as_bytes(),
+        target,
+    )
+    .await
+    .unwrap();
+    let got = all_within(&pbx, 1200).await;
+    assert_eq!(
+        start_lines(&got),
+        ["SIP/2.0 403 Forbidden"],
+        "replayed: {got:?}"
+    );
+    quiet(&mut rx, 0).await;
+    ua.shutdown().await;
+}
+
+/// Over the per-source rate limit datagrams are dropped; over the size cap too.
+#[tokio::test]
+async fn rate_limit_and_size_cap() {
+    let inbound = Inbound {
+        rate_per_source: 5,
+        ..Inbound::default()
+    };
+    let (ua, mut rx) = Ua::start(with_inbound(config(0, addr(9), "gw"), inbound))
+        .await
+        .unwrap();
+    let target = ua.local_addr();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = peer.local_addr().unwrap();
+    for i in 0..40 {
+        let options = format!(
+            "OPTIONS sip:gw@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrl{i}\r\n\
+             From: <sip:x@{me}>;tag=o\r\nTo: <sip:gw@{target}>\r\nCall-ID: rl{i}\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        peer.send_to(options.as_bytes(), target).await.unwrap();
+    }
+    let got = all_within(&peer, 500).await;
+    assert!(
+        (10..=13).contains(&got.len()),
+        "a burst of 10 (twice the rate) and a few refilled: {}",
+        got.len()
+    );
+    // Wait for the bucket to refill, then: one byte over the cap is ignored, at the cap taken.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let uri = format!("sip:7@{target}");
+    let pad = |len: usize, id: &str| {
+        let base = invite_to(&uri, me, id, 1, "X-Pad: \r\n").len();
+        let pad = "p".repeat(len - base);
+        invite_to(&uri, me, id, 1, &format!("X-Pad: {pad}\r\n"))
+    };
+    let big = pad(MAX_DATAGRAM + 1, "big");
+    assert_eq!(big.len(), MAX_DATAGRAM + 1);
+    peer.send_to(big.as_bytes(), target).await.unwrap();
+    nothing_on(&peer, 500, &[], "an oversized INVITE").await;
+    quiet(&mut rx, 0).await;
+    let max = pad(MAX_DATAGRAM, "max");
+    peer.send_to(max.as_bytes(), target).await.unwrap();
+    expect_on(&peer, "SIP/2.0 100", "an INVITE of exactly the cap").await;
+    assert!(matches!(
+        next(&mut rx, "Incoming").await,
+        UaEvent::Incoming { .. }
+    ));
     ua.shutdown().await;
 }

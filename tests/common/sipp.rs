@@ -127,6 +127,8 @@ pub struct Sipp {
     service: Option<String>,
     timeout: Duration,
     args: Vec<String>,
+    digest: Option<(String, String)>,
+    edits: Vec<(String, String)>,
 }
 
 impl Sipp {
@@ -144,7 +146,23 @@ impl Sipp {
             service: None,
             timeout: Duration::from_secs(30),
             args: Vec::new(),
+            digest: None,
+            edits: Vec::new(),
         }
+    }
+
+    /// Replaces the first `from` (which must occur in the scenario) by `to` before it runs: a variant of
+    /// a scenario without another file (another SDP, another expected status).
+    pub fn edit(mut self, from: &str, to: &str) -> Sipp {
+        self.edits.push((from.to_string(), to.to_string()));
+        self
+    }
+
+    /// A caller that answers the gateway's digest challenge to its INVITE with these
+    /// credentials (see [`with_digest_answer`]): what a PBX on a static trunk does.
+    pub fn digest(mut self, user: &str, password: &str) -> Sipp {
+        self.digest = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// The loopback address SIPp binds (default 127.0.0.1; 127.0.0.2 plays another host).
@@ -218,6 +236,20 @@ impl Sipp {
         let template = scenario_dir().join(format!("{}.xml", self.scenario));
         let text = std::fs::read_to_string(&template)
             .unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
+        let mut text = text;
+        for (from, to) in &self.edits {
+            assert!(
+                text.contains(from.as_str()),
+                "scenario {} has no {from:?} to edit",
+                self.scenario
+            );
+            text = text.replacen(from.as_str(), to, 1);
+        }
+        let text = match &self.digest {
+            Some((user, password)) => with_digest_answer(&text, user, password)
+                .unwrap_or_else(|e| panic!("scenario {}: {e}", self.scenario)),
+            None => text,
+        };
         let rendered = render_scenario(&text, &self.vars)
             .unwrap_or_else(|e| panic!("scenario {}: {e}", self.scenario));
         let scenario = dir.path().join(format!("{}.xml", self.scenario));
@@ -293,6 +325,71 @@ impl Sipp {
         }
         p
     }
+}
+
+/// A caller scenario that answers a digest challenge: after its first INVITE (the first
+/// `<send retrans="500">`) it takes a 407, ACKs it and sends the INVITE again with CSeq 2 and
+/// `Proxy-Authorization`; the requests after it move up by one (ACK and CANCEL 2, BYE 3).
+pub fn with_digest_answer(text: &str, user: &str, password: &str) -> Result<String, String> {
+    let start = text
+        .find("  <send retrans=\"500\">")
+        .ok_or("no <send retrans=\"500\"> for the INVITE")?;
+    let end = text[start..]
+        .find("</send>\n")
+        .map(|i| start + i + "</send>\n".len())
+        .ok_or("the INVITE's <send> is not closed")?;
+    let block = &text[start..end];
+    let c0 = block
+        .find("<![CDATA[")
+        .ok_or("no CDATA in the INVITE's <send>")?
+        + 9;
+    let c1 = block.find("]]>").ok_or("unterminated CDATA")?;
+    let cdata = &block[c0..c1];
+    let uri = cdata
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("INVITE "))
+        .and_then(|l| l.split(' ').next())
+        .ok_or("the first <send retrans=\"500\"> is not an INVITE")?;
+    let at = cdata.find("CSeq: 1 INVITE").ok_or("no `CSeq: 1 INVITE`")?;
+    let indent = &cdata[cdata[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let second = cdata.replacen(
+        "CSeq: 1 INVITE",
+        &format!("CSeq: 2 INVITE\n{indent}[authentication username={user} password={password}]"),
+        1,
+    );
+    let challenge = format!(
+        r#"
+  <!-- Added by the test harness: the gateway challenges the INVITE; ACK the 407, send it again
+       with credentials. A proxy on the way may send its own 100 first. -->
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+
+  <send>
+    <![CDATA[
+
+      ACK {uri} SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+
+  <send retrans="500">
+    <![CDATA[{second}]]>
+  </send>
+"#
+    );
+    let tail = text[end..]
+        .replace("CSeq: 1 ACK", "CSeq: 2 ACK")
+        .replace("CSeq: 1 CANCEL", "CSeq: 2 CANCEL")
+        .replace("CSeq: 2 BYE", "CSeq: 3 BYE");
+    Ok(format!("{}{challenge}{tail}", &text[..end]))
 }
 
 /// The variables a scenario declares with `<Global variables="a,b"/>` (the ones `-set` may set).

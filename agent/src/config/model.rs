@@ -102,6 +102,59 @@ pub struct SipConfig {
     /// address only. Anyone else gets 403 (toll fraud protection).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_peers: Vec<String>,
+    /// How INVITEs from the PBX authenticate: `ip`, `contact-token` or `digest`; default
+    /// `contact-token` when registering, else `digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_auth: Option<String>,
+    /// User the PBX answers our digest challenges with; default `auth_username`, else `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_username: Option<String>,
+    /// Password the PBX answers our digest challenges with; default `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_password: Option<String>,
+    /// What requests from untrusted addresses get: `reject` (one stateless 403) or `drop`.
+    #[serde(default = "default_untrusted")]
+    pub untrusted: String,
+    /// SIP datagrams per second allowed from one source address (bursts of twice that);
+    /// more are dropped and counted. 0 = no limit.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_source: u32,
+}
+
+/// The `sip.inbound_auth` values.
+pub const INBOUND_AUTH_MODES: &[&str] = &["ip", "contact-token", "digest"];
+
+impl SipConfig {
+    /// `inbound_auth` as given, else its default: `contact-token` when registering, `digest`
+    /// for a static trunk.
+    pub fn inbound_auth_mode(&self) -> &str {
+        match &self.inbound_auth {
+            Some(m) => m,
+            None if self.register => "contact-token",
+            None => "digest",
+        }
+    }
+
+    /// The digest credentials the PBX must answer with.
+    pub fn inbound_credentials(&self) -> (String, String) {
+        let user = self
+            .inbound_username
+            .clone()
+            .or_else(|| self.auth_username.clone())
+            .unwrap_or_else(|| self.username.clone());
+        let password = self
+            .inbound_password
+            .clone()
+            .unwrap_or_else(|| self.password.clone());
+        (user, password)
+    }
+}
+
+fn default_untrusted() -> String {
+    "reject".into()
+}
+fn default_rate_limit() -> u32 {
+    100
 }
 
 fn default_sip_bind() -> String {

@@ -39,6 +39,11 @@ const SIP_KEYS: &[&str] = &[
     "rtp_port_max",
     "codecs",
     "trusted_peers",
+    "inbound_auth",
+    "inbound_username",
+    "inbound_password",
+    "untrusted",
+    "rate_limit_per_source",
 ];
 const VOICE_KEYS: &[&str] = &[
     "ring_timeout_secs",
@@ -441,6 +446,11 @@ impl Reader {
             rtp_port_max: 10_999,
             codecs: vec!["PCMU".into(), "PCMA".into()],
             trusted_peers: Vec::new(),
+            inbound_auth: None,
+            inbound_username: None,
+            inbound_password: None,
+            untrusted: "reject".into(),
+            rate_limit_per_source: 100,
         };
         let (mut has_server, mut has_user) = (false, false);
         for (k, v) in table.iter() {
@@ -468,6 +478,11 @@ impl Reader {
                 "rtp_port_max" => self.set(&key, v, &mut out.rtp_port_max),
                 "codecs" => self.set(&key, v, &mut out.codecs),
                 "trusted_peers" => self.set(&key, v, &mut out.trusted_peers),
+                "inbound_auth" => self.set_opt(&key, v, &mut out.inbound_auth),
+                "inbound_username" => self.set_opt(&key, v, &mut out.inbound_username),
+                "inbound_password" => self.set_opt(&key, v, &mut out.inbound_password),
+                "untrusted" => self.set(&key, v, &mut out.untrusted),
+                "rate_limit_per_source" => self.set(&key, v, &mut out.rate_limit_per_source),
                 _ => self.unknown("sip", name, k.span(), SIP_KEYS),
             }
         }
@@ -549,6 +564,7 @@ fn covers(flagged: &str, key: &str) -> bool {
 fn is_secret(key: &str) -> bool {
     key == "mqtt.password"
         || key == "sip.password"
+        || key == "sip.inbound_password"
         || key == "console.password_hash"
         || key.ends_with(".pin")
 }

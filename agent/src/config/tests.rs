@@ -631,3 +631,48 @@ target = "sip:100@pbx.local"
     let p = only(text, "voice.route[1].target");
     assert!(p.message.contains("[sip]"), "{}", p.message);
 }
+
+#[test]
+fn inbound_auth_defaults_checks_and_warning() {
+    let sip = |extra: &str| {
+        format!("{MINIMAL}[sip]\nserver = \"127.0.0.1:5060\"\nusername = \"gw\"\n{extra}")
+    };
+    let c = parse_str(&sip("password = \"p\"\n"), "gw.toml").unwrap();
+    let s = c.sip.as_ref().unwrap();
+    assert_eq!(s.inbound_auth_mode(), "contact-token", "registering");
+    assert_eq!(
+        (s.untrusted.as_str(), s.rate_limit_per_source),
+        ("reject", 100)
+    );
+    assert!(c.warnings().is_empty());
+    let c = parse_str(&sip("password = \"p\"\nregister = false\n"), "gw.toml").unwrap();
+    let s = c.sip.as_ref().unwrap();
+    assert_eq!(s.inbound_auth_mode(), "digest", "static trunk");
+    assert_eq!(s.inbound_credentials(), ("gw".to_string(), "p".to_string()));
+    let c = parse_str(
+        &sip("register = false\ninbound_auth = \"digest\"\ninbound_username = \"pbx\"\ninbound_password = \"q\"\nuntrusted = \"drop\"\n"),
+        "gw.toml",
+    )
+    .unwrap();
+    let s = c.sip.as_ref().unwrap();
+    assert_eq!(
+        s.inbound_credentials(),
+        ("pbx".to_string(), "q".to_string())
+    );
+    // A static trunk without any password cannot challenge: refused, with a way out.
+    let p = only(&sip("register = false\n"), "sip.inbound_auth");
+    assert!(p.message.contains("inbound_password"), "{p}");
+    let p = only(
+        &sip("register = false\ninbound_auth = \"contact-token\"\n"),
+        "sip.inbound_auth",
+    );
+    assert!(p.message.contains("register = true"), "{p}");
+    only(&sip("inbound_auth = \"none\"\n"), "sip.inbound_auth");
+    only(&sip("untrusted = \"ignore\"\n"), "sip.untrusted");
+    // "ip" is an explicit, warned-about choice.
+    let c = parse_str(&sip("register = false\ninbound_auth = \"ip\"\n"), "gw.toml").unwrap();
+    let w = c.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, "sip.inbound_auth");
+    assert!(w[0].message.contains("forged"), "{}", w[0]);
+}

@@ -64,6 +64,38 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
                 format!("{} is out of range 60..=86400", sip.register_expires_secs),
             ));
         }
+        let mode = sip.inbound_auth_mode();
+        if !super::model::INBOUND_AUTH_MODES.contains(&mode) {
+            out.push(Problem::new(
+                "sip.inbound_auth",
+                format!("`{mode}`: expected ip, contact-token or digest"),
+            ));
+        } else if mode == "contact-token" && !sip.register {
+            out.push(Problem::new(
+                "sip.inbound_auth",
+                "contact-token needs register = true (the token travels in the registered \
+                 Contact); use digest for a static trunk",
+            ));
+        } else if mode == "digest" && sip.inbound_credentials().1.is_empty() {
+            out.push(Problem::new(
+                "sip.inbound_auth",
+                format!(
+                    "digest{} needs a password the PBX answers with: set sip.inbound_password \
+                     (or sip.password)",
+                    if sip.inbound_auth.is_none() {
+                        " (the default without registration)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if !matches!(sip.untrusted.as_str(), "reject" | "drop") {
+            out.push(Problem::new(
+                "sip.untrusted",
+                format!("`{}`: expected reject or drop", sip.untrusted),
+            ));
+        }
         if sip.codecs.is_empty()
             || sip
                 .codecs
@@ -143,6 +175,23 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
 }
 
 impl Config {
+    /// Settings that are valid but risky (`config check` prints them as warnings, `run` logs
+    /// them): keys with no line or file.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Some(sip) = &self.sip {
+            if sip.inbound_auth_mode() == "ip" {
+                out.push(Problem::new(
+                    "sip.inbound_auth",
+                    "`ip` trusts the source address alone: on UDP it can be forged, and a \
+                     forged INVITE dials a SIM (toll fraud). Prefer contact-token (registering) \
+                     or digest (static trunk)",
+                ));
+            }
+        }
+        out
+    }
+
     /// Check every value and cross-reference; returns all problems found (none = valid).
     ///
     /// Problems carry key paths but no file or line. TLS files are looked up relative to the

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gsmgw_drivers::at::Urc;
+use gsmgw_drivers::sip::guard::{Inbound, InboundAuth, Untrusted};
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::Codec;
 use serde_json::{Value, json};
@@ -192,8 +193,6 @@ pub struct Shared {
     pub registry: mpsc::Sender<Registry>,
     /// Slots with a call in progress (a SIM carries one call).
     pub busy: Arc<Mutex<HashMap<u16, String>>>,
-    /// Addresses whose INVITEs may place calls.
-    pub trusted: Vec<IpAddr>,
     /// The calls in progress, for the console.
     pub live: Arc<Mutex<std::collections::BTreeMap<String, CallBrief>>>,
 }
@@ -353,7 +352,13 @@ pub async fn run(mut ctx: VoiceContext) {
                 options_interval: (sip.options_interval_secs > 0)
                     .then(|| Duration::from_secs(u64::from(sip.options_interval_secs))),
                 user_agent: format!("gsmgw/{}", env!("CARGO_PKG_VERSION")),
+                inbound: inbound_policy(sip, trusted.clone()),
             };
+            if sip.inbound_auth_mode() == "ip" {
+                tracing::warn!(
+                    "sip.inbound_auth = \"ip\": INVITEs are trusted by their source address alone, which UDP lets anyone forge"
+                );
+            }
             match Ua::start(cfg).await {
                 Ok((ua, rx)) => {
                     tracing::info!(local = %ua.local_addr(), %server, "SIP user agent started");
@@ -412,7 +417,6 @@ pub async fn run(mut ctx: VoiceContext) {
             .collect(),
         registry: reg_tx,
         busy: Arc::new(Mutex::new(HashMap::new())),
-        trusted,
         live: ctx.view.calls.clone(),
     };
     let _ = ctx.sip_status.send(match (&ctx.config.sip, &ua) {
@@ -451,12 +455,6 @@ pub async fn run(mut ctx: VoiceContext) {
             }
             Some(ev) = async { match ua_events.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
                 match ev {
-                    UaEvent::Incoming { ref call, source, .. } if !shared.trusted.contains(&source.ip()) => {
-                        tracing::warn!(%source, sip_call = %gsmgw_drivers::redact::printable(call), "INVITE from an untrusted address refused (403)");
-                        if let Some(ua) = &shared.ua {
-                            ua.reject(call, 403, "Forbidden");
-                        }
-                    }
                     UaEvent::Incoming { .. } => {
                         if let Some((id, sip_call, tx)) = call::spawn_sip_in(shared.clone(), ev) {
                             legs.insert(sip_call, tx.clone());
@@ -551,6 +549,35 @@ pub async fn run(mut ctx: VoiceContext) {
     }
     if let Some(ua) = ua {
         ua.shutdown().await;
+    }
+}
+
+/// What the user agent lets in: the trusted addresses (never empty: the server's address when
+/// `trusted_peers` is not given), the inbound authentication mode, the untrusted action and
+/// the rate limit.
+fn inbound_policy(sip: &crate::config::SipConfig, trusted: Vec<IpAddr>) -> Inbound {
+    let auth = match sip.inbound_auth_mode() {
+        "ip" => InboundAuth::Ip,
+        "contact-token" => InboundAuth::ContactToken,
+        _ => {
+            let (username, password) = sip.inbound_credentials();
+            InboundAuth::Digest { username, password }
+        }
+    };
+    Inbound {
+        // Nothing resolved (no server address): trust nobody rather than everybody.
+        trusted: if trusted.is_empty() {
+            vec![IpAddr::from([0, 0, 0, 0])]
+        } else {
+            trusted
+        },
+        auth,
+        untrusted: if sip.untrusted == "drop" {
+            Untrusted::Drop
+        } else {
+            Untrusted::Reject
+        },
+        rate_per_source: sip.rate_limit_per_source,
     }
 }
 

@@ -224,6 +224,177 @@ impl Challenge {
     }
 }
 
+/// The credentials in an Authorization / Proxy-Authorization header (the server side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Realm the client answered for.
+    pub realm: String,
+    /// The nonce it answers.
+    pub nonce: String,
+    /// The digest-uri.
+    pub uri: String,
+    /// The request-digest.
+    pub response: String,
+    /// Hash algorithm.
+    pub algorithm: Algorithm,
+    /// `qop=auth` was used (with `nc` and `cnonce`).
+    pub qop_auth: bool,
+    /// Nonce count as written (8 hex digits), with qop.
+    pub nc: String,
+    /// Client nonce, with qop.
+    pub cnonce: String,
+}
+
+impl Credentials {
+    /// Parses a `Digest username=…, response=…` header value.
+    pub fn parse(value: &str) -> Result<Credentials, SipError> {
+        let value = value.trim();
+        let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return Err(SipError::Auth(format!("scheme {scheme:.20} is not Digest")));
+        }
+        let mut c = Credentials {
+            username: String::new(),
+            realm: String::new(),
+            nonce: String::new(),
+            uri: String::new(),
+            response: String::new(),
+            algorithm: Algorithm::Md5,
+            qop_auth: false,
+            nc: String::new(),
+            cnonce: String::new(),
+        };
+        for (name, v) in auth_params(rest)? {
+            match name.to_ascii_lowercase().as_str() {
+                "username" => c.username = v,
+                "realm" => c.realm = v,
+                "nonce" => c.nonce = v,
+                "uri" => c.uri = v,
+                "response" => c.response = v,
+                "nc" => c.nc = v,
+                "cnonce" => c.cnonce = v,
+                "qop" => {
+                    if !v.eq_ignore_ascii_case("auth") {
+                        return Err(SipError::Auth(format!("unsupported qop {v:.20}")));
+                    }
+                    c.qop_auth = true;
+                }
+                "algorithm" => {
+                    c.algorithm = if v.eq_ignore_ascii_case("MD5") {
+                        Algorithm::Md5
+                    } else if v.eq_ignore_ascii_case("MD5-sess") {
+                        Algorithm::Md5Sess
+                    } else {
+                        return Err(SipError::Auth(format!("unsupported algorithm {v:.20}")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if c.username.is_empty() || c.nonce.is_empty() || c.response.is_empty() {
+            return Err(SipError::Auth("username, nonce or response missing".into()));
+        }
+        if c.qop_auth && (c.nc.is_empty() || c.cnonce.is_empty()) {
+            return Err(SipError::Auth("qop=auth without nc or cnonce".into()));
+        }
+        Ok(c)
+    }
+
+    /// Whether the request-digest is right for `password` and `method` (compared in constant
+    /// time); realm, nonce and user are the caller's to check.
+    pub fn verify(&self, password: &str, method: &str) -> bool {
+        let ch = Challenge {
+            realm: self.realm.clone(),
+            nonce: self.nonce.clone(),
+            opaque: None,
+            algorithm: self.algorithm,
+            qop_auth: self.qop_auth,
+            stale: false,
+        };
+        let Ok(nc) = u32::from_str_radix(if self.qop_auth { &self.nc } else { "1" }, 16) else {
+            return false;
+        };
+        if self.qop_auth && self.nc.len() != 8 {
+            return false;
+        }
+        let want = ch.response(
+            &self.username,
+            password,
+            method,
+            &self.uri,
+            nc,
+            &self.cnonce,
+        );
+        constant_time_eq(
+            want.as_bytes(),
+            self.response.to_ascii_lowercase().as_bytes(),
+        )
+    }
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Stateless nonces for the digest challenges we send: `<unix seconds hex>.<MD5 of secret and
+/// time>`, good for a lifetime, checkable without keeping anything per challenge.
+#[derive(Clone)]
+pub struct NonceSource {
+    secret: String,
+}
+
+/// What a nonce turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceCheck {
+    /// Ours and fresh.
+    Fresh,
+    /// Ours but older than the lifetime (answer `stale=true`).
+    Stale,
+    /// Not ours.
+    Bad,
+}
+
+impl NonceSource {
+    /// A source with this secret (random per process).
+    pub fn new(secret: String) -> NonceSource {
+        NonceSource { secret }
+    }
+
+    /// A nonce for time `now` (unix seconds), made unique by `salt` (hex, e.g. random): two
+    /// challenges never share a nonce, even within a second.
+    pub fn issue(&self, now: u64, salt: &str) -> String {
+        let ts = format!("{now:x}.{salt}");
+        let mac = md5_hex(&format!("{}:{ts}", self.secret));
+        format!("{ts}.{mac}")
+    }
+
+    /// Checks `nonce` at time `now` against a lifetime of `lifetime` seconds.
+    pub fn check(&self, nonce: &str, now: u64, lifetime: u64) -> NonceCheck {
+        let Some((stamp, mac)) = nonce.rsplit_once('.') else {
+            return NonceCheck::Bad;
+        };
+        let want = md5_hex(&format!("{}:{stamp}", self.secret));
+        if stamp.len() > 64 || !constant_time_eq(want.as_bytes(), mac.as_bytes()) {
+            return NonceCheck::Bad;
+        }
+        let ts = stamp.split('.').next().unwrap_or("");
+        let Ok(t) = u64::from_str_radix(ts, 16) else {
+            return NonceCheck::Bad;
+        };
+        if t > now.saturating_add(5) || now.saturating_sub(t) > lifetime {
+            NonceCheck::Stale
+        } else {
+            NonceCheck::Fresh
+        }
+    }
+}
+
 fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -312,6 +483,51 @@ mod tests {
         assert!(Challenge::parse("Digest realm=\"x\", nonce=\"y\", qop=\"auth-int\"").is_err());
         assert!(Challenge::parse("Digest realm=\"x, nonce=\"y\"").is_err());
         assert!(Challenge::parse("Digest realm").is_err());
+    }
+
+    #[test]
+    fn server_verifies_what_the_client_builds() {
+        let nonces = NonceSource::new("k".into());
+        let nonce = nonces.issue(1000, "ab12");
+        assert_ne!(nonce, nonces.issue(1000, "cd34"), "unique within a second");
+        assert_eq!(nonces.check(&nonce, 1010, 60), NonceCheck::Fresh);
+        assert_eq!(nonces.check(&nonce, 1100, 60), NonceCheck::Stale);
+        assert_eq!(
+            NonceSource::new("other".into()).check(&nonce, 1010, 60),
+            NonceCheck::Bad
+        );
+        assert_eq!(nonces.check("3e8.00", 1010, 60), NonceCheck::Bad);
+        assert_eq!(nonces.check("3e8.ab12.00", 1010, 60), NonceCheck::Bad);
+        assert_eq!(nonces.check("nonce", 1010, 60), NonceCheck::Bad);
+        let ch = Challenge::parse(&format!(
+            "Digest realm=\"gsmgw\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5"
+        ))
+        .unwrap();
+        let h = ch.authorization("pbx", "pw", "INVITE", "sip:+1@gw", 1, "cn");
+        let c = Credentials::parse(&h).unwrap();
+        assert_eq!((c.username.as_str(), c.realm.as_str()), ("pbx", "gsmgw"));
+        assert_eq!(c.nonce, nonce);
+        assert!(c.verify("pw", "INVITE"));
+        assert!(!c.verify("wrong", "INVITE"));
+        assert!(!c.verify("pw", "BYE"));
+        let mut forged = c.clone();
+        forged.uri = "sip:+2@gw".into();
+        assert!(!forged.verify("pw", "INVITE"));
+        assert!(Credentials::parse("Digest username=\"a\"").is_err());
+        assert!(Credentials::parse("Basic abc").is_err());
+        assert!(
+            Credentials::parse("Digest username=a, nonce=n, response=r, qop=auth").is_err(),
+            "qop without nc/cnonce"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_credentials_never_panic(s in "Digest [ -~]{0,120}") {
+            if let Ok(c) = Credentials::parse(&s) {
+                let _ = c.verify("p", "INVITE");
+            }
+        }
     }
 
     proptest! {

@@ -7,6 +7,7 @@
 //! message is a [`SipError`], never a panic.
 
 pub mod digest;
+pub mod guard;
 pub mod msg;
 pub mod sdp;
 pub mod ua;

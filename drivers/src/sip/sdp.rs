@@ -298,9 +298,19 @@ pub fn offer(local: SocketAddr, codecs: &[Codec], session_id: u64) -> String {
 
 /// Chooses a codec for an incoming offer: the first of `prefs` the offer lists
 /// ([`SipError::NoCommonCodec`] → 488 when there is none).
+///
+/// A new offer must name an address audio can flow to: 0.0.0.0 / `::` (hold, which only means
+/// something inside a dialog), broadcast and multicast addresses are refused like a missing
+/// `c=` or a rejected stream (port 0).
 pub fn negotiate(offer: &str, prefs: &[Codec]) -> Result<Negotiated, SipError> {
     let sdp = Sdp::parse(offer)?;
     let remote = sdp.audio_addr()?;
+    if !usable_media_ip(remote.ip()) {
+        return Err(SipError::Sdp(format!(
+            "connection address {} cannot take audio",
+            remote.ip()
+        )));
+    }
     let audio = sdp.active_audio()?;
     for &codec in prefs {
         if let Some(pt) = audio.codec_pt(codec) {
@@ -313,6 +323,12 @@ pub fn negotiate(offer: &str, prefs: &[Codec]) -> Result<Negotiated, SipError> {
         }
     }
     Err(SipError::NoCommonCodec)
+}
+
+/// Whether RTP can be sent to `ip` (unicast, not 0.0.0.0 / `::`).
+pub fn usable_media_ip(ip: std::net::IpAddr) -> bool {
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    !(ip.is_unspecified() || ip.is_multicast() || broadcast)
 }
 
 /// Our answer to a negotiated offer: the chosen codec (offerer's pt number), and
@@ -413,6 +429,38 @@ mod tests {
         assert_eq!(back.codec, Codec::Pcma);
         assert_eq!(back.dtmf_pt, Some(96));
         assert_eq!(back.remote, local());
+    }
+
+    #[test]
+    fn new_offers_without_usable_media_are_refused_with_488() {
+        let with = |c: &str, m: &str| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\n{c}t=0 0\r\n{m}a=rtpmap:0 PCMU/8000\r\n"
+            )
+        };
+        let audio = "m=audio 4000 RTP/AVP 0\r\n";
+        for c in [
+            "c=IN IP4 0.0.0.0\r\n",
+            "c=IN IP4 255.255.255.255\r\n",
+            "c=IN IP4 224.2.17.12/127\r\n",
+            "c=IN IP6 ::\r\n",
+            "c=IN IP6 ff0e::101\r\n",
+            "",
+        ] {
+            let err = negotiate(&with(c, audio), &[Codec::Pcmu]).unwrap_err();
+            assert_eq!(err.status_code(), 488, "{c:?}: {err}");
+        }
+        let rejected = negotiate(
+            &with("c=IN IP4 10.0.0.2\r\n", "m=audio 0 RTP/AVP 0\r\n"),
+            &[Codec::Pcmu],
+        );
+        assert_eq!(rejected.unwrap_err().status_code(), 488, "port 0");
+        let ok = negotiate(&with("c=IN IP4 10.0.0.2\r\n", audio), &[Codec::Pcmu]).unwrap();
+        assert_eq!(ok.remote, "10.0.0.2:4000".parse().unwrap());
+        assert!(negotiate(&with("c=IN IP6 2001:db8::1\r\n", audio), &[Codec::Pcmu]).is_ok());
+        // Inside a dialog 0.0.0.0 is still read (a hold), only new offers are refused.
+        let hold = Sdp::parse(&with("c=IN IP4 0.0.0.0\r\n", audio)).unwrap();
+        assert!(hold.audio_addr().unwrap().ip().is_unspecified());
     }
 
     #[test]

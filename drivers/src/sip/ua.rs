@@ -13,7 +13,8 @@
 //! a dialog is answered 200 with the SDP we last sent (that keeps calls alive through hold
 //! attempts but does not follow the peer's media changes).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -25,7 +26,11 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::SipError;
-use super::digest::Challenge;
+use super::digest::{Challenge, Credentials, NonceCheck, NonceSource};
+use super::guard::{
+    Counters, Inbound, InboundAuth, MAX_DATAGRAM, NONCE_LIFETIME_SECS, RateLimiter, Refusal,
+    ReplayGuard, Untrusted,
+};
 use super::msg::{Message, NameAddr, Uri, Via};
 
 /// RTT estimate (RFC 3261 T1).
@@ -42,6 +47,10 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Most Record-Route entries a dialog keeps; an INVITE with more is refused (400).
 const MAX_ROUTES: usize = 16;
+/// The Contact URI parameter carrying the inbound token (`inbound_auth = contact-token`).
+pub const TOKEN_PARAM: &str = "gwtoken";
+/// The realm of our digest challenges.
+pub const REALM: &str = "gsmgw";
 /// What we accept (Allow header).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Methods we know but do not take (405 rather than 501).
@@ -80,6 +89,8 @@ pub struct UaConfig {
     pub options_interval: Option<Duration>,
     /// User-Agent / Server header value.
     pub user_agent: String,
+    /// Who may send us requests and how new INVITEs authenticate.
+    pub inbound: Inbound,
 }
 
 impl fmt::Debug for UaConfig {
@@ -95,6 +106,7 @@ impl fmt::Debug for UaConfig {
             .field("register_expires", &self.register_expires)
             .field("options_interval", &self.options_interval)
             .field("user_agent", &self.user_agent)
+            .field("inbound", &self.inbound)
             .finish()
     }
 }
@@ -185,6 +197,7 @@ pub struct Ua {
     cmd: mpsc::UnboundedSender<Cmd>,
     local: SocketAddr,
     contact: SocketAddr,
+    token: String,
 }
 
 enum Cmd {
@@ -212,6 +225,8 @@ impl Ua {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(256);
         let now = Instant::now();
+        // 128 random bits, stable for the life of the process (every REGISTER carries it).
+        let token = uuid_hex();
         let core = Core {
             reg: Registration {
                 call_id: format!("{}@{}", uuid_hex(), contact.ip()),
@@ -225,7 +240,13 @@ impl Ua {
                 backoff: MIN_BACKOFF,
             },
             options_next: cfg.options_interval.map(|i| now + i),
+            limiter: RateLimiter::new(cfg.inbound.rate_per_source),
             cfg,
+            token: token.clone(),
+            nonces: NonceSource::new(uuid_hex()),
+            replay: ReplayGuard::default(),
+            refused: Counters::default(),
+            timers: BinaryHeap::new(),
             sock: Arc::new(sock),
             contact,
             events: ev_tx,
@@ -241,6 +262,7 @@ impl Ua {
                 cmd: cmd_tx,
                 local,
                 contact,
+                token,
             },
             ev_rx,
         ))
@@ -255,6 +277,12 @@ impl Ua {
     /// server when bound to a wildcard address).
     pub fn contact_addr(&self) -> SocketAddr {
         self.contact
+    }
+
+    /// The token in our Contact that INVITEs must carry with `inbound_auth = contact-token`
+    /// (random, 128 bits, stable for the life of the user agent).
+    pub fn contact_token(&self) -> &str {
+        &self.token
     }
 
     /// Places a call: INVITE `target` (a `sip:` URI; the request goes to the server) from
@@ -469,10 +497,44 @@ struct Cached {
     until: Instant,
 }
 
+/// What a timer in the heap belongs to; checked against the owner's own times when it fires
+/// (an entry whose owner is gone or was re-armed is stale and skipped).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Call(CallId),
+    Tx(String),
+    Cache(String),
+}
+
+/// Whether a request's dialog identifiers (Call-ID aside) are this call's: the To tag is ours,
+/// the From tag the peer's (RFC 3261 §12.2.2).
+fn same_dialog(call: &Call, req: &Message) -> bool {
+    let to_tag = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
+    let from_tag = req
+        .from_hdr()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_string));
+    to_tag.is_some()
+        && to_tag.as_deref() == call.local.tag()
+        && from_tag.as_deref() == call.remote.tag()
+}
+
 struct Core {
     cfg: UaConfig,
     sock: Arc<UdpSocket>,
     contact: SocketAddr,
+    /// The Contact token (see [`Ua::contact_token`]).
+    token: String,
+    /// Issues and checks the nonces of our digest challenges.
+    nonces: NonceSource,
+    /// Digest answers seen, against replay.
+    replay: ReplayGuard,
+    /// Per-source token buckets.
+    limiter: RateLimiter,
+    /// Refused traffic, reported once per interval.
+    refused: Counters,
+    /// Retransmission and timeout timers of calls, transactions and cached responses.
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     events: mpsc::Sender<UaEvent>,
     calls: HashMap<CallId, Call>,
     client_txs: Vec<ClientTx>,
@@ -494,7 +556,8 @@ enum Input {
 impl Core {
     async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
         let sock = self.sock.clone();
-        let mut buf = vec![0u8; 65536];
+        // One byte more than we take, to tell an oversized datagram from a full one.
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
             let wake = self
                 .next_deadline()
@@ -505,7 +568,14 @@ impl Core {
                 _ = tokio::time::sleep_until(wake) => Input::Timer,
             };
             match input {
-                Input::Datagram(Ok((n, src))) => self.on_datagram(&buf[..n], src).await,
+                Input::Datagram(Ok((n, src))) => {
+                    if n > MAX_DATAGRAM {
+                        self.refused
+                            .count(Refusal::Oversized, src.ip(), Instant::now());
+                    } else {
+                        self.on_datagram(&buf[..n], src).await
+                    }
+                }
                 Input::Datagram(Err(e)) => {
                     debug!(error = %e, "SIP socket receive error");
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -531,35 +601,48 @@ impl Core {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| {
-            next = Some(next.map_or(t, |n| n.min(t)));
+        [
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.reg.next,
+            self.options_next,
+            self.stopping.as_ref().map(|(_, t)| *t),
+            self.refused.report_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Puts a timer for `key` at `at` into the heap.
+    fn arm(&mut self, at: Instant, key: TimerKey) {
+        self.timers.push(Reverse((at, key)));
+    }
+
+    /// Arms the call's retransmission and deadline timers (after either was set).
+    fn arm_call(&mut self, id: &str) {
+        let Some(c) = self.calls.get(id) else {
+            return;
         };
-        for tx in &self.client_txs {
-            consider(tx.retx.next);
-            consider(tx.deadline);
+        let times = [c.retx.as_ref().map(|r| r.next), c.deadline];
+        for t in times.into_iter().flatten() {
+            self.arm(t, TimerKey::Call(id.to_string()));
         }
-        for c in self.calls.values() {
-            if let Some(r) = &c.retx {
-                consider(r.next);
-            }
-            if let Some(d) = c.deadline {
-                consider(d);
-            }
-        }
-        if let Some(t) = self.reg.next {
-            consider(t);
-        }
-        if let Some(t) = self.options_next {
-            consider(t);
-        }
-        for c in self.server_cache.values() {
-            consider(c.until);
-        }
-        if let Some((_, t)) = &self.stopping {
-            consider(*t);
-        }
-        next
+    }
+
+    /// Starts a non-INVITE client transaction and arms its timers.
+    fn push_tx(&mut self, tx: ClientTx) {
+        let (next, deadline, key) = (tx.retx.next, tx.deadline, tx.branch.clone());
+        self.client_txs.push(tx);
+        self.arm(next, TimerKey::Tx(key.clone()));
+        self.arm(deadline, TimerKey::Tx(key));
+    }
+
+    /// Keeps our response to a non-INVITE request for its retransmissions.
+    fn cache_response(&mut self, key: String, bytes: Vec<u8>, dest: SocketAddr) {
+        let until = Instant::now() + TIMEOUT;
+        self.server_cache
+            .insert(key.clone(), Cached { bytes, dest, until });
+        self.arm(until, TimerKey::Cache(key));
     }
 
     async fn send(&self, bytes: &[u8], dest: SocketAddr) {
@@ -587,7 +670,14 @@ impl Core {
     }
 
     fn contact_hdr(&self) -> String {
-        format!("<sip:{}@{}>", self.cfg.username, self.contact)
+        if self.cfg.inbound.auth == InboundAuth::ContactToken {
+            format!(
+                "<sip:{}@{};{TOKEN_PARAM}={}>",
+                self.cfg.username, self.contact, self.token
+            )
+        } else {
+            format!("<sip:{}@{}>", self.cfg.username, self.contact)
+        }
     }
 
     fn aor(&self) -> Uri {
@@ -773,6 +863,7 @@ impl Core {
         };
         info!(call = %id, "SIP INVITE sent");
         self.calls.insert(id.clone(), call);
+        self.arm_call(&id);
         id
     }
 
@@ -818,8 +909,9 @@ impl Core {
         call.deadline = Some(Instant::now() + TIMEOUT);
         let branch = call.invite_branch.clone();
         let dest = call.dest;
+        self.arm_call(id);
         let bytes = self.send_msg(&m, dest).await;
-        self.client_txs.push(ClientTx {
+        self.push_tx(ClientTx {
             branch,
             method: "CANCEL",
             call: Some(id.to_string()),
@@ -863,7 +955,7 @@ impl Core {
         let m = self.dialog_request(call, "BYE", cseq, &branch);
         let bytes = self.send_msg(&m, dest).await;
         info!(call = %id, "SIP BYE sent");
-        self.client_txs.push(ClientTx {
+        self.push_tx(ClientTx {
             branch,
             method: "BYE",
             call: Some(id.to_string()),
@@ -930,6 +1022,7 @@ impl Core {
             call.deadline = Some(Instant::now() + TIMEOUT);
             call.local_sdp = Some(sdp);
         }
+        self.arm_call(id);
         info!(call = %id, "SIP call answered");
     }
 
@@ -953,6 +1046,7 @@ impl Core {
             call.retx = Some(Retx::new(bytes, dest, T2));
             call.deadline = Some(Instant::now() + TIMEOUT);
         }
+        self.arm_call(id);
     }
 
     async fn shutdown(&mut self, reply: oneshot::Sender<()>) {
@@ -1016,7 +1110,7 @@ impl Core {
         }
         let dest = self.cfg.server;
         let bytes = self.send_msg(&m, dest).await;
-        self.client_txs.push(ClientTx {
+        self.push_tx(ClientTx {
             branch,
             method: "REGISTER",
             call: None,
@@ -1114,7 +1208,7 @@ impl Core {
         m.push("Accept", "application/sdp");
         let dest = self.cfg.server;
         let bytes = self.send_msg(&m, dest).await;
-        self.client_txs.push(ClientTx {
+        self.push_tx(ClientTx {
             branch,
             method: "OPTIONS",
             call: None,
@@ -1128,44 +1222,28 @@ impl Core {
 
     async fn on_timers(&mut self) {
         let now = Instant::now();
-        // Non-INVITE client transactions: Timer E retransmits, Timer F times out.
-        let mut i = 0;
-        while i < self.client_txs.len() {
-            if now >= self.client_txs[i].deadline {
-                let tx = self.client_txs.remove(i);
-                self.on_client_final(tx, None).await;
-                continue;
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
             }
-            if now >= self.client_txs[i].retx.next {
-                let r = &mut self.client_txs[i].retx;
-                r.interval = (r.interval * 2).min(r.cap);
-                r.next = now + r.interval;
-                let (bytes, dest) = (r.bytes.clone(), r.dest);
-                self.send(&bytes, dest).await;
-            }
-            i += 1;
-        }
-        // Calls: retransmissions and deadlines.
-        let ids: Vec<CallId> = self.calls.keys().cloned().collect();
-        for id in ids {
-            let Some(call) = self.calls.get_mut(&id) else {
-                continue;
+            let Some(Reverse((_, key))) = self.timers.pop() else {
+                break;
             };
-            let mut resend = None;
-            if let Some(r) = call.retx.as_mut() {
-                if now >= r.next {
-                    r.interval = r.interval.saturating_mul(2).min(r.cap);
-                    r.next = now + r.interval;
-                    resend = Some((r.bytes.clone(), r.dest));
+            match key {
+                TimerKey::Tx(branch) => self.tx_timer(&branch, now).await,
+                TimerKey::Call(id) => self.call_timer(&id, now).await,
+                TimerKey::Cache(k) => {
+                    if self.server_cache.get(&k).is_some_and(|c| c.until <= now) {
+                        self.server_cache.remove(&k);
+                    }
                 }
             }
-            let expired = call.deadline.is_some_and(|d| now >= d);
-            if let Some((bytes, dest)) = resend {
-                self.send(&bytes, dest).await;
-            }
-            if expired {
-                self.on_call_deadline(&id).await;
-            }
+        }
+        if self.timers.is_empty() && self.timers.capacity() > 1024 {
+            // A burst is over: give its memory back.
+            self.timers.shrink_to_fit();
+            self.server_cache.shrink_to_fit();
+            self.calls.shrink_to_fit();
         }
         // Registration refresh / retry.
         if self.reg.next.is_some_and(|t| now >= t) {
@@ -1179,7 +1257,55 @@ impl Core {
             self.options_next = self.cfg.options_interval.map(|i| now + i);
             self.send_options().await;
         }
-        self.server_cache.retain(|_, c| c.until > now);
+        if self.refused.report_at.is_some_and(|t| now >= t) {
+            if let Some(line) = self.refused.take_report() {
+                warn!("{line}");
+            }
+            self.limiter.sweep(now);
+        }
+    }
+
+    /// Timer E (retransmit) and F (timeout) of a non-INVITE client transaction.
+    async fn tx_timer(&mut self, branch: &str, now: Instant) {
+        let Some(i) = self.client_txs.iter().position(|t| t.branch == branch) else {
+            return;
+        };
+        if now >= self.client_txs[i].deadline {
+            let tx = self.client_txs.remove(i);
+            self.on_client_final(tx, None).await;
+            return;
+        }
+        let r = &mut self.client_txs[i].retx;
+        if now >= r.next {
+            r.interval = (r.interval * 2).min(r.cap);
+            r.next = now + r.interval;
+            let (bytes, dest, next) = (r.bytes.clone(), r.dest, r.next);
+            self.arm(next, TimerKey::Tx(branch.to_string()));
+            self.send(&bytes, dest).await;
+        }
+    }
+
+    /// A call's retransmission and deadline.
+    async fn call_timer(&mut self, id: &str, now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let mut resend = None;
+        if let Some(r) = call.retx.as_mut() {
+            if now >= r.next {
+                r.interval = r.interval.saturating_mul(2).min(r.cap);
+                r.next = now + r.interval;
+                resend = Some((r.bytes.clone(), r.dest, r.next));
+            }
+        }
+        let expired = call.deadline.is_some_and(|d| now >= d);
+        if let Some((bytes, dest, next)) = resend {
+            self.arm(next, TimerKey::Call(id.to_string()));
+            self.send(&bytes, dest).await;
+        }
+        if expired {
+            self.on_call_deadline(id).await;
+        }
     }
 
     async fn on_call_deadline(&mut self, id: &str) {
@@ -1239,13 +1365,29 @@ impl Core {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // CRLF keep-alive
         }
+        let now = Instant::now();
+        if !self.limiter.allow(src.ip(), now) {
+            self.refused.count(Refusal::RateLimited, src.ip(), now);
+            return;
+        }
         let msg = match Message::parse(data) {
             Ok(m) => m,
-            Err(e) => {
-                debug!(src = %src, error = %e, "dropping malformed SIP datagram");
+            Err(_) => {
+                self.refused.count(Refusal::Malformed, src.ip(), now);
                 return;
             }
         };
+        if msg.is_request() && !self.cfg.inbound.is_trusted(src.ip()) && !self.in_known_dialog(&msg)
+        {
+            // Stateless: no transaction, no 100 Trying, no retransmission, one summary line
+            // per interval.
+            self.refused.count(Refusal::Untrusted, src.ip(), now);
+            if self.cfg.inbound.untrusted == Untrusted::Reject && msg.method() != Some("ACK") {
+                self.respond_stateless(&msg, src, 403, "Forbidden", None)
+                    .await;
+            }
+            return;
+        }
         debug!(src = %src, start = %crate::redact::printable(&start_line(&msg)), "SIP recv");
         if msg.is_request() {
             self.on_request(msg, src).await;
@@ -1254,19 +1396,41 @@ impl Core {
         }
     }
 
+    /// Whether `req` belongs to one of our dialogs (Call-ID and both tags).
+    fn in_known_dialog(&self, req: &Message) -> bool {
+        req.call_id()
+            .ok()
+            .and_then(|c| self.calls.get(c))
+            .is_some_and(|c| same_dialog(c, req))
+    }
+
+    /// Answers `req` once and keeps nothing (no transaction, no cache): for refusals, where a
+    /// retransmitted request simply gets the same answer again.
+    async fn respond_stateless(
+        &self,
+        req: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: Option<(&str, &str)>,
+    ) {
+        if req.top_via().is_err() {
+            return; // nowhere to answer
+        }
+        let mut r = self.response_to(req, src, code, reason, Some(&new_tag()));
+        if let Some((name, value)) = extra {
+            r.push(name, value);
+        }
+        // To the source address (RFC 3581), like every response we send.
+        self.send(&r.to_bytes(), src).await;
+    }
+
     async fn respond(&mut self, req: &Message, src: SocketAddr, code: u16, reason: &str) {
         let r = self.response_to(req, src, code, reason, Some(&new_tag()));
         let bytes = self.send_msg(&r, src).await;
         if let (Some(branch), Some(method)) = (req.branch(), req.method()) {
             if method != "INVITE" {
-                self.server_cache.insert(
-                    format!("{branch} {method}"),
-                    Cached {
-                        bytes,
-                        dest: src,
-                        until: Instant::now() + TIMEOUT,
-                    },
-                );
+                self.cache_response(format!("{branch} {method}"), bytes, src);
             }
         }
     }
@@ -1279,8 +1443,9 @@ impl Core {
             && req.to_hdr().is_ok()
             && req.cseq().is_ok_and(|(_, m)| m == method);
         if !valid {
-            if req.top_via().is_ok() && method != "ACK" {
-                self.respond(&req, src, 400, "Bad Request").await;
+            if method != "ACK" {
+                self.respond_stateless(&req, src, 400, "Bad Request", None)
+                    .await;
             }
             return;
         }
@@ -1307,21 +1472,14 @@ impl Core {
                 r.push("Accept", "application/sdp");
                 let bytes = self.send_msg(&r, src).await;
                 if let Some(branch) = req.branch() {
-                    self.server_cache.insert(
-                        format!("{branch} OPTIONS"),
-                        Cached {
-                            bytes,
-                            dest: src,
-                            until: Instant::now() + TIMEOUT,
-                        },
-                    );
+                    self.cache_response(format!("{branch} OPTIONS"), bytes, src);
                 }
             }
             m => {
                 let in_dialog = req.to_hdr().is_ok_and(|t| t.tag().is_some());
                 let known_dialog = req.call_id().is_ok_and(|c| self.calls.contains_key(c));
                 if in_dialog && !known_dialog {
-                    self.respond(&req, src, 481, "Call/Transaction Does Not Exist")
+                    self.respond_stateless(&req, src, 481, "Call/Transaction Does Not Exist", None)
                         .await;
                 } else if KNOWN_METHODS.contains(&m) {
                     let mut r =
@@ -1359,6 +1517,9 @@ impl Core {
             }
             return;
         }
+        if !self.authenticate(&req, src).await {
+            return;
+        }
         let route_set = match record_route(&req) {
             Ok(r) => r,
             Err(why) => {
@@ -1378,10 +1539,13 @@ impl Core {
             .map(|n| n.uri.to_string())
             .unwrap_or_else(|| from.uri.to_string());
         let hop = route_hop(&route_set).unwrap_or(src);
+        // The Request-URI's user, unless it is our own Contact user (a registrar that routes
+        // to the registered Contact keeps the number in To only).
         let to_user = req
             .uri()
             .and_then(|u| Uri::parse(u).ok())
             .and_then(|u| u.user_name().map(str::to_string))
+            .filter(|u| *u != self.cfg.username)
             .or_else(|| to.uri.user_name().map(str::to_string))
             .unwrap_or_default();
         let event = UaEvent::Incoming {
@@ -1421,6 +1585,99 @@ impl Core {
         self.emit(event).await;
     }
 
+    /// Whether a new INVITE proves it comes from the PBX (`inbound_auth`); when it does not, it
+    /// has been answered statelessly (403, or 407 with a fresh challenge) and counted.
+    async fn authenticate(&mut self, req: &Message, src: SocketAddr) -> bool {
+        let now = Instant::now();
+        match self.cfg.inbound.auth.clone() {
+            InboundAuth::Ip => true,
+            InboundAuth::ContactToken => {
+                let ok = req
+                    .uri()
+                    .and_then(|u| Uri::parse(u).ok())
+                    .and_then(|u| u.param(TOKEN_PARAM).flatten().map(str::to_string))
+                    .is_some_and(|t| {
+                        super::digest::constant_time_eq(t.as_bytes(), self.token.as_bytes())
+                    });
+                if !ok {
+                    self.refused.count(Refusal::Unauthenticated, src.ip(), now);
+                    self.respond_stateless(req, src, 403, "Forbidden", None)
+                        .await;
+                }
+                ok
+            }
+            InboundAuth::Digest { username, password } => {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let r_user = req
+                    .uri()
+                    .and_then(|u| Uri::parse(u).ok())
+                    .and_then(|u| u.user_name().map(str::to_string));
+                let mut stale = false;
+                let mut answered = false;
+                for value in req
+                    .get_all("Proxy-Authorization")
+                    .into_iter()
+                    .chain(req.get_all("Authorization"))
+                {
+                    let Ok(c) = Credentials::parse(value) else {
+                        continue;
+                    };
+                    if c.realm != REALM {
+                        continue;
+                    }
+                    answered = true;
+                    let uri_user = Uri::parse(&c.uri)
+                        .ok()
+                        .and_then(|u| u.user_name().map(str::to_string));
+                    // The digest-uri names the number dialled when the PBX copies the
+                    // Request-URI (SIPp names only the host); replays are caught below.
+                    let right = c.username == username
+                        && c.qop_auth
+                        && (uri_user.is_none() || uri_user == r_user)
+                        && c.verify(&password, "INVITE");
+                    if !right {
+                        continue;
+                    }
+                    match self.nonces.check(&c.nonce, unix, NONCE_LIFETIME_SECS) {
+                        NonceCheck::Fresh => {
+                            let key = format!("{}:{}:{}", c.nonce, c.cnonce, c.nc);
+                            if self.replay.first_use(key, now) {
+                                return true;
+                            }
+                        }
+                        NonceCheck::Stale => stale = true,
+                        NonceCheck::Bad => {}
+                    }
+                }
+                if answered && !stale {
+                    self.refused.count(Refusal::Unauthenticated, src.ip(), now);
+                    self.respond_stateless(req, src, 403, "Forbidden", None)
+                        .await;
+                } else {
+                    if answered {
+                        self.refused.count(Refusal::Unauthenticated, src.ip(), now);
+                    }
+                    let challenge = format!(
+                        "Digest realm=\"{REALM}\", nonce=\"{}\", qop=\"auth\", algorithm=MD5{}",
+                        self.nonces.issue(unix, &new_tag()),
+                        if stale { ", stale=true" } else { "" }
+                    );
+                    self.respond_stateless(
+                        req,
+                        src,
+                        407,
+                        "Proxy Authentication Required",
+                        Some(("Proxy-Authenticate", &challenge)),
+                    )
+                    .await;
+                }
+                false
+            }
+        }
+    }
+
     /// A re-INVITE inside a dialog: answered 200 with the SDP we last sent.
     async fn on_reinvite(
         &mut self,
@@ -1430,12 +1687,8 @@ impl Core {
         cseq: u32,
         branch: &str,
     ) {
-        let local_tag_ok = |c: &Call| {
-            req.to_hdr()
-                .is_ok_and(|t| t.tag().is_some() && t.tag() == c.local.tag())
-        };
-        let Some(call) = self.calls.get(call_id).filter(|c| local_tag_ok(c)) else {
-            self.respond(req, src, 481, "Call/Transaction Does Not Exist")
+        let Some(call) = self.calls.get(call_id).filter(|c| same_dialog(c, req)) else {
+            self.respond_stateless(req, src, 481, "Call/Transaction Does Not Exist", None)
                 .await;
             return;
         };
@@ -1497,6 +1750,7 @@ impl Core {
             call.retx = Some(Retx::new(bytes, src, T2));
             call.deadline = Some(Instant::now() + TIMEOUT);
         }
+        self.arm_call(call_id);
         info!(call = %call_id, held, "re-INVITE answered");
         self.emit(UaEvent::Reinvite {
             call: call_id.to_string(),
@@ -1514,6 +1768,11 @@ impl Core {
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
+        if !same_dialog(call, req) {
+            // An ACK with another dialog's tags changes nothing (a forged or stray one).
+            debug!(call = %call_id, "ACK for another dialog ignored");
+            return;
+        }
         match call.state {
             CallState::UasAnswered if cseq == call.invite_cseq => {
                 call.state = CallState::Confirmed;
@@ -1540,14 +1799,25 @@ impl Core {
             return;
         };
         let call_id = call_id.to_string();
+        // The INVITE's transaction (RFC 3261 §9.2): same branch, CSeq number and From tag.
+        let branch = req.branch().unwrap_or_default();
+        let from_tag = req
+            .from_hdr()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_string));
         let found = self
             .calls
             .get(&call_id)
-            .filter(|c| c.role == Role::Uas && c.invite_cseq == cseq)
+            .filter(|c| {
+                c.role == Role::Uas
+                    && c.invite_cseq == cseq
+                    && c.invite_branch == branch
+                    && from_tag.as_deref() == c.remote.tag()
+            })
             .map(|c| c.state);
         match found {
             None => {
-                self.respond(req, src, 481, "Call/Transaction Does Not Exist")
+                self.respond_stateless(req, src, 481, "Call/Transaction Does Not Exist", None)
                     .await
             }
             Some(CallState::Incoming) => {
@@ -1566,11 +1836,10 @@ impl Core {
             return;
         };
         let call_id = call_id.to_string();
-        let to_tag = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
         let state = self
             .calls
             .get(&call_id)
-            .filter(|c| to_tag.is_some() && c.local.tag() == to_tag.as_deref())
+            .filter(|c| same_dialog(c, req))
             .map(|c| c.state);
         match state {
             Some(CallState::Confirmed) | Some(CallState::UasAnswered) => {
@@ -1590,7 +1859,7 @@ impl Core {
                 self.emit(UaEvent::Cancelled { call: call_id }).await;
             }
             _ => {
-                self.respond(req, src, 481, "Call/Transaction Does Not Exist")
+                self.respond_stateless(req, src, 481, "Call/Transaction Does Not Exist", None)
                     .await
             }
         }
@@ -1618,6 +1887,8 @@ impl Core {
             let r = &mut self.client_txs[i].retx;
             r.interval = T2;
             r.next = Instant::now() + T2;
+            let next = r.next;
+            self.arm(next, TimerKey::Tx(branch));
             return;
         }
         let tx = self.client_txs.remove(i);
@@ -1782,6 +2053,7 @@ impl Core {
                 call.retx = None;
                 call.deadline = Some(Instant::now() + TIMEOUT); // Timer D
                 let reason = resp.reason().unwrap_or("").to_string();
+                self.arm_call(&call_id);
                 info!(call = %call_id, code, "SIP call failed");
                 self.emit(UaEvent::Failed {
                     call: call_id,
@@ -1827,6 +2099,7 @@ impl Core {
         call.state = CallState::Calling;
         call.retx = Some(Retx::new(bytes.clone(), dest, Duration::MAX));
         call.deadline = Some(Instant::now() + TIMEOUT);
+        self.arm_call(call_id);
         debug!(call = %call_id, "INVITE re-sent with credentials");
         self.send(&bytes, dest).await;
     }
@@ -2032,7 +2305,15 @@ mod tests {
             register_expires: 300,
             options_interval: None,
             user_agent: "gsmgw".into(),
+            inbound: Inbound {
+                auth: InboundAuth::Digest {
+                    username: "pbx".into(),
+                    password: "in-s3cret".into(),
+                },
+                ..Inbound::default()
+            },
         };
-        assert!(!format!("{cfg:?}").contains("s3cret"));
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }
