@@ -11,7 +11,7 @@
 //! - a 16 MiB `cmd/ping` made of one unknown field;
 //! - a 100 MiB command (over the size limit: `too-large`).
 //!
-//! Needs root (clear_refs). `GSMGW_BIN` measures another build.
+//! Needs root (clear_refs).
 
 #[path = "../tests/common/mod.rs"]
 mod common;

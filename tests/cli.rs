@@ -73,6 +73,9 @@ fn config_check_warns_about_ip_only_inbound_auth() {
             ),
         )
         .unwrap();
+        // Private, as a config with a password should be (else that is warned about too).
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let out = Command::new(gsmgw_bin())
             .args(["config", "check"])
             .arg(&cfg)

@@ -11,11 +11,27 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(30);
 
 async fn setup(name: &str) -> (tempfile::TempDir, Broker, SimModem, AgentProc, Central) {
+    setup_with(name, "").await
+}
+
+/// Like `setup`, with extra `[mqtt]` lines; the central side can send big commands.
+async fn setup_with(
+    name: &str,
+    mqtt_extra: &str,
+) -> (tempfile::TempDir, Broker, SimModem, AgentProc, Central) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     let sim = SimModem::start(dir.path(), "modem1", &[]);
     let cfg = write_config(dir.path(), name, &broker.url(), &[(1, &sim.link)]);
-    let mut central = Central::connect(broker.port, &format!("gsmgw/{name}/#")).await;
+    if !mqtt_extra.is_empty() {
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let with = text.replace(
+            "keep_alive_secs = 5\n",
+            &format!("keep_alive_secs = 5\n{mqtt_extra}\n"),
+        );
+        std::fs::write(&cfg, with).unwrap();
+    }
+    let mut central = Central::connect_big(broker.port, &format!("gsmgw/{name}/#")).await;
     let agent = AgentProc::start(&cfg);
     central
         .expect(&format!("gsmgw/{name}/status"), T, |v| v["online"] == true)
@@ -198,31 +214,6 @@ async fn a_request_id_names_one_command_whatever_the_verb() {
     assert_eq!(r["ok"], true, "{r}");
 }
 
-/// A config like `setup`'s with `[mqtt] max_command_mb = 1`.
-async fn setup_small_limit(
-    name: &str,
-) -> (tempfile::TempDir, Broker, SimModem, AgentProc, Central) {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start();
-    let sim = SimModem::start(dir.path(), "modem1", &[]);
-    let cfg = write_config(dir.path(), name, &broker.url(), &[(1, &sim.link)]);
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "keep_alive_secs = 5\n",
-            "keep_alive_secs = 5\nmax_command_mb = 1\n",
-        ),
-    )
-    .unwrap();
-    let mut central = Central::connect_big(broker.port, &format!("gsmgw/{name}/#")).await;
-    let agent = AgentProc::start(&cfg);
-    central
-        .expect(&format!("gsmgw/{name}/status"), T, |v| v["online"] == true)
-        .await;
-    (dir, broker, sim, agent, central)
-}
-
 /// `{"junk":"xxxx…", …rest}`: `size` bytes in all.
 fn padded(size: usize, rest: &str) -> Vec<u8> {
     let fill = size.saturating_sub(rest.len() + 12);
@@ -240,7 +231,7 @@ fn padded(size: usize, rest: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_commands_are_refused_once_and_never_take_the_session() {
-    let (_d, _b, _s, _a, mut central) = setup_small_limit("gw-big").await;
+    let (_d, _b, _s, _a, mut central) = setup_with("gw-big", "max_command_mb = 1").await;
     // Over the configured limit, under the old client limit: too-large, by its request_id.
     central
         .send_bytes(
