@@ -121,7 +121,8 @@ pub fn request_id_of(payload: &[u8]) -> Result<String, Rejection> {
     }
     let head: field::Head = serde_json::from_slice(payload).map_err(|e| {
         if e.is_data() {
-            reject(None, "bad-json", "payload must be a JSON object")
+            // Valid JSON, wrong shape (e.g. `request_id` given twice).
+            reject(None, "bad-json", format!("payload: {e}"))
         } else {
             reject(None, "bad-json", format!("payload is not JSON: {e}"))
         }
