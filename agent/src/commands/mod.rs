@@ -393,6 +393,9 @@ mod tests {
             request_id_of(b"{\"a\":1}").unwrap_err().code,
             "missing-request-id"
         );
+        let twice = request_id_of(br#"{"request_id":"a","request_id":"b"}"#).unwrap_err();
+        assert_eq!(twice.code, "bad-json");
+        assert!(twice.message.contains("duplicate"), "{}", twice.message);
     }
 
     #[test]
