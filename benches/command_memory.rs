@@ -20,16 +20,10 @@ use std::time::{Duration, Instant};
 
 use common::{AgentProc, Broker, Central, SimModem, write_config};
 
+mod support;
+
 const T: Duration = Duration::from_secs(120);
 const GW: &str = "gw-mem";
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -85,8 +79,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "agent idle: RSS {} kB, peak so far {} kB",
-        status_kb(pid, "VmRSS:"),
-        status_kb(pid, "VmHWM:")
+        support::status_kib(pid, "VmRSS:"),
+        support::status_kib(pid, "VmHWM:")
     );
     // ~330 bytes per recipient: 100 000 of them just under 32 MiB.
     let max = campaign("max", 100_000, 264);
@@ -118,7 +112,7 @@ async fn main() {
     ];
     for step in steps {
         let size = step.payload.len();
-        let before = status_kb(pid, "VmRSS:");
+        let before = support::status_kib(pid, "VmRSS:");
         reset_peak(pid);
         let t = Instant::now();
         central
@@ -130,9 +124,9 @@ async fn main() {
             })
             .await;
         let took = t.elapsed();
-        let peak = status_kb(pid, "VmHWM:");
+        let peak = support::status_kib(pid, "VmHWM:");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = status_kb(pid, "VmRSS:");
+        let after = support::status_kib(pid, "VmRSS:");
         let outcome = if reply["ok"] == true {
             "accepted".to_string()
         } else {

@@ -11,11 +11,9 @@
 //! `cargo bench --bench sip_flood` (GSMGW_FLOOD_RATE=1500, GSMGW_FLOOD_SECS=30). Every socket is
 //! on 127.0.0.0/8.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,56 +22,10 @@ use gsmgw_drivers::sip::guard::Inbound;
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::Codec;
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gsmgw")
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn control(sock: &Path, msg: Value) -> Value {
-    let Ok(mut s) = UnixStream::connect(sock) else {
-        return Value::Null;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let _ = writeln!(s, "{msg}");
-    let mut line = String::new();
-    let _ = BufReader::new(&s).read_line(&mut line);
-    serde_json::from_str(&line).unwrap_or(Value::Null)
-}
-
-fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// utime + stime of a process in seconds (clock ticks of 100 Hz).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
+mod support;
+use support::{Kill, bin, control, cpu_secs, status_kib, wait};
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

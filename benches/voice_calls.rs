@@ -9,11 +9,8 @@
 //!
 //! `cargo bench --bench voice_calls` (GSMGW_BENCH_CALLS=8, GSMGW_BENCH_SECS=15).
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,56 +18,10 @@ use gsmgw_drivers::sip::guard::Inbound;
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::{Codec, g711, rtp, tone};
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gsmgw")
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn control(sock: &Path, msg: Value) -> Value {
-    let Ok(mut s) = UnixStream::connect(sock) else {
-        return Value::Null;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let _ = writeln!(s, "{msg}");
-    let mut line = String::new();
-    let _ = BufReader::new(&s).read_line(&mut line);
-    serde_json::from_str(&line).unwrap_or(Value::Null)
-}
-
-fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// utime + stime of a process in seconds (clock ticks of 100 Hz).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
+mod support;
+use support::{Kill, bin, control, cpu_secs, status_kib, wait};
 
 #[derive(Default)]
 struct CallStats {
@@ -244,7 +195,7 @@ async fn main() {
     let c0 = cpu_secs(pid);
     tokio::time::sleep(idle_window).await;
     let idle_rate = (cpu_secs(pid) - c0) / idle_window.as_secs_f64();
-    let rss_idle = vm_hwm_kib(pid);
+    let rss_idle = status_kib(pid, "VmHWM:");
 
     // N callers at once; the PBX answers each.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -300,7 +251,7 @@ async fn main() {
     let c0 = cpu_secs(pid);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let busy_rate = (cpu_secs(pid) - c0) / t0.elapsed().as_secs_f64();
-    let rss_calls = vm_hwm_kib(pid);
+    let rss_calls = status_kib(pid, "VmHWM:");
     let mut heard_at_modems = Vec::new();
     for (_, ctl) in &sims {
         let st = control(ctl, json!({"op": "voice-stats"}));

@@ -136,6 +136,39 @@ fn write_cfg(
     path
 }
 
+/// A broker, one simulated modem and an agent whose console (password `tech-pass-1`, MQTT
+/// credentials gw / mqtt-secret) is on a pty, logged in at prompt `{gw}> `.
+fn logged_in(
+    gw: &str,
+) -> (
+    tempfile::TempDir,
+    Broker,
+    SimModem,
+    Pty,
+    std::path::PathBuf,
+    AgentProc,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = SimModem::start(dir.path(), "modem1", &[]);
+    let mut pty = Pty::open();
+    let hash = hash_of("tech-pass-1");
+    let cfg = write_cfg(
+        dir.path(),
+        gw,
+        &format!(
+            "url = \"{}\"\nusername = \"gw\"\npassword = \"mqtt-secret\"",
+            broker.url()
+        ),
+        &sim.link,
+        &pty.path,
+        &format!("password_hash = \"{hash}\""),
+    );
+    let agent = AgentProc::start(&cfg);
+    login(&mut pty, "tech-pass-1", &format!("{gw}> "));
+    (dir, broker, sim, pty, cfg, agent)
+}
+
 fn login(pty: &mut Pty, password: &str, prompt: &str) {
     pty.expect("Password: ", T);
     pty.line(password);
@@ -264,25 +297,8 @@ fn first_login_chooses_a_password_and_idle_sessions_log_out() {
 
 #[test]
 fn every_command_and_garbage_over_the_serial_console() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start();
-    let sim = SimModem::start(dir.path(), "modem1", &[]);
-    let mut pty = Pty::open();
-    let hash = hash_of("tech-pass-1");
-    let cfg = write_cfg(
-        dir.path(),
-        "gw-con",
-        &format!(
-            "url = \"{}\"\nusername = \"gw\"\npassword = \"mqtt-secret\"",
-            broker.url()
-        ),
-        &sim.link,
-        &pty.path,
-        &format!("password_hash = \"{hash}\""),
-    );
-    let _agent = AgentProc::start(&cfg);
+    let (_dir, broker, _sim, mut pty, cfg, _agent) = logged_in("gw-con");
     let p = "gw-con> ";
-    login(&mut pty, "tech-pass-1", p);
 
     let help = pty.run(p, "help");
     for c in [
@@ -605,25 +621,8 @@ async fn new_mqtt_credentials_are_applied_live() {
 /// bytes neither ends the session nor, after a real logout, counts as failed logins.
 #[test]
 fn overlong_lines_secrets_in_diff_and_control_bytes_in_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start();
-    let sim = SimModem::start(dir.path(), "modem1", &[]);
-    let mut pty = Pty::open();
-    let hash = hash_of("tech-pass-1");
-    let cfg = write_cfg(
-        dir.path(),
-        "gw-hostile",
-        &format!(
-            "url = \"{}\"\nusername = \"gw\"\npassword = \"mqtt-secret\"",
-            broker.url()
-        ),
-        &sim.link,
-        &pty.path,
-        &format!("password_hash = \"{hash}\""),
-    );
-    let _agent = AgentProc::start(&cfg);
+    let (_dir, _broker, _sim, mut pty, _cfg, _agent) = logged_in("gw-hostile");
     let p = "gw-hostile> ";
-    login(&mut pty, "tech-pass-1", p);
 
     // 600 bytes of SMS command: refused whole, nothing queued; the next line works.
     let long = format!("sms send auto +380501234567 {}", "a".repeat(600));
