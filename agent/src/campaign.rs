@@ -11,7 +11,22 @@ use tokio::sync::watch;
 use crate::events::Events;
 use crate::store::{EventClass, NewCampaign, NewEvent, NewJob, StoreError, Submitted};
 
-pub use crate::commands::campaign::{CampaignPlan, MAX_RECIPIENTS, personalise};
+/// A validated campaign, ready to store (built by `cmd/campaign`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignPlan {
+    /// The central server's id.
+    pub campaign_id: String,
+    /// What is stored as the campaign's spec (no recipient list).
+    pub spec: Value,
+    /// Priority (higher first).
+    pub priority: i64,
+    /// Not before (unix ms; 0 = now).
+    pub not_before_ms: i64,
+    /// (number, personalised text), one per distinct number, in the order given.
+    pub recipients: Vec<(String, String)>,
+    /// Numbers listed more than once (sent once).
+    pub duplicates: usize,
+}
 
 /// Progress events at most this often per campaign.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -3,6 +3,7 @@
 // No unwrap()/expect() outside tests: a run-time failure gets an error, not a panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod actor;
 pub mod campaign;
 pub mod channel;
 pub mod clock;
@@ -24,3 +25,22 @@ pub mod uplink;
 pub mod voice;
 
 pub use runtime::{Agent, AgentError, AgentOptions};
+
+/// Fixtures for unit tests of one actor: a real store in a temp dir.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use crate::events::Events;
+    use crate::store::{Store, StoreOptions};
+
+    /// Events over a fresh store in its own temp dir (kept alive by the returned guard).
+    pub fn events() -> (tempfile::TempDir, Events) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(StoreOptions::in_dir(dir.path()), "gw-test").unwrap();
+        (
+            dir,
+            Events::new(store, Arc::new(tokio::sync::Notify::new())),
+        )
+    }
+}

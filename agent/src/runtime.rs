@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::actor::Liveness;
 use crate::channel::{self, ChannelContext, ChannelHandle, ChannelTimings, PortClaims};
 use crate::config::{Config, MqttConfig};
 use crate::console::{self, AgentView, ConsoleContext};
@@ -14,7 +15,10 @@ use crate::events::Events;
 use crate::sms_out::{self, SlotHandle};
 use crate::state::ModemEvent;
 use crate::store::{EventClass, Store, StoreOptions};
-use crate::uplink::{self, UplinkOptions, UplinkStatus};
+use crate::uplink::{self, UplinkBase};
+
+/// Restarts the uplink (the console holds one); defined with the uplink.
+pub use crate::uplink::UplinkControl;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,7 @@ pub struct AgentOptions {
 /// A running agent.
 pub struct Agent {
     view: AgentView,
+    liveness: Liveness,
     events: Events,
     channels: Vec<ChannelHandle>,
     uplink: tokio::task::JoinHandle<()>,
@@ -89,6 +94,7 @@ impl Agent {
         let boot_id = uuid::Uuid::new_v4().to_string();
         let (voice_tx, voice_rx) = mpsc::channel::<crate::voice::VoiceCommand>(64);
         let (call_urc_tx, call_urc_rx) = mpsc::channel::<(u16, gsmgw_drivers::at::Urc)>(256);
+        let liveness = Liveness::new();
         let uplink_base = UplinkBase {
             gateway_id: cfg.gateway.id.clone(),
             version: opts.version.clone(),
@@ -102,6 +108,7 @@ impl Agent {
                     .filter_map(|m| m.group.clone())
                     .collect(),
                 bridge_domains: cfg.voice.bridge_domains.clone(),
+                internal: false,
             },
             voice: Some(voice_tx),
             data_dir: cfg.gateway.data_dir.clone(),
@@ -197,7 +204,20 @@ impl Agent {
             .collect();
         drop(call_urc_tx);
         let (voice_view, sip_status) = crate::voice::VoiceView::new();
+        let env = |voice| crate::commands::Env {
+            events: events.clone(),
+            version: opts.version.clone(),
+            data_dir: cfg.gateway.data_dir.clone(),
+            voice,
+            ctx: uplink_base.commands.clone(),
+        };
+        // One registry for the console, one for the voice manager's own commands (it does
+        // not send to itself).
+        let _registry = crate::commands::Registry::new(env(uplink_base.voice.clone()));
+        let voice_registry = crate::commands::Registry::new(env(None));
         tokio::spawn(crate::voice::run(crate::voice::VoiceContext {
+            registry: voice_registry,
+            heartbeat: liveness.register("voice", true),
             config: cfg.clone(),
             events: events.clone(),
             slots: voice_slots,
@@ -239,11 +259,12 @@ impl Agent {
                 .filter_map(|m| m.group.clone().map(|g| (m.slot, g)))
                 .collect(),
         };
-        tokio::spawn(sms_out::run(
+        tokio::spawn(sms_out::run_with(
             events.clone(),
             slot_handles,
             policy,
             shutdown.clone(),
+            liveness.register("sender", true),
         ));
         tokio::spawn(crate::campaign::progress_loop(
             events.clone(),
@@ -266,12 +287,13 @@ impl Agent {
                 }
             });
         }
-        let (uplink, uplink_status, uplink_control) = supervise_uplink(
+        let (uplink, uplink_status, uplink_control) = uplink::supervise(
             uplink_base,
             first_uplink,
             snapshots.clone(),
             events.clone(),
             shutdown.clone(),
+            liveness.register("uplink", true),
         );
         let view = AgentView {
             gateway_id: cfg.gateway.id.clone(),
@@ -300,6 +322,7 @@ impl Agent {
         };
         Ok(Agent {
             view,
+            liveness,
             events: events.clone(),
             channels,
             uplink,
@@ -310,6 +333,12 @@ impl Agent {
     /// The store-backed event sink (for embedding: benchmarks, tests of one module).
     pub fn events(&self) -> Events {
         self.events.clone()
+    }
+
+    /// Every task's heartbeat (the watchdog feeds systemd only while the essential ones are
+    /// fresh).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// The read-only view (status, modems).
@@ -337,160 +366,10 @@ impl Agent {
     }
 }
 
-/// What every uplink of this run shares; `[mqtt]` supplies the rest.
-struct UplinkBase {
-    gateway_id: String,
-    version: String,
-    boot_id: String,
-    commands: crate::commands::Context,
-    voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
-    data_dir: std::path::PathBuf,
-}
-
-impl UplinkBase {
-    /// The uplink's options for these `[mqtt]` settings (TLS files are read here).
-    fn options(&self, mqtt: &MqttConfig) -> Result<UplinkOptions, String> {
-        let endpoint = mqtt.endpoint().map_err(|e| e.to_string())?;
-        let tls = if endpoint.tls {
-            let tls = crate::tls::client_config(
-                mqtt.ca_file.as_deref(),
-                mqtt.cert_file.as_deref(),
-                mqtt.key_file.as_deref(),
-            )
-            .map_err(|e| format!("mqtt TLS: {e}"))?;
-            Some(Arc::new(tls))
-        } else {
-            None
-        };
-        Ok(UplinkOptions {
-            gateway_id: self.gateway_id.clone(),
-            host: endpoint.host.clone(),
-            port: endpoint.port,
-            username: mqtt.username.clone(),
-            password: mqtt.password.clone(),
-            keep_alive: Duration::from_secs(u64::from(mqtt.keep_alive_secs)),
-            version: self.version.clone(),
-            boot_id: self.boot_id.clone(),
-            max_backoff: Duration::from_secs(10),
-            commands: self.commands.clone(),
-            max_command_bytes: usize::try_from(mqtt.max_command_mb)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(1024 * 1024),
-            tls,
-            voice: self.voice.clone(),
-            data_dir: self.data_dir.clone(),
-        })
-    }
-}
-
 /// `host:port` of the broker, for the console.
 fn broker_name(mqtt: &MqttConfig) -> String {
     match mqtt.endpoint() {
         Ok(e) => format!("{}:{}", e.host, e.port),
         Err(_) => mqtt.url.clone(),
     }
-}
-
-type RestartRequest = (MqttConfig, oneshot::Sender<Result<(), String>>);
-
-/// Restarts the uplink with new `[mqtt]` settings; the modems are not touched.
-#[derive(Clone)]
-pub struct UplinkControl {
-    tx: mpsc::Sender<RestartRequest>,
-    broker: watch::Receiver<String>,
-}
-
-impl UplinkControl {
-    /// Stops the uplink (it says goodbye if connected) and starts it with `mqtt`; resolves
-    /// once the new uplink runs (connecting), or with the reason it cannot.
-    pub async fn restart(&self, mqtt: MqttConfig) -> Result<(), String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((mqtt, reply))
-            .await
-            .map_err(|_| "the uplink is stopping".to_string())?;
-        rx.await.map_err(|_| "the uplink is stopping".to_string())?
-    }
-
-    /// `host:port` of the broker the uplink uses now.
-    pub fn broker(&self) -> String {
-        self.broker.borrow().clone()
-    }
-}
-
-/// Runs the uplink, restarting it on request; its status is carried over restarts
-/// (connect and ack counts add up).
-fn supervise_uplink(
-    base: UplinkBase,
-    first: UplinkOptions,
-    snapshots: Vec<watch::Receiver<crate::state::ModemSnapshot>>,
-    events: Events,
-    mut shutdown: watch::Receiver<bool>,
-) -> (
-    tokio::task::JoinHandle<()>,
-    watch::Receiver<UplinkStatus>,
-    UplinkControl,
-) {
-    let (status_tx, status_rx) = watch::channel(UplinkStatus::default());
-    let (broker_tx, broker_rx) = watch::channel(format!("{}:{}", first.host, first.port));
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<RestartRequest>(4);
-    let task = tokio::spawn(async move {
-        let mut opts = first;
-        let (mut connects, mut acked) = (0u32, 0u64);
-        let mut ctl_open = true;
-        loop {
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let (mut task, mut st) =
-                uplink::spawn(opts.clone(), snapshots.clone(), events.clone(), stop_rx);
-            let mut alive = true;
-            let next = loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break None,
-                    r = st.changed(), if alive => match r {
-                        Ok(()) => {
-                            let s = st.borrow_and_update().clone();
-                            status_tx.send_replace(UplinkStatus {
-                                connects: connects + s.connects,
-                                acked: acked + s.acked,
-                                ..s
-                            });
-                        }
-                        Err(_) => alive = false,
-                    },
-                    req = ctl_rx.recv(), if ctl_open => match req {
-                        Some((mqtt, reply)) => match base.options(&mqtt) {
-                            Ok(o) => break Some((o, reply)),
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
-                        },
-                        None => ctl_open = false,
-                    },
-                }
-            };
-            let _ = stop_tx.send(true);
-            let _ = (&mut task).await;
-            let last = st.borrow().clone();
-            connects += last.connects;
-            acked += last.acked;
-            status_tx.send_modify(|s| s.connected = false);
-            match next {
-                None => return,
-                Some((o, reply)) => {
-                    tracing::info!(host = %o.host, port = o.port, "uplink restarting with new MQTT settings");
-                    broker_tx.send_replace(format!("{}:{}", o.host, o.port));
-                    opts = o;
-                    let _ = reply.send(Ok(()));
-                }
-            }
-        }
-    });
-    (
-        task,
-        status_rx,
-        UplinkControl {
-            tx: ctl_tx,
-            broker: broker_rx,
-        },
-    )
 }

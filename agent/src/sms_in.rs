@@ -422,3 +422,136 @@ pub async fn flush_stale(
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The inbox alone over a real store: what a routed (+CMT/+CDS) message commits.
+
+    use std::time::Duration;
+
+    use gsmgw_drivers::pdu::{DeliverOptions, Timestamp, encode_deliver, encode_status_report};
+
+    use super::*;
+
+    fn ts() -> Timestamp {
+        Timestamp::new(2026, 12, 2, 10, 30, 0, 8).unwrap()
+    }
+
+    fn deliver(from: &str, text: &str, concat_ref: u8) -> Vec<String> {
+        encode_deliver(&DeliverOptions {
+            from: from.into(),
+            text: text.into(),
+            smsc: Some("+380672021111".into()),
+            scts: ts(),
+            force_ucs2: false,
+            concat_ref,
+            class: None,
+            status_report_indication: false,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|p| p.pdu)
+        .collect()
+    }
+
+    /// Every event committed so far: (type, body).
+    async fn committed(events: &Events) -> Vec<(String, Value)> {
+        events
+            .store()
+            .pending(0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.event_type, serde_json::from_slice(&r.payload).unwrap()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_single_message_is_one_sms_received_event() {
+        let (_dir, events) = crate::fixtures::events();
+        let mut inbox = Inbox::new(2, events.clone());
+        inbox.imsi = "255010000000001".into();
+        let pdus = deliver("+380501234567", "Привіт, це тест", 0);
+        assert_eq!(pdus.len(), 1);
+        inbox.on_direct(&pdus[0]).await.unwrap();
+        let evs = committed(&events).await;
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        let (t, body) = &evs[0];
+        assert_eq!(t, "sms-received");
+        assert_eq!(body["from"], "+380501234567");
+        assert_eq!(body["text"], "Привіт, це тест");
+        assert_eq!(body["slot"], 2);
+        assert_eq!(body["imsi"], "255010000000001");
+    }
+
+    #[tokio::test]
+    async fn parts_wait_in_the_store_until_the_last_one_in_any_order() {
+        let (_dir, events) = crate::fixtures::events();
+        let mut inbox = Inbox::new(1, events.clone());
+        let text = "Long message ".repeat(30);
+        let pdus = deliver("+380501234567", &text, 77);
+        assert_eq!(pdus.len(), 3);
+        inbox.on_direct(&pdus[2]).await.unwrap();
+        inbox.on_direct(&pdus[0]).await.unwrap();
+        assert!(
+            committed(&events).await.is_empty(),
+            "nothing before the last part"
+        );
+        // A restart in between: a new inbox over the same store finishes the message.
+        let mut again = Inbox::new(1, events.clone());
+        again.on_direct(&pdus[1]).await.unwrap();
+        let evs = committed(&events).await;
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_eq!(evs[0].1["text"], text.as_str());
+        assert_eq!(evs[0].1["parts"], 3);
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_message_is_delivered_as_such_after_the_timeout() {
+        let (_dir, events) = crate::fixtures::events();
+        let mut inbox = Inbox::new(1, events.clone());
+        let pdus = deliver("+380501234567", &"x".repeat(400), 9);
+        inbox.on_direct(&pdus[0]).await.unwrap();
+        assert_eq!(
+            flush_stale(&events, Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(flush_stale(&events, Duration::ZERO).await.unwrap(), 1);
+        let evs = committed(&events).await;
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        let body = &evs[0].1;
+        assert_eq!(body["complete"], false);
+        assert_eq!(body["parts_received"], serde_json::json!([1]));
+        assert!(body["text"].as_str().unwrap().ends_with("[…]"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_status_report_is_an_sms_status_event() {
+        let (_dir, events) = crate::fixtures::events();
+        let mut inbox = Inbox::new(1, events.clone());
+        let sr = encode_status_report(None, 42, "+380501234567", ts(), ts(), 0).unwrap();
+        inbox.on_direct(&sr.pdu).await.unwrap();
+        let evs = committed(&events).await;
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_eq!(evs[0].0, "sms-status");
+        assert_eq!(evs[0].1["mr"], 42, "{}", evs[0].1);
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_pdu_is_kept_raw_not_lost() {
+        let (_dir, events) = crate::fixtures::events();
+        let mut inbox = Inbox::new(1, events.clone());
+        inbox.on_direct("ZZ00").await.unwrap();
+        let evs = committed(&events).await;
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        let body = &evs[0].1;
+        assert_eq!(
+            (evs[0].0.as_str(), &body["pdu"]),
+            ("sms-received", &Value::from("ZZ00"))
+        );
+        assert_eq!(body["complete"], false);
+        assert!(!body["error"].as_str().unwrap_or("").is_empty(), "{body}");
+    }
+}

@@ -9,32 +9,48 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::field::tagged;
+use super::registry::{self, Done, Env, Exec, Failure, VerbSpec};
 use super::{
-    Context, Field, MAX_SMS_PARTS, Parsed, Refusal, optional_bool, optional_slot, read, valid_e164,
+    Context, E164, Field, MAX_SMS_PARTS, Origin, Parsed, Refusal, ValidCommand, optional_bool,
+    optional_slot, read,
 };
+pub use crate::campaign::CampaignPlan;
+
+/// `cmd/campaign`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "campaign",
+    parse,
+    execute,
+};
+
+fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
+    Box::pin(run(env, cmd))
+}
+
+/// Stores the plan: the campaign, its command job and one job per recipient, in one commit.
+async fn run(env: &Env, mut cmd: ValidCommand) -> Result<Done, Failure> {
+    let rid = cmd.request_id.clone();
+    let Some(plan) = cmd.campaign.take() else {
+        return Err(("internal".into(), "campaign without a plan".into()));
+    };
+    let recipients = plan.recipients.len();
+    let submitted = crate::campaign::submit(&env.events, &rid, plan).await;
+    registry::release_free_memory();
+    match submitted {
+        Ok(result) => {
+            tracing::info!(request_id = %rid, recipients, "campaign accepted");
+            Ok(Done::result(result))
+        }
+        Err(e) => Err(registry::store_refusal(env, &rid, e, "campaign").await),
+    }
+}
 
 /// Most recipients in one campaign.
 pub const MAX_RECIPIENTS: usize = 100_000;
 
-/// A validated campaign, ready to store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CampaignPlan {
-    /// The central server's id.
-    pub campaign_id: String,
-    /// What is stored as the campaign's spec (no recipient list).
-    pub spec: Value,
-    /// Priority (higher first).
-    pub priority: i64,
-    /// Not before (unix ms; 0 = now).
-    pub not_before_ms: i64,
-    /// (number, personalised text), one per distinct number, in the order given.
-    pub recipients: Vec<(String, String)>,
-    /// Numbers listed more than once (sent once).
-    pub duplicates: usize,
-}
 
 /// Checks a campaign id: 1-64 characters of letters, digits and `._:-`.
 pub fn valid_id(id: &str) -> bool {
@@ -394,7 +410,7 @@ fn plan(c: Campaign, ctx: &Context) -> Result<CampaignPlan, Refusal> {
     let mut duplicates = 0;
     for (i, r) in list.into_iter().enumerate() {
         let to = match r.to {
-            Some(Field::Str(s)) if valid_e164(&s) => s,
+            Some(Field::Str(s)) if E164::parse(&s).is_some() => s,
             other => {
                 let shown = other.map_or("none".to_string(), |f| f.shown());
                 bad.push(format!("#{i} {shown}: not an E.164 number"));
@@ -475,6 +491,7 @@ mod tests {
         Context {
             slots: vec![1, 2],
             groups: ["kyivstar".to_string()].into_iter().collect(),
+            internal: false,
             bridge_domains: Vec::new(),
         }
     }

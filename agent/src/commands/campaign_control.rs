@@ -3,7 +3,43 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Field, Parsed, Refusal, read};
+use super::registry::{Done, Env, Exec, Failure, VerbSpec};
+use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, read};
+use crate::store::{NewJob, Submitted};
+
+/// `cmd/campaign-control`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "campaign-control",
+    parse,
+    execute,
+};
+
+fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
+    Box::pin(run(env, cmd))
+}
+
+/// Applied, then recorded for idempotency (repeating a control is harmless anyway).
+async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
+    let obj = cmd.payload.as_object().cloned().unwrap_or_default();
+    let result = crate::campaign::control(&env.events, &obj)
+        .await
+        .map_err(|(c, m)| (c.to_string(), m))?;
+    let job = NewJob {
+        request_id: cmd.request_id.clone(),
+        verb: cmd.verb.clone(),
+        payload: cmd.payload.clone(),
+        slot: None,
+        state: "done".into(),
+        outcome: Some(result.clone()),
+        event: None,
+    };
+    Ok(Done::result(match env.events.store().submit_job(job).await {
+        Ok(Submitted::Existing {
+            outcome: Some(o), ..
+        }) => o,
+        _ => result,
+    }))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +51,7 @@ struct CampaignControl {
 }
 
 /// Validates a control; the stored payload holds only `campaign_id` and `action`.
-pub fn parse(payload: &[u8]) -> Result<Parsed, Refusal> {
+pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let c: CampaignControl = read(payload)?;
     let id = match c.campaign_id.as_ref().and_then(Field::as_str) {
         Some(s) if super::campaign::valid_id(s) => s.to_string(),

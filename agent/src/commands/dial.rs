@@ -12,7 +12,20 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Context, Field, Parsed, Refusal, optional_bool, optional_slot, read};
+use super::{Context, Field, Parsed, Refusal, optional_bool, optional_slot, read, ValidCommand, Origin};
+use super::registry::{Env, Exec, VerbSpec};
+
+/// `cmd/dial`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "dial",
+    parse,
+    execute,
+};
+
+/// Places a call through the voice manager.
+fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
+    Box::pin(super::voice_command(env, cmd))
+}
 
 /// Longest `bridge_to` accepted.
 pub const MAX_URI: usize = 256;

@@ -3,7 +3,20 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Field, Parsed, Refusal, call_id, read};
+use super::{Context, Field, Parsed, Refusal, call_id, read, ValidCommand, Origin};
+use super::registry::{Env, Exec, VerbSpec};
+
+/// `cmd/hangup`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "hangup",
+    parse,
+    execute,
+};
+
+/// Ends a call through the voice manager.
+fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
+    Box::pin(super::voice_command(env, cmd))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,7 +27,7 @@ struct Hangup {
 }
 
 /// Validates a hangup.
-pub fn parse(payload: &[u8]) -> Result<Parsed, Refusal> {
+pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let h: Hangup = read(payload)?;
     let id = call_id(h.call_id.as_ref())?;
     Ok(Parsed::plain(json!({"call_id": id}), None))

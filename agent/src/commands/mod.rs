@@ -1,24 +1,44 @@
-//! Commands from the central server: parsing and validation.
+//! Commands: one file per verb, one registry, one `submit` for MQTT, the console and voice.
 //!
-//! A command arrives on `gsmgw/{id}/cmd/{verb}` as a JSON object with a `request_id`. It is
-//! validated here; the uplink commits the resulting job before it acknowledges the message and
-//! replies on `gsmgw/{id}/reply/{request_id}`.
+//! A command arrives (on `gsmgw/{id}/cmd/{verb}`, or from the console) as a JSON object with a
+//! `request_id`. Its verb's file parses and validates it and executes it (usually: commits a
+//! job); the uplink acknowledges the MQTT message only after that and replies on
+//! `gsmgw/{id}/reply/{request_id}`.
+//!
+//! Adding a verb: a file here exporting `pub const VERB: VerbSpec` (parser + execution), its
+//! name in the `verbs!` list below, and its schema in docs/schema.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-pub mod campaign;
-pub mod campaign_control;
-pub mod dial;
+pub mod e164;
 pub mod field;
-pub mod hangup;
-pub mod ping;
-pub mod recording_fetch;
-pub mod sms_send;
+pub mod registry;
 
-pub use campaign::CampaignPlan;
+pub use crate::campaign::CampaignPlan;
+pub use e164::E164;
 pub use field::Field;
+pub use registry::{Done, Env, Followup, Origin, Outcome, Registry, Reply, VerbSpec};
+
+/// Declares each verb's module and registers its `VERB`, in the order `unknown-verb` lists them.
+macro_rules! verbs {
+    ($($verb:ident),* $(,)?) => {
+        $(pub mod $verb;)*
+        /// Every verb this agent executes.
+        pub const REGISTRY: &[VerbSpec] = &[$($verb::VERB),*];
+    };
+}
+
+verbs![
+    ping,
+    sms_send,
+    campaign,
+    campaign_control,
+    dial,
+    hangup,
+    recording_fetch,
+];
 
 /// Where replies go when a command has no usable `request_id`.
 pub const INVALID_REPLY: &str = "_invalid";
@@ -74,12 +94,7 @@ pub fn valid_request_id(id: &str) -> bool {
 
 /// Checks an E.164 number: `+` and 7 to 15 digits, the first not 0.
 pub fn valid_e164(n: &str) -> bool {
-    let Some(digits) = n.strip_prefix('+') else {
-        return false;
-    };
-    (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    E164::parse(n).is_some()
 }
 
 /// What validation needs to know about this gateway.
@@ -91,6 +106,9 @@ pub struct Context {
     pub groups: BTreeSet<String>,
     /// `[voice] bridge_domains`: the hosts `dial.bridge_to` may name (empty: any).
     pub bridge_domains: Vec<String>,
+    /// Submitted by the agent itself (`Origin::Internal`): a number it took from the network
+    /// (a caller's CLIP, maybe national format) is sent to as it is, not only E.164.
+    pub internal: bool,
 }
 
 impl Context {
@@ -103,16 +121,10 @@ impl Context {
     }
 }
 
-/// The verbs, in the order the `unknown-verb` message lists them.
-pub const VERBS: &[&str] = &[
-    "ping",
-    "sms-send",
-    "campaign",
-    "campaign-control",
-    "dial",
-    "hangup",
-    "recording-fetch",
-];
+/// The verbs' names, in the order the `unknown-verb` message lists them.
+pub fn verb_names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|v| v.name).collect()
+}
 
 /// Reads the request id of any payload (however big) without building it: the first pass.
 pub fn request_id_of(payload: &[u8]) -> Result<String, Rejection> {
@@ -144,23 +156,17 @@ pub fn request_id_of(payload: &[u8]) -> Result<String, Rejection> {
 pub fn parse(verb: &str, payload: &[u8], ctx: &Context) -> Result<ValidCommand, Rejection> {
     let request_id = request_id_of(payload)?;
     let rid = Some(request_id.as_str());
-    let parsed = match verb {
-        "ping" => ping::parse(payload),
-        "sms-send" => sms_send::parse(payload, ctx),
-        "campaign" => campaign::parse(payload, ctx),
-        "campaign-control" => campaign_control::parse(payload),
-        "dial" => dial::parse(payload, ctx),
-        "hangup" => hangup::parse(payload),
-        "recording-fetch" => recording_fetch::parse(payload),
-        other => {
-            return Err(reject(
-                rid,
-                "unknown-verb",
-                format!("unknown command {other:?}; known: {}", VERBS.join(", ")),
-            ));
-        }
+    let Some(spec) = registry::find(verb) else {
+        return Err(reject(
+            rid,
+            "unknown-verb",
+            format!(
+                "unknown command {verb:?}; known: {}",
+                verb_names().join(", ")
+            ),
+        ));
     };
-    let p = parsed.map_err(|(code, m)| reject(rid, code, m))?;
+    let p = (spec.parse)(payload, ctx).map_err(|(code, m)| reject(rid, code, m))?;
     Ok(ValidCommand {
         request_id,
         verb: verb.to_string(),
@@ -229,6 +235,60 @@ fn optional_bool(name: &str, v: Option<&Field>) -> Result<Option<bool>, Refusal>
         Some(Field::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(("bad-field", format!("{name} must be true or false"))),
     }
+}
+
+/// `dial`, `hangup`: handed to the voice manager; a repeated request_id is answered from the
+/// store (a call is never dialled twice).
+async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::Failure> {
+    let store = env.events.store().clone();
+    if let Ok(Some(job)) = store.job_by_request(&cmd.request_id).await {
+        if job.verb != cmd.verb {
+            return Err((
+                "bad-request-id".into(),
+                registry::reused(&cmd.request_id, &job.verb),
+            ));
+        }
+        let mut r = serde_json::json!({"state": job.state, "duplicate": true});
+        registry::merge(&mut r, job.outcome.as_ref());
+        return Ok(Done::result(r));
+    }
+    let Some(voice) = env.voice.clone() else {
+        return Err(("voice-unavailable".into(), "voice is not running".into()));
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    voice
+        .send(crate::voice::VoiceCommand {
+            verb: cmd.verb.clone(),
+            payload: cmd.payload.clone(),
+            reply: tx,
+        })
+        .await
+        .map_err(|_| {
+            (
+                "voice-unavailable".to_string(),
+                "voice manager stopped".to_string(),
+            )
+        })?;
+    let result = match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {
+        Ok(Ok(r)) => r,
+        _ => Err((
+            "voice-unavailable".into(),
+            "the voice manager did not answer".into(),
+        )),
+    }?;
+    let job = crate::store::NewJob {
+        request_id: cmd.request_id.clone(),
+        verb: cmd.verb.clone(),
+        payload: cmd.payload.clone(),
+        slot: cmd.slot,
+        state: "done".into(),
+        outcome: Some(result.clone()),
+        event: None,
+    };
+    if let Err(e) = store.submit_job(job).await {
+        tracing::warn!(request_id = %cmd.request_id, error = %e, "voice command not recorded");
+    }
+    Ok(Done::result(result))
 }
 
 /// A call id field (`hangup`, `recording-fetch`).
@@ -345,7 +405,7 @@ mod tests {
                 json!({"request_id": "u", "call_id": "0190a0b0-aaaa-7bbb-8ccc-123456789abc"}),
             ),
         ];
-        assert_eq!(good.len(), VERBS.len());
+        assert_eq!(good.len(), verb_names().len());
         for (verb, v) in good {
             p(verb, v.clone()).unwrap_or_else(|e| panic!("{verb}: {e:?}"));
             let mut bad = v.clone();
@@ -403,6 +463,7 @@ mod tests {
         let ctx = Context {
             slots: vec![1],
             groups: BTreeSet::new(),
+            internal: false,
             bridge_domains: vec!["pbx.local".into()],
         };
         let d = |b: &str| {

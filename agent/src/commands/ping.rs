@@ -3,7 +3,15 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Field, Parsed, Refusal, read};
+use super::registry::{self, Env, Exec, VerbSpec};
+use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, read};
+
+/// `cmd/ping`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "ping",
+    parse,
+    execute,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,7 +21,15 @@ struct Ping {
 }
 
 /// Validates a ping: nothing but `request_id`.
-pub fn parse(payload: &[u8]) -> Result<Parsed, Refusal> {
+pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let _: Ping = read(payload)?;
     Ok(Parsed::plain(json!({}), None))
+}
+
+/// Answers at once; recorded as a done job (a repeated request_id gets the first answer).
+fn execute(env: &Env, cmd: ValidCommand, origin: Origin) -> Exec<'_> {
+    Box::pin(async move {
+        let pong = json!({"pong": true, "version": env.version, "ts": crate::clock::now_rfc3339()});
+        registry::store_job(env, cmd, "done", Some(pong), origin).await
+    })
 }

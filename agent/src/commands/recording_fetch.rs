@@ -3,7 +3,42 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Field, Parsed, Refusal, call_id, read};
+use super::registry::{Done, Env, Exec, Failure, Followup, VerbSpec};
+use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, call_id, read};
+
+/// `cmd/recording-fetch`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "recording-fetch",
+    parse,
+    execute,
+};
+
+fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
+    Box::pin(run(env, cmd))
+}
+
+/// The call's WAV in numbered chunks (sent after the reply on `…/recording/{call_id}/{n}`,
+/// QoS 1), the last one with the file's SHA-256.
+async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
+    let call_id = cmd.payload.get("call_id").and_then(serde_json::Value::as_str).unwrap_or("");
+    let path = crate::voice::recordings::path_for(&env.data_dir, call_id);
+    let data = tokio::fs::read(&path).await.map_err(|e| {
+        (
+            "no-recording".to_string(),
+            format!("no recording for call {call_id}: {e}"),
+        )
+    })?;
+    let chunks = crate::voice::recordings::chunks(call_id, &data);
+    let n = chunks.len();
+    let sha = crate::voice::recordings::sha256_hex(&data);
+    Ok(Done {
+        result: json!({"call_id": call_id, "chunks": n, "size": data.len(), "sha256": sha}),
+        followup: Some(Followup::Recording {
+            call_id: call_id.to_string(),
+            chunks,
+        }),
+    })
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,7 +49,7 @@ struct RecordingFetch {
 }
 
 /// Validates a recording fetch.
-pub fn parse(payload: &[u8]) -> Result<Parsed, Refusal> {
+pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let r: RecordingFetch = read(payload)?;
     let id = call_id(r.call_id.as_ref())?;
     Ok(Parsed::plain(json!({"call_id": id}), None))

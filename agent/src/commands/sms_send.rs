@@ -3,7 +3,23 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Context, Field, MAX_SMS_PARTS, Parsed, Refusal, optional_bool, optional_slot, read};
+use super::registry::{self, Env, Exec, VerbSpec};
+use super::{
+    Context, E164, Field, MAX_SMS_PARTS, Origin, Parsed, Refusal, ValidCommand, optional_bool,
+    optional_slot, read,
+};
+
+/// `cmd/sms-send`.
+pub const VERB: VerbSpec = VerbSpec {
+    name: "sms-send",
+    parse,
+    execute,
+};
+
+/// Queued as a job; the sender picks it up.
+fn execute(env: &Env, cmd: ValidCommand, origin: Origin) -> Exec<'_> {
+    Box::pin(registry::store_job(env, cmd, "queued", None, origin))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +36,8 @@ struct SmsSend {
 pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
     let m: SmsSend = read(payload)?;
     let to = match &m.to {
-        Some(Field::Str(s)) if super::valid_e164(s) => s.clone(),
+        Some(Field::Str(s)) if E164::parse(s).is_some() => s.clone(),
+        Some(Field::Str(s)) if ctx.internal && gsmgw_drivers::modem::dialable(s) => s.clone(),
         Some(Field::Str(s)) => {
             return Err((
                 "bad-number",

@@ -19,9 +19,10 @@ use super::causes::Cause;
 use super::recordings;
 use super::{CallInput, Registry, Shared};
 use crate::clock::{now_ms, now_rfc3339};
+use crate::commands::Origin;
 use crate::config::VoiceRoute;
 use crate::sms_out::{ChannelRequest, VoiceOp};
-use crate::store::{EventClass, NewEvent, NewJob};
+use crate::store::{EventClass, NewEvent};
 
 /// How often the call list is read while a GSM leg is being set up.
 const SETUP_POLL: Duration = Duration::from_millis(500);
@@ -641,29 +642,30 @@ impl Call {
             .missed_call_sms
             .replace("{from}", &self.from)
             .replace("{slot}", &slot.to_string());
-        let (encoding, parts) = gsmgw_drivers::pdu::split_text(&text, false);
-        let job = NewJob {
-            request_id: format!("missed-call-{}", self.id),
-            verb: "sms-send".into(),
-            payload: json!({
-                "to": self.from, "text": text, "slot": slot, "report": false,
-                "parts": parts.len(), "encoding": encoding.as_str(), "reason": "missed-call",
-                "call_id": self.id,
-            }),
-            slot: Some(slot),
-            state: "queued".into(),
-            outcome: None,
+        // Through the command registry like any sms-send; the call record commits with it.
+        let payload = json!({
+            "request_id": format!("missed-call-{}", self.id),
+            "to": self.from, "text": text, "slot": slot, "report": false,
+        });
+        let mut extra = serde_json::Map::new();
+        extra.insert("reason".into(), json!("missed-call"));
+        extra.insert("call_id".into(), json!(self.id));
+        let origin = Origin::Internal {
+            extra,
             event: Some(NewEvent::new("call", EventClass::Critical, body.clone())),
         };
-        match store.submit_job(job).await {
-            Ok(_) => {
+        let out = self
+            .sh
+            .commands
+            .submit("sms-send", payload.to_string().as_bytes(), origin)
+            .await;
+        match out.reply.error {
+            None => {
                 let _ = store.counter_add(&key, now - last).await;
-                self.sh.events.committed();
-                self.sh.events.job_queued();
                 tracing::info!(call = %self.id, to = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS queued");
             }
-            Err(e) => {
-                tracing::error!(call = %self.id, error = %e, "missed-call SMS not queued");
+            Some(e) => {
+                tracing::error!(call = %self.id, code = %e.code, error = %e.message, "missed-call SMS not queued");
                 self.emit(body).await;
             }
         }

@@ -7,6 +7,8 @@
 //! and the media through a [`gsmgw_drivers::voice::bridge::Bridge`].
 
 pub mod call;
+#[cfg(test)]
+mod call_tests;
 pub mod causes;
 pub mod recordings;
 
@@ -183,6 +185,8 @@ pub struct Shared {
     pub rtp: Arc<Mutex<RtpPorts>>,
     /// Events and the store.
     pub events: Events,
+    /// The command registry (the missed-call SMS is an sms-send like any other).
+    pub commands: crate::commands::Registry,
     /// data_dir.
     pub data_dir: PathBuf,
     /// The slots.
@@ -264,6 +268,10 @@ pub struct VoiceContext {
     pub commands: mpsc::Receiver<VoiceCommand>,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// The command registry (without the voice manager itself).
+    pub registry: crate::commands::Registry,
+    /// Beaten while the manager's loop turns.
+    pub heartbeat: crate::actor::Heartbeat,
     /// The console's view (calls in progress).
     pub view: VoiceView,
     /// Updates the view's SIP line.
@@ -406,6 +414,7 @@ pub async fn run(mut ctx: VoiceContext) {
         codecs,
         rtp: Arc::new(Mutex::new(rtp)),
         events: ctx.events.clone(),
+        commands: ctx.registry.clone(),
         data_dir: data_dir.clone(),
         slots: ctx.slots.clone(),
         routes: ctx
@@ -435,8 +444,10 @@ pub async fn run(mut ctx: VoiceContext) {
     let mut tidy = tokio::time::interval(Duration::from_secs(3600));
     tidy.tick().await;
 
+    let mut pulse = ctx.heartbeat.pulse();
     loop {
         tokio::select! {
+            _ = pulse.tick() => {}
             _ = ctx.shutdown.changed() => break,
             _ = tidy.tick() => retention(&data_dir, &voice),
             Some((slot, urc)) = ctx.urcs.recv() => {
