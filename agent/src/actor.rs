@@ -31,6 +31,8 @@ pub struct Heartbeat {
     epoch: Instant,
     /// Milliseconds after `epoch` of the last beat, plus one (0: never beaten).
     last: Arc<AtomicU64>,
+    /// Beats so far.
+    count: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Heartbeat {
@@ -55,6 +57,7 @@ impl Heartbeat {
             essential,
             epoch,
             last: Arc::new(AtomicU64::new(0)),
+            count: Arc::new(AtomicU64::new(0)),
         };
         h.beat();
         h
@@ -74,6 +77,12 @@ impl Heartbeat {
     pub fn beat(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.last.store(ms.saturating_add(1), Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Beats so far (the first when it was made).
+    pub fn beats(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Time since the last beat.

@@ -373,3 +373,63 @@ fn broker_name(mqtt: &MqttConfig) -> String {
         Err(_) => mqtt.url.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole agent in-process, without modems or a broker: its tasks start, beat, stop.
+
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> Config {
+        // A loopback port nothing listens on: the uplink keeps trying, which is not a wedge.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let text = format!(
+            "[gateway]\nid = \"gw-rt\"\ndata_dir = {:?}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n",
+            dir.display().to_string()
+        );
+        crate::config::parse_str(&text, "gw.toml").unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_essential_task_beats_and_everything_stops_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let agent = Agent::start(
+            config(dir.path()),
+            AgentOptions {
+                version: "test".into(),
+                timings: ChannelTimings::default(),
+                console: false,
+            },
+            stop_rx,
+        )
+        .unwrap();
+        let live = agent.liveness();
+        let names: Vec<String> = live
+            .snapshot()
+            .iter()
+            .filter(|h| h.essential())
+            .map(|h| h.name().to_string())
+            .collect();
+        for want in ["uplink", "sender", "voice"] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} not listed: {names:?}"
+            );
+        }
+        // Each beats on its own while idle (and the broker is away).
+        let t = Instant::now();
+        while live.snapshot().iter().any(|h| h.beats() < 3) {
+            assert!(t.elapsed() < Duration::from_secs(10), "{live:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(live.stale(Duration::from_secs(3)).is_empty(), "{live:?}");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(6), agent.wait())
+            .await
+            .expect("the agent stops");
+    }
+}
