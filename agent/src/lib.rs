@@ -15,6 +15,7 @@ pub mod logfmt;
 pub mod netwatch;
 pub mod private;
 pub mod quiet;
+pub mod recordings;
 pub mod runtime;
 pub mod sms_in;
 pub mod sms_out;

@@ -237,6 +237,17 @@ fn optional_bool(name: &str, v: Option<&Field>) -> Result<Option<bool>, Refusal>
     }
 }
 
+/// A command for the voice manager (`dial`, `hangup`): the voice manager owns calls, the
+/// command layer only hands it these.
+pub struct VoiceCommand {
+    /// `dial` or `hangup`.
+    pub verb: String,
+    /// The validated payload.
+    pub payload: Value,
+    /// The result or a refusal `(code, message)`.
+    pub reply: tokio::sync::oneshot::Sender<Result<Value, (String, String)>>,
+}
+
 /// `dial`, `hangup`: handed to the voice manager; a repeated request_id is answered from the
 /// store (a call is never dialled twice).
 async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::Failure> {
@@ -257,7 +268,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     voice
-        .send(crate::voice::VoiceCommand {
+        .send(VoiceCommand {
             verb: cmd.verb.clone(),
             payload: cmd.payload.clone(),
             reply: tx,
@@ -294,7 +305,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
 /// A call id field (`hangup`, `recording-fetch`).
 fn call_id(v: Option<&Field>) -> Result<String, Refusal> {
     match v {
-        Some(Field::Str(s)) if crate::voice::recordings::valid_call_id(s) => Ok(s.clone()),
+        Some(Field::Str(s)) if crate::recordings::valid_call_id(s) => Ok(s.clone()),
         _ => Err(("bad-field", "call_id is required (a call's id)".into())),
     }
 }

@@ -21,16 +21,16 @@ fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
 /// QoS 1), the last one with the file's SHA-256.
 async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
     let call_id = cmd.payload.get("call_id").and_then(serde_json::Value::as_str).unwrap_or("");
-    let path = crate::voice::recordings::path_for(&env.data_dir, call_id);
+    let path = crate::recordings::path_for(&env.data_dir, call_id);
     let data = tokio::fs::read(&path).await.map_err(|e| {
         (
             "no-recording".to_string(),
             format!("no recording for call {call_id}: {e}"),
         )
     })?;
-    let chunks = crate::voice::recordings::chunks(call_id, &data);
+    let chunks = crate::recordings::chunks(call_id, &data);
     let n = chunks.len();
-    let sha = crate::voice::recordings::sha256_hex(&data);
+    let sha = crate::recordings::sha256_hex(&data);
     Ok(Done {
         result: json!({"call_id": call_id, "chunks": n, "size": data.len(), "sha256": sha}),
         followup: Some(Followup::Recording {

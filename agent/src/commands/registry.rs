@@ -92,7 +92,7 @@ pub struct Env {
     /// data_dir (recordings).
     pub data_dir: PathBuf,
     /// The voice manager (dial, hangup); None when voice is not running.
-    pub voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
+    pub voice: Option<mpsc::Sender<super::VoiceCommand>>,
     /// Slots, groups, bridge domains.
     pub ctx: Context,
 }

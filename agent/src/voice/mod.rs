@@ -10,7 +10,8 @@ pub mod call;
 #[cfg(test)]
 mod call_tests;
 pub mod causes;
-pub mod recordings;
+/// Call recordings (WAV files under data_dir), kept below both voice and commands.
+pub use crate::recordings;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -23,7 +24,7 @@ use gsmgw_drivers::sip::guard::{Inbound, InboundAuth, Untrusted};
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::Codec;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, VoiceConfig, VoiceRoute};
 use crate::events::Events;
@@ -134,15 +135,8 @@ impl VoiceView {
     }
 }
 
-/// A command for the voice manager (from the uplink).
-pub struct VoiceCommand {
-    /// `dial` or `hangup`.
-    pub verb: String,
-    /// The validated payload.
-    pub payload: Value,
-    /// The result or a refusal `(code, message)`.
-    pub reply: oneshot::Sender<Result<Value, (String, String)>>,
-}
+/// A command for the voice manager (`dial`, `hangup`), defined by the commands that send it.
+pub use crate::commands::VoiceCommand;
 
 /// One slot as the voice manager sees it.
 #[derive(Clone)]
