@@ -2,14 +2,19 @@
 //!
 //! One file per piece, each with its parser/builder and its tests: [`msg`] (RFC 3261 messages,
 //! URIs, name-addr, Via, CSeq), [`sdp`] (offer/answer for G.711 and RFC 4733 telephone events),
-//! [`digest`] (RFC 2617 MD5 digest authentication) and [`ua`] (the user agent task: transactions,
-//! dialogs, registration). Everything that comes from the network is untrusted: a malformed
-//! message is a [`SipError`], never a panic.
+//! [`digest`] (RFC 2617 MD5 digest authentication), [`guard`] (who may talk to us) and the user
+//! agent in layers: `transaction` (RFC 3261 §17 timers and retransmissions), `dialog` (dialog
+//! state, matching, route sets), `registration` (REGISTER, keep-alives) and [`ua`] (the task
+//! tying them together, with both call sides). Everything that comes from the network is
+//! untrusted: a malformed message is a [`SipError`], never a panic.
 
+mod dialog;
 pub mod digest;
 pub mod guard;
 pub mod msg;
+mod registration;
 pub mod sdp;
+mod transaction;
 pub mod ua;
 
 pub use msg::{Message, NameAddr, StartLine, Uri, Via};
