@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::store::{EventClass, NewEvent, OutboxRow, Store, StoreError};
@@ -74,7 +74,12 @@ impl Events {
             return;
         }
         tracing::error!(%code, %message, ?slot, "alarm");
-        let body = json!({"code": code, "message": message, "slot": slot});
+        let body = serde_json::to_value(crate::proto::Alarm {
+            code,
+            message,
+            slot,
+        })
+        .unwrap_or_default();
         if let Err(e) = self.emit("alarm", EventClass::Critical, body).await {
             tracing::error!(%code, error = %e, "alarm could not be stored");
         }

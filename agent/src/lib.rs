@@ -14,6 +14,7 @@ pub mod events;
 pub mod logfmt;
 pub mod netwatch;
 pub mod private;
+pub mod proto;
 pub mod quiet;
 pub mod recordings;
 pub mod runtime;

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::registry::{self, Env, Exec, VerbSpec};
+use crate::proto::JobState;
 use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, read};
 
 /// `cmd/ping`.
@@ -30,6 +31,6 @@ pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
 fn execute(env: &Env, cmd: ValidCommand, origin: Origin) -> Exec<'_> {
     Box::pin(async move {
         let pong = json!({"pong": true, "version": env.version, "ts": crate::clock::now_rfc3339()});
-        registry::store_job(env, cmd, "done", Some(pong), origin).await
+        registry::store_job(env, cmd, JobState::Done, Some(pong), origin).await
     })
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Context, INVALID_REPLY, Parsed, Refusal, ValidCommand};
 use crate::events::Events;
+use crate::proto::JobState;
 use crate::store::{NewEvent, NewJob, StoreError, Submitted};
 
 /// A verb's execution, boxed so verbs fit in one table.
@@ -260,7 +261,7 @@ pub fn reused(rid: &str, earlier: &str) -> String {
 pub async fn store_job(
     env: &Env,
     cmd: ValidCommand,
-    state: &str,
+    state: JobState,
     outcome: Option<Value>,
     origin: Origin,
 ) -> Result<Done, Failure> {
@@ -280,7 +281,7 @@ pub async fn store_job(
         verb: cmd.verb.clone(),
         payload,
         slot: cmd.slot,
-        state: state.to_string(),
+        state: state.into(),
         outcome: outcome.clone(),
         event,
     };
@@ -288,10 +289,10 @@ pub async fn store_job(
         Ok(Submitted::New { job_id, .. }) => {
             tracing::info!(verb = %cmd.verb, request_id = %rid, job_id, "command accepted");
             env.events.committed();
-            if state == "queued" {
+            if state == JobState::Queued {
                 env.events.job_queued();
             }
-            let mut result = serde_json::json!({"job_id": job_id, "state": state});
+            let mut result = serde_json::json!({"job_id": job_id, "state": state.as_str()});
             merge(&mut result, outcome.as_ref());
             Ok(Done::result(result))
         }

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::registry::{self, Env, Exec, VerbSpec};
+use crate::proto::JobState;
 use super::{
     Context, E164, Field, MAX_SMS_PARTS, Origin, Parsed, Refusal, ValidCommand, optional_bool,
     optional_slot, read,
@@ -18,7 +19,7 @@ pub const VERB: VerbSpec = VerbSpec {
 
 /// Queued as a job; the sender picks it up.
 fn execute(env: &Env, cmd: ValidCommand, origin: Origin) -> Exec<'_> {
-    Box::pin(registry::store_job(env, cmd, "queued", None, origin))
+    Box::pin(registry::store_job(env, cmd, JobState::Queued, None, origin))
 }
 
 #[derive(Deserialize)]

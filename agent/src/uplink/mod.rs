@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use rumqttc::{Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::actor::{Heartbeat, Pulse};
@@ -198,7 +197,7 @@ fn jitter(max: Duration) -> Duration {
 /// rumqttc's options for the uplink: persistent session, manual acks, our will.
 fn mqtt_options(opts: &UplinkOptions) -> MqttOptions {
     let root = topic_root(&opts.gateway_id);
-    let offline = json!({"online": false, "boot_id": opts.boot_id}).to_string();
+    let offline = crate::proto::Status::offline(&opts.boot_id).to_bytes();
     let mut mo = MqttOptions::new(opts.gateway_id.clone(), opts.host.clone(), opts.port);
     mo.set_keep_alive(opts.keep_alive)
         .set_clean_session(false)
@@ -449,15 +448,13 @@ impl<T: Transport> Uplink<T> {
 
     /// The retained birth: online, version, boot id, and whether the store takes data.
     fn publish_birth(&mut self) {
-        let birth = json!({
-            "online": true,
-            "version": self.opts.version,
-            "boot_id": self.opts.boot_id,
-            "ts": crate::clock::now_rfc3339(),
-            "storage": if self.storage.full { "full" } else { "ok" },
-        })
-        .to_string()
-        .into_bytes();
+        let birth = crate::proto::Status::online(
+            &self.opts.version,
+            &self.opts.boot_id,
+            crate::clock::now_rfc3339(),
+            self.storage.full,
+        )
+        .to_bytes();
         let topic = format!("{}/status", self.root);
         self.publish(topic, true, birth, None);
     }
@@ -634,9 +631,7 @@ impl<T: Transport> Uplink<T> {
     /// Says goodbye (retained offline), then lets the event loop deliver it.
     async fn goodbye(&mut self) {
         if self.connected {
-            let offline = json!({"online": false, "boot_id": self.opts.boot_id})
-                .to_string()
-                .into_bytes();
+            let offline = crate::proto::Status::offline(&self.opts.boot_id).to_bytes();
             let topic = format!("{}/status", self.root);
             if self.publish(topic, true, offline, None) {
                 // The goodbye is the last publish queued: wait for the ack of the last one sent.
