@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::store::disk::{self};
+use crate::store::disk;
 use crate::store::envelope::{Prepared, unix_ms};
 use crate::store::error::StoreError;
 use crate::store::types::{EventClass, NewEvent, StorageHealth};
