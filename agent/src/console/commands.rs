@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Console;
+use super::{Console, LOG_TARGET};
 use crate::sms_out::ChannelRequest;
 use crate::state::ModemSnapshot;
 use crate::store::{NewJob, StoreError, Submitted};
@@ -109,7 +109,7 @@ impl Console {
             timeout: AT_TIMEOUT,
             reply,
         };
-        tracing::info!(slot, "console AT command");
+        tracing::info!(target: LOG_TARGET, slot, "console AT command");
         match ask(&tx, req, rx, AT_TIMEOUT + Duration::from_secs(5)).await {
             Ok(Ok(lines)) => lines.join("\n") + "\n",
             Ok(Err(e)) => format!("error: {e}\n"),
@@ -123,7 +123,7 @@ impl Console {
             Err(e) => return e,
         };
         let (reply, rx) = oneshot::channel();
-        tracing::warn!(slot, "modem reset requested at the console");
+        tracing::warn!(target: LOG_TARGET, slot, "modem reset requested at the console");
         match ask(
             &tx,
             ChannelRequest::Reset { reply },
@@ -170,7 +170,7 @@ impl Console {
         };
         match self.ctx.events.store().submit_job(job).await {
             Ok(Submitted::New { job_id, .. }) | Ok(Submitted::Existing { job_id, .. }) => {
-                tracing::info!(request_id = %cmd.request_id, job_id, "SMS queued at the console");
+                tracing::info!(target: LOG_TARGET, request_id = %cmd.request_id, job_id, "SMS queued at the console");
                 self.ctx.events.committed();
                 self.ctx.events.job_queued();
                 format!(
@@ -196,7 +196,7 @@ impl Console {
             return "the working copy has unsaved changes: `config save` them (or `config revert`) first\n".into();
         }
         drop(shared);
-        tracing::warn!("agent restart requested at the console");
+        tracing::warn!(target: LOG_TARGET, "agent restart requested at the console");
         super::restart_requested().notify_one();
         "restarting the agent with the saved configuration; log in again in a few seconds\n".into()
     }
@@ -208,7 +208,7 @@ impl Console {
         obj.insert("action".into(), json!(action));
         match crate::campaign::control(&self.ctx.events, &obj).await {
             Ok(r) => {
-                tracing::info!(campaign_id = %id, %action, "campaign changed at the console");
+                tracing::info!(target: LOG_TARGET, campaign_id = %id, %action, "campaign changed at the console");
                 format!(
                     "campaign {id}: {}{}\n",
                     r["state"].as_str().unwrap_or("?"),
@@ -330,7 +330,7 @@ impl Console {
                 format!("mqtt: applied; uplink reconnected to {broker}\n"),
             ),
             Err(err) if was_connected => {
-                tracing::warn!(error = %err, "new MQTT settings did not connect; going back");
+                tracing::warn!(target: LOG_TARGET, error = %err, "new MQTT settings did not connect; going back");
                 let back = match self.ctx.uplink.restart(previous).await {
                     Ok(()) => match self.wait_connected().await {
                         Ok(()) => "reconnected with them".to_string(),

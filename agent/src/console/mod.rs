@@ -38,6 +38,9 @@ use auth::{LoginGuard, LoginPolicy};
 use cfgedit::ConfigEditor;
 use terminal::Term;
 
+/// The log target of every part of the console: its lines read as they did when it was one file.
+const LOG_TARGET: &str = module_path!();
+
 /// Longest accepted input line; a longer one is refused whole ("line too long, nothing done";
 /// the terminal's bell rings once when it goes past).
 pub const MAX_LINE: usize = 512;

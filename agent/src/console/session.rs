@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::auth::{self, Penalty};
 use super::terminal::{Input, Term};
-use super::{Console, Login, MAX_LINE};
+use super::{Console, LOG_TARGET, Login, MAX_LINE};
 
 impl Console {
     async fn password_hash(&self) -> Option<String> {
@@ -43,13 +43,15 @@ impl Console {
                 shared.guard.restore(stored, unix_ms_now());
                 shared.guard_restored = true;
                 if let Some(left) = shared.guard.locked_for() {
-                    tracing::warn!(
+                    tracing::warn!(target: LOG_TARGET,
                         lock_secs = left.as_secs() + 1,
                         "console still locked after repeated failed logins"
                     );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "console login guard not loaded"),
+            Err(e) => {
+                tracing::warn!(target: LOG_TARGET, error = %e, "console login guard not loaded")
+            }
         }
     }
 
@@ -79,7 +81,7 @@ impl Console {
 
     async fn store_guard(&self, state: crate::store::ConsoleAuth) {
         if let Err(e) = self.ctx.events.store().set_console_auth(state).await {
-            tracing::warn!(error = %e, "console login guard not stored");
+            tracing::warn!(target: LOG_TARGET, error = %e, "console login guard not stored");
         }
     }
 
@@ -167,20 +169,20 @@ impl Console {
             }
             if verify(pw, hash).await {
                 self.login_succeeded().await;
-                tracing::info!("console login");
+                tracing::info!(target: LOG_TARGET, "console login");
                 term.write("logged in; type help\n").await?;
                 return Ok(Login::In);
             }
             let penalty = self.login_failed().await;
             match penalty {
                 Penalty::Delay(d) => {
-                    tracing::warn!("console login failed");
+                    tracing::warn!(target: LOG_TARGET, "console login failed");
                     tokio::time::sleep(d).await;
                     term.discard_typeahead();
                     term.write("wrong password\n").await?;
                 }
                 Penalty::Locked(d) => {
-                    tracing::warn!(
+                    tracing::warn!(target: LOG_TARGET,
                         lock_secs = d.as_secs(),
                         "console locked after repeated failed logins"
                     );
@@ -255,7 +257,7 @@ impl Console {
             Err(e) => return Ok(Some(Err(format!("cannot hash the password: {e}")))),
         };
         let stored = self.shared.lock().await.editor.store_password_hash(&hash);
-        tracing::info!("console password changed");
+        tracing::info!(target: LOG_TARGET, "console password changed");
         Ok(Some(Ok(stored.unwrap_or_else(|e| {
             format!("in effect now, but not stored: {e}")
         }))))

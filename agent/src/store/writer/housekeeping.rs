@@ -9,14 +9,16 @@ use crate::store::envelope::{Prepared, unix_ms};
 use crate::store::error::StoreError;
 use crate::store::types::{EventClass, NewEvent, StorageHealth};
 
-use super::{FINISHED_JOB_STATES, LIVE, OpError, Request, VACUUM_MIN_FREE_PAGES, Writer, lock};
+use super::{
+    FINISHED_JOB_STATES, LIVE, LOG_TARGET, OpError, Request, VACUUM_MIN_FREE_PAGES, Writer, lock,
+};
 
 impl Writer {
     /// Writes the acknowledged-but-undeleted set to the ack log (a restart deletes them).
     pub(super) fn persist_acked(&mut self) {
         let set = lock(&self.acked).clone();
         if let Err(e) = self.ack_log.store(&set) {
-            tracing::warn!(rows = set.len(), error = %e,
+            tracing::warn!(target: LOG_TARGET, rows = set.len(), error = %e,
                 "acknowledged rows not recorded; a restart before their delete publishes them again");
         }
     }
@@ -37,12 +39,12 @@ impl Writer {
                 self.delete_failed = false;
                 if lock(&self.acked).is_empty() {
                     if let Err(e) = self.ack_log.clear() {
-                        tracing::warn!(error = %e, "acknowledged-rows log not cleared");
+                        tracing::warn!(target: LOG_TARGET, error = %e, "acknowledged-rows log not cleared");
                     }
                 } else {
                     self.persist_acked();
                 }
-                tracing::info!("acknowledged rows deleted after an earlier failure");
+                tracing::info!(target: LOG_TARGET, "acknowledged rows deleted after an earlier failure");
             }
             Err(e) => {
                 self.abort();
@@ -51,7 +53,7 @@ impl Writer {
                     self.enter_full("the disk is full");
                 }
                 self.persist_acked();
-                tracing::debug!(error = %e, "acknowledged rows still not deleted");
+                tracing::debug!(target: LOG_TARGET, error = %e, "acknowledged rows still not deleted");
             }
         }
     }
@@ -99,11 +101,11 @@ impl Writer {
             return;
         }
         if let Err(e) = self.reserve.fill() {
-            tracing::debug!(error = %e, "reserve not written back yet");
+            tracing::debug!(target: LOG_TARGET, error = %e, "reserve not written back yet");
             return;
         }
         let reason = self.full.take().unwrap_or_default();
-        tracing::warn!(free, %reason, "disk space back; the store takes data again");
+        tracing::warn!(target: LOG_TARGET, free, %reason, "disk space back; the store takes data again");
         self.alarms_while_full = 0;
         self.internal_alarm(
             "disk-ok",
@@ -121,7 +123,7 @@ impl Writer {
         if self.full.is_some() {
             return released;
         }
-        tracing::error!(%reason, reserve_released = released,
+        tracing::error!(target: LOG_TARGET, %reason, reserve_released = released,
             "store in full mode: new data is refused until disk space is freed");
         self.full = Some(reason.to_string());
         self.alarms_while_full = 1;
@@ -147,7 +149,7 @@ impl Writer {
         ) {
             Ok(ev) => ev,
             Err(e) => {
-                tracing::error!(error = %e, "store alarm not encoded");
+                tracing::error!(target: LOG_TARGET, error = %e, "store alarm not encoded");
                 return;
             }
         };
@@ -156,7 +158,7 @@ impl Writer {
         if let Err(e) = self.run_txn(std::iter::once(&req)) {
             self.abort();
             self.st = snap;
-            tracing::error!(%code, error = %e, "store alarm could not be stored");
+            tracing::error!(target: LOG_TARGET, %code, error = %e, "store alarm could not be stored");
         }
     }
 
@@ -169,7 +171,7 @@ impl Writer {
                 r.get::<_, i64>(0)
             })
         {
-            tracing::debug!(error = %e, "WAL checkpoint failed");
+            tracing::debug!(target: LOG_TARGET, error = %e, "WAL checkpoint failed");
         }
     }
 
@@ -194,13 +196,13 @@ impl Writer {
         match r {
             Ok(pruned) => {
                 if pruned > 0 {
-                    tracing::debug!(pruned, "finished jobs past their retention deleted");
+                    tracing::debug!(target: LOG_TARGET, pruned, "finished jobs past their retention deleted");
                 }
             }
             Err(e) => {
                 self.abort();
                 self.st = snap;
-                tracing::debug!(error = %e, "housekeeping failed; retried later");
+                tracing::debug!(target: LOG_TARGET, error = %e, "housekeeping failed; retried later");
                 return;
             }
         }
@@ -285,10 +287,10 @@ impl Writer {
                 Ok(())
             });
         if let Err(e) = r {
-            tracing::debug!(error = %e, "incremental vacuum failed");
+            tracing::debug!(target: LOG_TARGET, error = %e, "incremental vacuum failed");
             return;
         }
         self.checkpoint_truncate();
-        tracing::debug!(pages = free, "free pages given back to the file system");
+        tracing::debug!(target: LOG_TARGET, pages = free, "free pages given back to the file system");
     }
 }

@@ -32,6 +32,9 @@ use super::types::{StorageHealth, StoreOptions};
 use request::OpError;
 pub(crate) use request::{Op, Reply, Request};
 
+/// The log target of every part of the writer: its lines read as they did when it was one file.
+const LOG_TARGET: &str = module_path!();
+
 /// Job states after which nothing more happens to a job (retention may delete it).
 pub(crate) const FINISHED_JOB_STATES: &str =
     "'done','delivered','failed','cancelled','unknown','expired','sent'";

@@ -6,7 +6,7 @@ use crate::store::envelope::Prepared;
 use crate::store::error::StoreError;
 use crate::store::types::{ALARM_RESERVE_BYTES, ALARM_RESERVE_ROWS, OutboxRow};
 
-use super::{CRITICAL, OpError, TELEMETRY, Writer};
+use super::{CRITICAL, LOG_TARGET, OpError, TELEMETRY, Writer};
 
 impl Writer {
     pub(super) fn full(&self) -> OpError {
@@ -97,7 +97,7 @@ impl Writer {
         }
         self.st.dropped += deleted;
         if deleted > 0 {
-            tracing::debug!(deleted, "outbox at its bound: dropped oldest telemetry");
+            tracing::debug!(target: LOG_TARGET, deleted, "outbox at its bound: dropped oldest telemetry");
         }
         Ok(deleted)
     }
