@@ -8,6 +8,7 @@ use toml_edit::{DocumentMut, Item, TableLike, Value};
 use super::MASK;
 use super::keys::SECRET_KEYS;
 
+/// Shown for each side of a changed secret in `config diff`.
 pub(super) const SHORT_MASK: &str = "***";
 
 /// Every secret value in `doc` by its key path (`mqtt.password`, `modem[2].pin`), in order.

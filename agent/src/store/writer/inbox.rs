@@ -10,6 +10,7 @@ use crate::store::types::{PartKey, PartOutcome, StoredPart};
 use super::{OpError, Reply, Writer};
 
 impl Writer {
+    /// Records receipt `fp`; false if it was recorded already.
     pub(super) fn mark_seen(&mut self, fp: &str) -> Result<bool, OpError> {
         let n = self
             .conn
