@@ -1,4 +1,7 @@
-//! Parsing `mqtt.url` into the host, port and TLS flag the MQTT client needs.
+//! Parsing `mqtt.url` into the host, port and TLS flag the MQTT client needs, and checking the
+//! form of a `host:port` (the SIP server) without resolving it.
+
+use std::net::SocketAddr;
 
 use super::error::ConfigError;
 use super::model::MqttConfig;
@@ -128,6 +131,28 @@ fn parse_port(text: &str) -> Result<u16, String> {
         Ok(port) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
         _ => Err(format!("`{text}` is not a port number (1..=65535)")),
     }
+}
+
+/// Checks the form of `host:port` (a missing port is `default_port`) without resolving it:
+/// `config check` runs offline.
+pub fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok((a.ip().to_string(), a.port()));
+    }
+    let bad = || format!("`{s}` is not host:port");
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (s, default_port),
+    };
+    if host.is_empty()
+        || port == 0
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+    {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use endpoint::{MQTT_PORT, MQTTS_PORT, MqttEndpoint};
+pub use endpoint::{MQTT_PORT, MQTTS_PORT, MqttEndpoint, host_port};
 pub use error::{ConfigError, Problem};
 pub use model::{
     Config, ConsoleConfig, DEFAULT_BAUD, DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_DEVICE,

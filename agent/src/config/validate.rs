@@ -15,7 +15,7 @@ pub const MAX_SLOT: u16 = 64;
 /// `[sip]` and `[voice]`.
 fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
     if let Some(sip) = &cfg.sip {
-        if crate::voice::host_port(&sip.server, 5060).is_err() {
+        if super::endpoint::host_port(&sip.server, 5060).is_err() {
             out.push(Problem::new(
                 "sip.server",
                 format!("`{}` is not host:port, e.g. 192.168.1.10:5060", sip.server),

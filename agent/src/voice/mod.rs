@@ -26,32 +26,11 @@ use gsmgw_drivers::voice::Codec;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+pub use crate::config::host_port;
 use crate::config::{Config, VoiceConfig, VoiceRoute};
 use crate::events::Events;
 use crate::sms_out::ChannelRequest;
 use crate::state::{ChannelState, ModemSnapshot};
-
-/// Checks the form of `host:port` (a missing port is `default_port`) without resolving it:
-/// `config check` runs offline.
-pub fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok((a.ip().to_string(), a.port()));
-    }
-    let bad = || format!("`{s}` is not host:port");
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-        None => (s, default_port),
-    };
-    if host.is_empty()
-        || port == 0
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
-    {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
-}
 
 /// Resolves `host:port` (a missing port is `default_port`).
 pub fn resolve_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
