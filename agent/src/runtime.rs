@@ -213,7 +213,7 @@ impl Agent {
         };
         // One registry for the console, one for the voice manager's own commands (it does
         // not send to itself).
-        let _registry = crate::commands::Registry::new(env(uplink_base.voice.clone()));
+        let registry = crate::commands::Registry::new(env(uplink_base.voice.clone()));
         let voice_registry = crate::commands::Registry::new(env(None));
         tokio::spawn(crate::voice::run(crate::voice::VoiceContext {
             registry: voice_registry,
@@ -313,6 +313,7 @@ impl Agent {
                     config: cfg.clone(),
                     config_path,
                     uplink: uplink_control,
+                    commands: registry,
                     logs: console::log_ring(),
                 },
                 shutdown.clone(),

@@ -9,6 +9,7 @@ mod endpoint;
 mod error;
 mod model;
 mod reader;
+pub mod sip_uri;
 mod validate;
 
 use std::path::Path;

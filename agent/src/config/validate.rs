@@ -118,7 +118,7 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
     for (i, d) in v.bridge_domains.iter().enumerate() {
         let host = d.strip_prefix("*.").unwrap_or(d);
         let probe = format!("sip:x@{host}");
-        if let Err(e) = crate::commands::dial::parse_bridge_uri(&probe) {
+        if let Err(e) = super::sip_uri::parse_bridge_uri(&probe) {
             out.push(Problem::new(
                 format!("voice.bridge_domains[{}]", i + 1),
                 format!("`{d}` is not a host name, IP address or *.domain: {e}"),

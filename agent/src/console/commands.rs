@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Console, LOG_TARGET};
+use crate::commands::Origin;
 use crate::sms_out::ChannelRequest;
 use crate::state::ModemSnapshot;
-use crate::store::{NewJob, StoreError, Submitted};
 
 /// How long `at` waits for the modem's final result.
 const AT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +139,6 @@ impl Console {
     }
 
     async fn sms_send(&self, target: &str, number: &str, text: &str) -> String {
-        let slots: Vec<u16> = self.ctx.config.modems.iter().map(|m| m.slot).collect();
         let slot = if target == "auto" {
             Value::Null
         } else {
@@ -150,38 +149,23 @@ impl Console {
         };
         let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
         let payload = json!({"request_id": request_id, "to": number, "text": text, "slot": slot});
-        let cmd = match crate::commands::parse(
-            "sms-send",
-            payload.to_string().as_bytes(),
-            &crate::commands::Context::with_slots(&slots),
-        ) {
-            Ok(c) => c,
-            Err(rej) => return format!("refused ({}): {}\n", rej.code, rej.message),
-        };
-        let parts = cmd.payload["parts"].clone();
-        let job = NewJob {
-            request_id: cmd.request_id.clone(),
-            verb: cmd.verb.clone(),
-            payload: cmd.payload,
-            slot: cmd.slot,
-            state: "queued".into(),
-            outcome: None,
-            event: None,
-        };
-        match self.ctx.events.store().submit_job(job).await {
-            Ok(Submitted::New { job_id, .. }) | Ok(Submitted::Existing { job_id, .. }) => {
-                tracing::info!(target: LOG_TARGET, request_id = %cmd.request_id, job_id, "SMS queued at the console");
-                self.ctx.events.committed();
-                self.ctx.events.job_queued();
+        let out = self
+            .ctx
+            .commands
+            .submit("sms-send", payload.to_string().as_bytes(), Origin::Console)
+            .await;
+        match (out.reply.result, out.reply.error) {
+            (Some(r), _) => {
+                let job_id = r["job_id"].as_i64().unwrap_or_default();
+                let (_, parts) = gsmgw_drivers::pdu::split_text(text, false);
+                tracing::info!(target: LOG_TARGET, %request_id, job_id, "SMS queued at the console");
                 format!(
-                    "queued as job {job_id} (request {}, {parts} part(s)); `sms recent` shows its state\n",
-                    cmd.request_id
+                    "queued as job {job_id} (request {request_id}, {} part(s)); `sms recent` shows its state\n",
+                    parts.len()
                 )
             }
-            Err(StoreError::Full { rows, bytes }) => format!(
-                "refused: the store is full ({rows} events, {bytes} bytes waiting for the broker)\n"
-            ),
-            Err(e) => format!("error: {e}\n"),
+            (None, Some(e)) => format!("refused ({}): {}\n", e.code, e.message),
+            (None, None) => "error: no answer\n".into(),
         }
     }
 
@@ -203,11 +187,19 @@ impl Console {
 
     /// `campaign pause|resume|cancel ID`, exactly as `cmd/campaign-control` does it.
     async fn campaign_control(&self, action: &str, id: &str) -> String {
-        let mut obj = serde_json::Map::new();
-        obj.insert("campaign_id".into(), json!(id));
-        obj.insert("action".into(), json!(action));
-        match crate::campaign::control(&self.ctx.events, &obj).await {
-            Ok(r) => {
+        let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
+        let payload = json!({"request_id": request_id, "campaign_id": id, "action": action});
+        let out = self
+            .ctx
+            .commands
+            .submit(
+                "campaign-control",
+                payload.to_string().as_bytes(),
+                Origin::Console,
+            )
+            .await;
+        match (out.reply.result, out.reply.error) {
+            (Some(r), _) => {
                 tracing::info!(target: LOG_TARGET, campaign_id = %id, %action, "campaign changed at the console");
                 format!(
                     "campaign {id}: {}{}\n",
@@ -218,7 +210,8 @@ impl Console {
                     }
                 )
             }
-            Err((code, message)) => format!("refused ({code}): {message}\n"),
+            (None, Some(e)) => format!("refused ({}): {}\n", e.code, e.message),
+            (None, None) => "error: no answer\n".into(),
         }
     }
 

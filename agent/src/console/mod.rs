@@ -32,8 +32,8 @@ pub use views::AgentView;
 
 use crate::config::Config;
 use crate::events::Events;
-use crate::runtime::UplinkControl;
 use crate::sms_out::ChannelRequest;
+use crate::uplink::UplinkControl;
 use auth::{LoginGuard, LoginPolicy};
 use cfgedit::ConfigEditor;
 use terminal::Term;
@@ -59,6 +59,8 @@ pub struct ConsoleContext {
     pub config_path: Option<PathBuf>,
     /// Restarts the uplink with new MQTT settings.
     pub uplink: UplinkControl,
+    /// The command registry: the console's `sms` and `campaign` go through it like MQTT's.
+    pub commands: crate::commands::Registry,
     /// Recent log lines.
     pub logs: Arc<LogRing>,
 }
