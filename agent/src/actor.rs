@@ -51,6 +51,11 @@ impl Heartbeat {
         Self::new(name, false, Instant::now())
     }
 
+    /// An essential heartbeat made by its task, listed later with [`Liveness::track`].
+    pub fn essential_task(name: &str) -> Self {
+        Self::new(name, true, Instant::now())
+    }
+
     fn new(name: &str, essential: bool, epoch: Instant) -> Self {
         let h = Self {
             name: Arc::from(name),
@@ -173,6 +178,14 @@ impl Liveness {
             beats.push(h.clone());
         }
         h
+    }
+
+    /// Lists a heartbeat its task made itself (the store writer's).
+    pub fn track(&self, h: Heartbeat) {
+        if let Ok(mut beats) = self.beats.lock() {
+            beats.retain(|b| b.name != h.name);
+            beats.push(h);
+        }
     }
 
     /// Every listed heartbeat.

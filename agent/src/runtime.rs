@@ -122,6 +122,7 @@ impl Agent {
             ..StoreOptions::in_dir(&cfg.gateway.data_dir)
         };
         let (store, store_alarms) = Store::open(store_opts, &cfg.gateway.id)?;
+        liveness.track(store.heartbeat());
         let events = Events::new(store, Arc::new(Notify::new()));
         for alarm in store_alarms {
             let ev = events.clone();
@@ -415,7 +416,7 @@ mod tests {
             .filter(|h| h.essential())
             .map(|h| h.name().to_string())
             .collect();
-        for want in ["uplink", "sender", "voice"] {
+        for want in ["uplink", "sender", "voice", "store writer"] {
             assert!(
                 names.iter().any(|n| n == want),
                 "{want} not listed: {names:?}"

@@ -72,6 +72,8 @@ struct Inner {
     /// Rows the broker acknowledged whose delete has not committed: never handed out again.
     acked: Arc<Mutex<BTreeSet<u64>>>,
     health: watch::Receiver<StorageHealth>,
+    /// The writer thread's liveness.
+    beat: crate::actor::Heartbeat,
 }
 
 impl fmt::Debug for Store {
@@ -119,6 +121,7 @@ impl Store {
         let batch_max = opts.batch_max.max(1);
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
         let (health_tx, health) = watch::channel(StorageHealth::default());
+        let beat = crate::actor::Heartbeat::essential_task("store writer");
         let writer = Writer::new(
             conn,
             &opts,
@@ -126,6 +129,7 @@ impl Store {
                 acked: acked.clone(),
                 health: health_tx,
                 gateway_json: gateway_json.clone(),
+                beat: beat.clone(),
             },
         )?;
         let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(256));
@@ -166,9 +170,15 @@ impl Store {
                 exited,
                 acked,
                 health,
+                beat,
             }),
         };
         Ok((store, alarms))
+    }
+
+    /// The writer's heartbeat: stale when a write is stuck (a wedged disk).
+    pub fn heartbeat(&self) -> crate::actor::Heartbeat {
+        self.inner.beat.clone()
     }
 
     /// The database file.

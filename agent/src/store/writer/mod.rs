@@ -116,6 +116,7 @@ struct Retention {
 
 /// The writer: its connection, its memory and its limits.
 pub(crate) struct Writer {
+    beat: crate::actor::Heartbeat,
     conn: Connection,
     st: State,
     max_rows: u64,
@@ -148,6 +149,8 @@ pub(crate) struct WriterLinks {
     pub acked: Arc<Mutex<BTreeSet<u64>>>,
     pub health: watch::Sender<StorageHealth>,
     pub gateway_json: String,
+    /// Beaten on every turn of the writer's loop (its clock ticks every second).
+    pub beat: crate::actor::Heartbeat,
 }
 
 const TELEMETRY: usize = 0;
@@ -233,6 +236,7 @@ impl Writer {
             full: None,
             alarms_while_full: 0,
             health: links.health,
+            beat: links.beat,
         };
         if let Err(e) = w.reserve.fill() {
             tracing::warn!(error = %e, "disk-full reserve not written; the disk is nearly full");
@@ -249,6 +253,7 @@ impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         let mut batch: Vec<Op> = Vec::with_capacity(self.batch_max);
         while let Some(first) = rx.blocking_recv() {
+            self.beat.beat();
             batch.push(first);
             while batch.len() < self.batch_max {
                 match rx.try_recv() {
