@@ -18,7 +18,7 @@ use gsmgw_drivers::modem::{Dialect, Identity, Modem, ModemError, NetworkStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::config::{DialectChoice, ModemConfig};
+use crate::config::ModemConfig;
 use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
 use crate::sms_out::{ChannelRequest, SendFailure, VoiceOp};
@@ -81,17 +81,6 @@ fn canonical(port: &str) -> String {
     std::fs::canonicalize(port)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| port.to_string())
-}
-
-/// Maps the configured dialect choice to a forced dialect (None = detect).
-pub fn forced_dialect(choice: &DialectChoice) -> Option<Dialect> {
-    match choice {
-        DialectChoice::Auto => None,
-        DialectChoice::Generic => Some(Dialect::Generic),
-        DialectChoice::Quectel => Some(Dialect::Quectel),
-        DialectChoice::Simcom => Some(Dialect::Simcom),
-        DialectChoice::Huawei => Some(Dialect::Huawei),
-    }
 }
 
 /// `*` wildcard match on a file name (`ttyUSB*`).
@@ -762,7 +751,7 @@ impl Channel {
     async fn bring_up(&mut self, modem: &mut Modem) -> Result<(), BringUp> {
         self.set_state(ChannelState::Initializing, None);
         modem.sync().await?;
-        let mut id = modem.identify(forced_dialect(&self.cfg.dialect)).await?;
+        let mut id = modem.identify(self.cfg.dialect.forced()).await?;
         if let Some(want) = &self.cfg.imei {
             if &id.imei != want {
                 return Err(BringUp::WrongModem(format!(
@@ -792,7 +781,7 @@ impl Channel {
 
     fn publish_identity(&self, dialect: Dialect, id: &Identity) {
         self.update(|s| {
-            s.dialect = dialect.as_str().to_string();
+            s.dialect = Some(dialect);
             s.manufacturer.clone_from(&id.manufacturer);
             s.model.clone_from(&id.model);
             s.firmware.clone_from(&id.firmware);
