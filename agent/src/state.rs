@@ -155,3 +155,19 @@ pub struct ModemEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_ms: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_is_published_by_its_name_and_empty_before_identification() {
+        let mut s = ModemSnapshot::new(1, "/dev/ttyUSB2");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["dialect"], "");
+        s.dialect = Some(Dialect::Quectel);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["dialect"], "quectel");
+        assert!(s.summary().contains(" quectel  "), "{}", s.summary());
+    }
+}
