@@ -484,7 +484,7 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
     let mut o = SimOptions {
         link: a.link,
         control: a.control,
-        dialect: a.dialect.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        dialect: sim::UnknownDialect::parse(&a.dialect).map_err(|e| anyhow::anyhow!("{e}"))?,
         ..SimOptions::default()
     };
     if let Some(v) = a.imei {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gsmgw_drivers::at::AtError;
 use gsmgw_drivers::modem::ModemError;
-use gsmgw_drivers::pdu::{self, EncodedPart, SubmitOptions};
+use gsmgw_drivers::pdu::{self, SubmitOptions};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -32,37 +32,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// (after a crash up to this many messages per SIM are `unknown`).
 pub const DEPTH: usize = 2;
 
-/// A request to a channel (the only writer of its port).
-pub enum ChannelRequest {
-    /// A raw AT command (technician's console), serialised with the agent's own commands.
-    At {
-        /// The command line, e.g. `AT+CSQ`.
-        command: String,
-        /// Seconds to wait for the final result.
-        timeout: Duration,
-        /// The response lines and final result as text, or the error.
-        reply: oneshot::Sender<Result<Vec<String>, String>>,
-    },
-    /// Reset the modem now (soft reset, as recovery does).
-    Reset {
-        /// Acknowledged once the reset command was sent.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// A voice-call operation; the reply carries the call list for `List` (empty otherwise).
-    Voice {
-        /// What to do.
-        op: VoiceOp,
-        /// The outcome.
-        reply: oneshot::Sender<Result<Vec<gsmgw_drivers::modem::CallInfo>, String>>,
-    },
-    /// Send these SMS-SUBMIT parts in order; the reply carries each part's TP-MR.
-    SendSms {
-        /// The parts.
-        parts: Vec<EncodedPart>,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<Result<Vec<u8>, SendFailure>>,
-    },
-}
+pub use crate::channel::ChannelRequest;
 
 /// A voice-call operation on a modem.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,11 @@
 //! What the agent knows about each modem slot, as published on `…/modem/{slot}/state`.
 
+use gsmgw_drivers::modem::Dialect;
 use serde::Serialize;
+
+fn dialect_name<S: serde::Serializer>(d: &Option<Dialect>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.map_or("", Dialect::as_str))
+}
 
 /// The life cycle of a modem slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,8 +45,10 @@ pub struct ModemSnapshot {
     pub state: ChannelState,
     /// Configured AT port.
     pub port: String,
-    /// Dialect in use (detected or forced).
-    pub dialect: String,
+    /// Dialect in use (detected or forced); None until the modem was identified (published as
+    /// an empty string).
+    #[serde(serialize_with = "dialect_name")]
+    pub dialect: Option<Dialect>,
     /// AT+CGMI.
     pub manufacturer: String,
     /// AT+CGMM.
@@ -77,7 +84,7 @@ impl ModemSnapshot {
             slot,
             state: ChannelState::Absent,
             port: port.to_string(),
-            dialect: String::new(),
+            dialect: None,
             manufacturer: String::new(),
             model: String::new(),
             firmware: String::new(),
@@ -111,7 +118,7 @@ impl ModemSnapshot {
             "slot {:<2} {:<12} {:<8} {:<22} IMEI {:<15} IMSI {:<15} SIM {:<12} {:<10} {:<14} {}",
             self.slot,
             self.state.as_str(),
-            self.dialect,
+            self.dialect.map_or("", Dialect::as_str),
             format!("{} {}", self.manufacturer, self.model).trim(),
             self.imei,
             self.imsi,
@@ -147,4 +154,20 @@ pub struct ModemEvent {
     /// For `recovered`: milliseconds from the first sign of trouble to ready again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_is_published_by_its_name_and_empty_before_identification() {
+        let mut s = ModemSnapshot::new(1, "/dev/ttyUSB2");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["dialect"], "");
+        s.dialect = Some(Dialect::Quectel);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["dialect"], "quectel");
+        assert!(s.summary().contains(" quectel  "), "{}", s.summary());
+    }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use gsmgw_agent::config::{self, DialectChoice, LogFormat};
+use gsmgw_drivers::modem::Dialect;
 
 fn docs(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,8 +23,14 @@ fn config_example_file_validates() {
     let endpoint = cfg.mqtt.endpoint().unwrap();
     assert!(!endpoint.tls, "the example uses plain mqtt://");
     assert_eq!(cfg.modems.len(), 2);
-    assert_eq!(cfg.modems[0].dialect, DialectChoice::Quectel);
-    assert_eq!(cfg.modems[1].dialect, DialectChoice::Simcom);
+    assert_eq!(
+        cfg.modems[0].dialect,
+        DialectChoice::Forced(Dialect::Quectel)
+    );
+    assert_eq!(
+        cfg.modems[1].dialect,
+        DialectChoice::Forced(Dialect::Simcom)
+    );
     assert!(cfg.console.is_stdin());
     assert!(cfg.validate().is_empty());
 }

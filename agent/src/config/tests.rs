@@ -98,7 +98,10 @@ idle_logout_secs = 86400
     let c = parse_str(text, "gw.toml").unwrap();
     assert_eq!(c.gateway.log_format, LogFormat::Json);
     assert_eq!(c.mqtt.password.as_deref(), Some("p"));
-    assert_eq!(c.modems[0].dialect, DialectChoice::Huawei);
+    assert_eq!(
+        c.modems[0].dialect,
+        DialectChoice::Forced(gsmgw_drivers::modem::Dialect::Huawei)
+    );
     assert!(!c.modems[0].enabled);
     assert!(c.console.is_disabled());
     // Secrets stay out of Debug output.

@@ -65,15 +65,6 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn dialect_of(name: &str) -> Dialect {
-    match name {
-        "quectel" => Dialect::Quectel,
-        "simcom" => Dialect::Simcom,
-        "huawei" => Dialect::Huawei,
-        _ => Dialect::Generic,
-    }
-}
-
 impl Call {
     fn new(sh: Shared, direction: &'static str) -> Call {
         let (tx, rx) = mpsc::channel(64);
@@ -153,7 +144,8 @@ impl Call {
         if let Some(s) = self.sh.slot(slot) {
             let snap = s.snapshot.borrow();
             self.imsi = snap.imsi.clone();
-            self.dialect = dialect_of(&snap.dialect);
+            // Not identified yet (no dialect known): the generic voice set-up, as before.
+            self.dialect = snap.dialect.unwrap_or_default();
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unsolicited result codes: recognising them among response lines and typing them.
 
 use super::fields::{parse_fields, unquote};
+use crate::modem::Dialect;
 
 /// An unsolicited result code as the engine hands it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +95,8 @@ pub enum Urc {
     Other(String),
 }
 
-/// Prefixes that begin an unsolicited line on 27.007/27.005 and vendor modems.
+/// Prefixes that begin an unsolicited line on 27.007/27.005 modems. Vendors' own lines are in
+/// their dialect files (`crate::modem::<vendor>`).
 const URC_PREFIXES: &[&str] = &[
     "RING",
     "+CRING:",
@@ -115,31 +117,7 @@ const URC_PREFIXES: &[&str] = &[
     "+COLP:",
     "+CTZV:",
     "+CTZE:",
-    "+QIND:",
-    "+QUSIM:",
     "+CPINR:",
-    "^RSSI:",
-    "^HCSQ:",
-    "^BOOT:",
-    "^MODE:",
-    "^SRVST:",
-    "^SIMST:",
-    "^SYSSTART",
-    "^ORIG:",
-    "^CONF:",
-    "^CONN:",
-    "^CEND:",
-    "^DDTMF:",
-    "+QTONEDET:",
-    "+RXDTMF:",
-    "VOICE CALL:",
-    "MISSED_CALL:",
-    "^DSFLOWRPT:",
-    "RDY",
-    "Call Ready",
-    "SMS Ready",
-    "PB DONE",
-    "+PACSP",
     "NO CARRIER",
     "BUSY",
     "NO ANSWER",
@@ -147,7 +125,7 @@ const URC_PREFIXES: &[&str] = &[
 
 /// True when `line` looks like an unsolicited result code.
 pub fn looks_unsolicited(line: &str) -> bool {
-    URC_PREFIXES.iter().any(|p| line.starts_with(p))
+    URC_PREFIXES.iter().any(|p| line.starts_with(p)) || Dialect::is_vendor_urc(line)
 }
 
 /// True when the URC header announces a second line carrying a PDU (`+CMT:`, `+CDS:`, `+CBM:`).
@@ -229,57 +207,39 @@ pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
             code: rest("+CPIN:").to_string(),
         };
     }
-    if line.starts_with("^RSSI:")
-        || line.starts_with("^HCSQ:")
-        || line.starts_with("+CSQ:")
-        || line.starts_with("+QIND: \"csq\"")
-    {
+    if line.starts_with("+CSQ:") {
         return Urc::Signal {
             line: line.to_string(),
         };
     }
-    // Huawei repeats ^BOOT periodically as chatter; only these mean the modem restarted.
-    if line == "RDY" || line.starts_with("^SYSSTART") {
-        return Urc::Boot {
-            line: line.to_string(),
-        };
-    }
-    if line.starts_with("^CONN:") || line.starts_with("+COLP:") || line == "VOICE CALL: BEGIN" {
+    if line.starts_with("+COLP:") {
         return Urc::CallConnected {
             line: line.to_string(),
         };
-    }
-    if line.starts_with("^CEND:") {
-        let f = parse_fields(rest("^CEND:"));
-        return Urc::CallCleared {
-            cause: f.get(3).and_then(|s| s.trim().parse().ok()),
-        };
-    }
-    if line.starts_with("VOICE CALL: END") {
-        return Urc::CallCleared { cause: None };
-    }
-    for prefix in ["^DDTMF:", "+RXDTMF:", "+QTONEDET:"] {
-        if line.starts_with(prefix) {
-            let v = unquote(rest(prefix));
-            let digit = if prefix == "+QTONEDET:" {
-                v.parse::<u8>().ok().map(char::from)
-            } else {
-                v.chars().next()
-            };
-            return match digit {
-                Some(d) if d.is_ascii_digit() || matches!(d, '*' | '#' | 'A'..='D') => {
-                    Urc::Dtmf { digit: d }
-                }
-                _ => Urc::Other(line.to_string()),
-            };
-        }
     }
     if line == "NO CARRIER" || line == "BUSY" || line == "NO ANSWER" {
         return Urc::CallEnded {
             reason: line.to_string(),
         };
     }
-    Urc::Other(line.to_string())
+    // Vendors' own lines (^RSSI, +QIND, VOICE CALL: ...): the dialect files type them.
+    Dialect::parse_vendor_urc(line).unwrap_or_else(|| Urc::Other(line.to_string()))
+}
+
+/// A DTMF URC for `digit` when it is a DTMF key (0-9, *, #, A-D); else the line as
+/// [`Urc::Other`]. For the dialects' DTMF reports.
+pub fn dtmf(line: &str, digit: Option<char>) -> Urc {
+    match digit {
+        Some(d) if d.is_ascii_digit() || matches!(d, '*' | '#' | 'A'..='D') => {
+            Urc::Dtmf { digit: d }
+        }
+        _ => Urc::Other(line.to_string()),
+    }
+}
+
+/// What follows `prefix` in `line`, trimmed (empty when the line is only the prefix).
+pub fn rest<'a>(line: &'a str, prefix: &str) -> &'a str {
+    line.get(prefix.len()..).unwrap_or("").trim()
 }
 
 #[cfg(test)]

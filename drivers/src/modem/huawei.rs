@@ -1,7 +1,10 @@
-//! Huawei (E173, E1550, E3372 in stick mode...): AT^ICCID?, `^RSSI`/`^MODE` URC chatter, the
-//! `COMMAND NOT SUPPORT` error word.
+//! Huawei (E173, E1550, E3372 in stick mode...): AT^ICCID?, `^RSSI`/`^MODE` URC chatter, `^CONN`
+//! / `^CEND` call progress, `^DDTMF`, the `COMMAND NOT SUPPORT` error word.
 
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
+use crate::at::Urc;
+use crate::at::fields::{parse_fields, unquote};
+use crate::at::urc::{dtmf, rest};
 
 /// Huawei modems.
 pub const SPEC: DialectSpec = DialectSpec {
@@ -19,4 +22,90 @@ pub const SPEC: DialectSpec = DialectSpec {
         disable: None,
         dtmf_detect: None,
     },
+    urc_prefixes: URC_PREFIXES,
+    parse_urc,
 };
+
+/// Huawei's own unsolicited lines.
+const URC_PREFIXES: &[&str] = &[
+    "^RSSI:",
+    "^HCSQ:",
+    "^BOOT:",
+    "^MODE:",
+    "^SRVST:",
+    "^SIMST:",
+    "^ORIG:",
+    "^CONF:",
+    "^CONN:",
+    "^CEND:",
+    "^DDTMF:",
+    "^DSFLOWRPT:",
+];
+
+fn parse_urc(line: &str) -> Option<Urc> {
+    if line.starts_with("^RSSI:") || line.starts_with("^HCSQ:") {
+        return Some(Urc::Signal {
+            line: line.to_string(),
+        });
+    }
+    if line.starts_with("^CONN:") {
+        return Some(Urc::CallConnected {
+            line: line.to_string(),
+        });
+    }
+    if line.starts_with("^CEND:") {
+        // ^CEND:<idx>,<duration>,<end_status>,<cc_cause>
+        let f = parse_fields(rest(line, "^CEND:"));
+        return Some(Urc::CallCleared {
+            cause: f.get(3).and_then(|s| s.trim().parse().ok()),
+        });
+    }
+    if line.starts_with("^DDTMF:") {
+        let v = unquote(rest(line, "^DDTMF:"));
+        return Some(dtmf(line, v.chars().next()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::at::urc;
+
+    #[test]
+    fn huawei_lines() {
+        assert!(matches!(parse_urc("^RSSI: 17"), Some(Urc::Signal { .. })));
+        assert!(matches!(
+            parse_urc("^HCSQ:\"LTE\",50,40,120,30"),
+            Some(Urc::Signal { .. })
+        ));
+        assert!(matches!(
+            parse_urc("^CONN:1,0"),
+            Some(Urc::CallConnected { .. })
+        ));
+        assert_eq!(
+            parse_urc("^CEND:1,0,104,17"),
+            Some(Urc::CallCleared { cause: Some(17) })
+        );
+        assert_eq!(
+            parse_urc("^CEND:1"),
+            Some(Urc::CallCleared { cause: None })
+        );
+        assert_eq!(parse_urc("^DDTMF: 7"), Some(Urc::Dtmf { digit: '7' }));
+        assert_eq!(parse_urc("^DDTMF: z"), Some(Urc::Other("^DDTMF: z".into())));
+        // Chatter: taken out of responses, not acted on; ^BOOT is no restart.
+        for l in [
+            "^BOOT:20841248,0,0,0,72",
+            "^MODE:5,4",
+            "^SIMST: 1",
+            "^ORIG:1,0",
+            "^CONF:1",
+            "^DSFLOWRPT:00000001,0,0",
+        ] {
+            assert_eq!(parse_urc(l), None, "{l}");
+            assert!(urc::looks_unsolicited(l), "{l}");
+            assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
+        }
+        assert_eq!(urc::parse("^CEND:1,0,104,16", None), Urc::CallCleared { cause: Some(16) });
+    }
+}

@@ -1,14 +1,18 @@
 //! Generic 27.007/27.005 modem operations and one file per vendor dialect.
 //!
-//! Vendor quirks live in the dialect files as data ([`DialectSpec`]); the operations here are
-//! the generic 3GPP ones and consult the spec where vendors differ.
+//! Vendor quirks live in the dialect files as data plus behaviour hooks ([`DialectSpec`]); the
+//! operations here are the generic 3GPP ones and consult the spec where vendors differ.
+//!
+//! A new vendor is one file (`modem/<vendor>.rs` with its `SPEC`), one row in the
+//! `dialects!` list below (which makes the [`Dialect`] variant) and, if it can be recognised from
+//! its identity, one row in [`DETECTION`].
 
-pub mod generic;
-pub mod huawei;
-pub mod quectel;
-pub mod simcom;
+mod dialect;
+mod storage;
 mod voice;
 
+pub use dialect::{DialectSpec, VoiceSpec, VoiceWhen};
+pub use storage::StoredMessage;
 pub use voice::{CallInfo, CallStat, dialable, parse_clcc};
 
 use std::time::Duration;
@@ -18,104 +22,51 @@ use serde::Serialize;
 use crate::at::fields::{after_prefix, parse_fields, unquote};
 use crate::at::{AtError, AtHandle, Command};
 
-/// What differs between vendors, as data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialectSpec {
-    /// The dialect's name as used in config (`quectel`...).
-    pub name: &'static str,
-    /// Commands that read the ICCID with their answer prefix, tried in order.
-    pub iccid_commands: &'static [(&'static str, &'static str)],
-    /// Vendor words that end a command as an error.
-    pub vendor_errors: &'static [&'static str],
-    /// Extra init commands, best effort.
-    pub init: &'static [&'static str],
-    /// How the modem's PCM voice port is switched on.
-    pub voice: VoiceSpec,
+/// Declares the dialect files, the [`Dialect`] enum with one variant per file, and the
+/// variant → spec table.
+macro_rules! dialects {
+    ($($(#[$attr:meta])* $variant:ident => $file:ident,)+) => {
+        $(pub mod $file;)+
+
+        /// A modem vendor dialect.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum Dialect {
+            $($(#[$attr])* $variant,)+
+        }
+
+        impl Dialect {
+            /// Every dialect, in declaration order.
+            pub const ALL: &'static [Dialect] = &[$(Dialect::$variant),+];
+
+            /// The dialect's spec: its data and behaviour hooks.
+            pub fn spec(self) -> &'static DialectSpec {
+                match self {
+                    $(Dialect::$variant => &$file::SPEC,)+
+                }
+            }
+        }
+    };
 }
 
-/// When a dialect's voice-port command must be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoiceWhen {
-    /// Before ATD/ATA (Quectel AT+QPCMV: the port must be on when the call starts).
-    BeforeCall,
-    /// Once ATD/ATA was accepted, while the call is set up (Huawei AT^DDSETEX=2).
-    AfterDialOrAnswer,
-    /// Only after the call is connected (SIMCom AT+CPCMREG=1).
-    AfterConnect,
-}
-
-/// The voice port's commands in one dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VoiceSpec {
-    /// The command that routes call audio to the PCM port; None when audio flows without one.
-    pub enable: Option<&'static str>,
-    /// When `enable` must be sent.
-    pub when: VoiceWhen,
-    /// The command that switches it off after the call, if any.
-    pub disable: Option<&'static str>,
-    /// The command that turns on DTMF detection URCs, if the dialect needs one.
-    pub dtmf_detect: Option<&'static str>,
-}
-
-/// A modem vendor dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
+dialects! {
     /// Plain 3GPP.
-    Generic,
+    #[default]
+    Generic => generic,
     /// Quectel.
-    Quectel,
+    Quectel => quectel,
     /// SIMCom.
-    Simcom,
+    Simcom => simcom,
     /// Huawei.
-    Huawei,
+    Huawei => huawei,
 }
 
-impl Dialect {
-    /// The dialect's spec.
-    pub fn spec(self) -> &'static DialectSpec {
-        match self {
-            Dialect::Generic => &generic::SPEC,
-            Dialect::Quectel => &quectel::SPEC,
-            Dialect::Simcom => &simcom::SPEC,
-            Dialect::Huawei => &huawei::SPEC,
-        }
-    }
-
-    /// The name as in config.
-    pub fn as_str(self) -> &'static str {
-        self.spec().name
-    }
-
-    /// Picks the dialect from AT+CGMI / AT+CGMM answers.
-    pub fn detect(manufacturer: &str, model: &str) -> Dialect {
-        let m = format!("{manufacturer} {model}").to_ascii_lowercase();
-        if m.contains("quectel") {
-            Dialect::Quectel
-        } else if m.contains("simcom") {
-            Dialect::Simcom
-        } else if m.contains("huawei") {
-            Dialect::Huawei
-        } else {
-            Dialect::Generic
-        }
-    }
-}
-
-impl std::str::FromStr for Dialect {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "generic" => Ok(Dialect::Generic),
-            "quectel" => Ok(Dialect::Quectel),
-            "simcom" => Ok(Dialect::Simcom),
-            "huawei" => Ok(Dialect::Huawei),
-            other => Err(format!(
-                "unknown dialect {other:?} (generic, quectel, simcom, huawei)"
-            )),
-        }
-    }
-}
+/// Words in a modem's identity (AT+CGMI / AT+CGMM, or ATI, answers; case-insensitive) that name
+/// its dialect. The first row that matches wins; none means [`Dialect::Generic`].
+pub const DETECTION: &[(&str, Dialect)] = &[
+    ("quectel", Dialect::Quectel),
+    ("simcom", Dialect::Simcom),
+    ("huawei", Dialect::Huawei),
+];
 
 /// Who the modem and its SIM are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -597,124 +548,6 @@ impl Modem {
     }
 }
 
-/// A message as a modem's storage holds it (PDU mode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Index in the storage.
-    pub index: u32,
-    /// 27.005 `<stat>`: 0 unread, 1 read, 2 stored unsent, 3 stored sent.
-    pub stat: u8,
-    /// The PDU in hex, SMSC field included.
-    pub pdu: String,
-}
-
-fn looks_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Pairs `+CMGL:`/`+CMGR:` headers with the PDU line that follows each.
-fn parse_listing(lines: &[String], prefix: &str, index: Option<u32>) -> Vec<StoredMessage> {
-    let mut out = Vec::new();
-    let mut it = lines.iter().peekable();
-    while let Some(line) = it.next() {
-        let Some(rest) = after_prefix(line, prefix) else {
-            continue;
-        };
-        let f = parse_fields(rest);
-        // +CMGL: <index>,<stat>,[<alpha>],<length>   +CMGR: <stat>,[<alpha>],<length>
-        let (idx, stat) = match index {
-            None => (
-                f.first().and_then(|v| v.parse::<u32>().ok()),
-                f.get(1).and_then(|v| v.parse::<u8>().ok()),
-            ),
-            Some(i) => (Some(i), f.first().and_then(|v| v.parse::<u8>().ok())),
-        };
-        let pdu = match it.peek() {
-            Some(next) if looks_hex(next.trim()) => it.next().map(|s| s.trim().to_string()),
-            _ => None,
-        };
-        if let (Some(index), Some(stat), Some(pdu)) = (idx, stat, pdu) {
-            out.push(StoredMessage { index, stat, pdu });
-        }
-    }
-    out
-}
-
-impl Modem {
-    /// Selects the storage that AT+CMGR/CMGL/CMGD work on (`SM`, `ME`, `SR` ...).
-    pub async fn select_read_storage(&self, storage: &str) -> Result<(), ModemError> {
-        self.run(&format!("AT+CPMS=\"{storage}\""))
-            .await
-            .map(|_| ())
-    }
-
-    /// The storages the modem offers for reading (first list of AT+CPMS=?).
-    pub async fn read_storages(&self) -> Result<Vec<String>, ModemError> {
-        let r = self.run("AT+CPMS=?").await?;
-        let line = r.field_line("+CPMS:").unwrap_or("");
-        // +CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")
-        let first = line
-            .split(')')
-            .next()
-            .unwrap_or("")
-            .trim_start_matches(['(', ' ']);
-        Ok(parse_fields(first)
-            .iter()
-            .map(|s| unquote(s))
-            .filter(|s| !s.is_empty())
-            .collect())
-    }
-
-    /// All messages in the selected storage (AT+CMGL=4, PDU mode).
-    pub async fn list_messages(&self) -> Result<Vec<StoredMessage>, ModemError> {
-        let cmd = "AT+CMGL=4";
-        let r = self
-            .at
-            .send(Command::new(cmd).timeout(Duration::from_secs(60)))
-            .await
-            .map_err(at_err(cmd))?;
-        Ok(parse_listing(&r.lines, "+CMGL:", None))
-    }
-
-    /// One message of the selected storage; None for an empty index.
-    pub async fn read_message(&self, index: u32) -> Result<Option<StoredMessage>, ModemError> {
-        let cmd = format!("AT+CMGR={index}");
-        match self.at.cmd(&cmd).await {
-            Ok(r) => Ok(parse_listing(&r.lines, "+CMGR:", Some(index)).pop()),
-            // 321: invalid memory index (empty);
-            Err(AtError::Cms(c)) if c.code == Some(321) => Ok(None),
-            Err(e) => Err(at_err(&cmd)(e)),
-        }
-    }
-
-    /// Deletes one message of the selected storage.
-    pub async fn delete_message(&self, index: u32) -> Result<(), ModemError> {
-        self.run(&format!("AT+CMGD={index}")).await.map(|_| ())
-    }
-
-    /// Sends one SMS-SUBMIT part; returns the message reference the network gave it.
-    pub async fn send_pdu(&self, pdu: &str, tpdu_len: usize) -> Result<u8, ModemError> {
-        let cmd = format!("AT+CMGS={tpdu_len}");
-        let r = self
-            .at
-            .send(
-                Command::new(cmd.as_str())
-                    .body(pdu)
-                    .timeout(Duration::from_secs(60)),
-            )
-            .await
-            .map_err(at_err(&cmd))?;
-        let mr = r.field_line("+CMGS:").unwrap_or("");
-        parse_fields(mr)
-            .first()
-            .and_then(|v| v.parse::<u8>().ok())
-            .ok_or_else(|| ModemError::Unexpected {
-                command: cmd.clone(),
-                answer: mr.to_string(),
-            })
-    }
-}
-
 /// Opens a serial port (or a pseudo-terminal) for AT commands: 8N1, no flow control,
 /// exclusive so no other program writes to the same modem.
 pub fn open_port(path: &str, baud: u32) -> Result<tokio_serial::SerialStream, std::io::Error> {
@@ -740,31 +573,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listing_pairs_headers_with_pdus() {
-        let lines: Vec<String> = [
-            "+CMGL: 0,1,,24",
-            "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07",
-            "+CMGL: 3,0,,5",
-            "not hex",
-            "+CMGL: 4,0,,5",
-            "0011",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let m = parse_listing(&lines, "+CMGL:", None);
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].index, m[0].stat), (0, 1));
-        assert_eq!((m[1].index, m[1].pdu.as_str()), (4, "0011"));
-        let r = parse_listing(
-            &["+CMGR: 0,,24".to_string(), "00AB".to_string()],
-            "+CMGR:",
-            Some(7),
-        );
-        assert_eq!(r[0].index, 7);
-    }
-
-    #[test]
     fn rssi_mapping() {
         assert_eq!(rssi_to_dbm(0), Some(-113));
         assert_eq!(rssi_to_dbm(20), Some(-73));
@@ -786,16 +594,5 @@ mod tests {
             normalize_iccid("8938006230051713123F"),
             "8938006230051713123"
         );
-    }
-
-    #[test]
-    fn detect_dialects() {
-        assert_eq!(Dialect::detect("Quectel", "EC25"), Dialect::Quectel);
-        assert_eq!(
-            Dialect::detect("SIMCOM INCORPORATED", "SIMCOM_SIM7600E"),
-            Dialect::Simcom
-        );
-        assert_eq!(Dialect::detect("huawei", "E173"), Dialect::Huawei);
-        assert_eq!(Dialect::detect("Telit", "LE910"), Dialect::Generic);
     }
 }

@@ -1,6 +1,9 @@
-//! Quectel (EC2x, EG9x, UC20, M95...): AT+QCCID, `+QIND` URCs.
+//! Quectel (EC2x, EG9x, UC20, M95...): AT+QCCID, `+QIND` URCs, `+QTONEDET` DTMF reports.
 
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
+use crate::at::Urc;
+use crate::at::fields::unquote;
+use crate::at::urc::{dtmf, rest};
 
 /// Quectel modems.
 pub const SPEC: DialectSpec = DialectSpec {
@@ -15,4 +18,56 @@ pub const SPEC: DialectSpec = DialectSpec {
         disable: Some("AT+QPCMV=0"),
         dtmf_detect: Some("AT+QTONEDET=1"),
     },
+    urc_prefixes: URC_PREFIXES,
+    parse_urc,
 };
+
+/// Quectel's own unsolicited lines.
+const URC_PREFIXES: &[&str] = &["+QIND:", "+QUSIM:", "+QTONEDET:"];
+
+fn parse_urc(line: &str) -> Option<Urc> {
+    if line.starts_with("+QIND: \"csq\"") {
+        return Some(Urc::Signal {
+            line: line.to_string(),
+        });
+    }
+    if line.starts_with("+QTONEDET:") {
+        // The key as its ASCII code ('5' → 53).
+        let v = unquote(rest(line, "+QTONEDET:"));
+        return Some(dtmf(line, v.parse::<u8>().ok().map(char::from)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::at::urc;
+
+    #[test]
+    fn quectel_lines() {
+        assert!(matches!(
+            parse_urc("+QIND: \"csq\",17,99"),
+            Some(Urc::Signal { .. })
+        ));
+        assert_eq!(parse_urc("+QTONEDET: 53"), Some(Urc::Dtmf { digit: '5' }));
+        assert_eq!(parse_urc("+QTONEDET: 35"), Some(Urc::Dtmf { digit: '#' }));
+        assert_eq!(
+            parse_urc("+QTONEDET: 120"),
+            Some(Urc::Other("+QTONEDET: 120".into()))
+        );
+        assert_eq!(
+            parse_urc("+QTONEDET:"),
+            Some(Urc::Other("+QTONEDET:".into()))
+        );
+        // +QIND lines the agent does not act on are taken out of responses, typed as Other.
+        assert_eq!(parse_urc("+QIND: SMS DONE"), None);
+        assert!(urc::looks_unsolicited("+QIND: SMS DONE"));
+        assert!(urc::looks_unsolicited("+QUSIM: 1"));
+        assert_eq!(
+            urc::parse("+QIND: SMS DONE", None),
+            Urc::Other("+QIND: SMS DONE".into())
+        );
+        assert_eq!(urc::parse("+QTONEDET: 53", None), Urc::Dtmf { digit: '5' });
+    }
+}

@@ -1,6 +1,10 @@
-//! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones.
+//! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones; `VOICE CALL:`
+//! progress lines, `+RXDTMF` DTMF reports.
 
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
+use crate::at::Urc;
+use crate::at::fields::unquote;
+use crate::at::urc::{dtmf, rest};
 
 /// SIMCom modems.
 pub const SPEC: DialectSpec = DialectSpec {
@@ -14,4 +18,62 @@ pub const SPEC: DialectSpec = DialectSpec {
         disable: Some("AT+CPCMREG=0"),
         dtmf_detect: Some("AT+DDET=1"),
     },
+    urc_prefixes: URC_PREFIXES,
+    parse_urc,
 };
+
+/// SIMCom's own unsolicited lines.
+const URC_PREFIXES: &[&str] = &[
+    "+RXDTMF:",
+    "VOICE CALL:",
+    "MISSED_CALL:",
+    "Call Ready",
+    "SMS Ready",
+    "PB DONE",
+];
+
+fn parse_urc(line: &str) -> Option<Urc> {
+    if line == "VOICE CALL: BEGIN" {
+        return Some(Urc::CallConnected {
+            line: line.to_string(),
+        });
+    }
+    if line.starts_with("VOICE CALL: END") {
+        return Some(Urc::CallCleared { cause: None });
+    }
+    if line.starts_with("+RXDTMF:") {
+        let v = unquote(rest(line, "+RXDTMF:"));
+        return Some(dtmf(line, v.chars().next()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::at::urc;
+
+    #[test]
+    fn simcom_lines() {
+        assert!(matches!(
+            parse_urc("VOICE CALL: BEGIN"),
+            Some(Urc::CallConnected { .. })
+        ));
+        assert_eq!(
+            parse_urc("VOICE CALL: END: 000012"),
+            Some(Urc::CallCleared { cause: None })
+        );
+        assert_eq!(parse_urc("+RXDTMF: #"), Some(Urc::Dtmf { digit: '#' }));
+        assert_eq!(parse_urc("+RXDTMF: x"), Some(Urc::Other("+RXDTMF: x".into())));
+        assert_eq!(parse_urc("+RXDTMF:"), Some(Urc::Other("+RXDTMF:".into())));
+        assert_eq!(parse_urc("MISSED_CALL: 10:02AM 0441234567"), None);
+        for l in ["MISSED_CALL: 10:02AM 0441234567", "Call Ready", "SMS Ready", "PB DONE"] {
+            assert!(urc::looks_unsolicited(l), "{l}");
+            assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
+        }
+        assert!(matches!(
+            urc::parse("VOICE CALL: BEGIN", None),
+            Urc::CallConnected { .. }
+        ));
+    }
+}

@@ -2,19 +2,9 @@
 
 use super::parse::Args;
 
-/// Modem vendor dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// Plain 27.007/27.005 modem without vendor extensions.
-    #[default]
-    Generic,
-    /// Quectel EC25.
-    Quectel,
-    /// SIMCom SIM7600E.
-    Simcom,
-    /// Huawei E3372 (stick firmware).
-    Huawei,
-}
+/// The simulator names its dialect with the agent's own type; its behaviour per dialect (what
+/// the simulated modem prints and accepts) is the `impl` below.
+pub use crate::modem::Dialect;
 
 /// What distinguishes one vendor from another.
 pub(crate) struct Profile {

@@ -21,7 +21,6 @@ mod ussd;
 mod voice;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -68,16 +67,11 @@ impl SimError {
 #[error("unknown dialect {0:?} (expected generic, quectel, simcom or huawei)")]
 pub struct UnknownDialect(pub String);
 
-impl FromStr for Dialect {
-    type Err = UnknownDialect;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "generic" => Ok(Dialect::Generic),
-            "quectel" => Ok(Dialect::Quectel),
-            "simcom" => Ok(Dialect::Simcom),
-            "huawei" => Ok(Dialect::Huawei),
-            _ => Err(UnknownDialect(s.to_string())),
-        }
+impl UnknownDialect {
+    /// Parses a dialect name as the simulator's command line takes it (any case).
+    pub fn parse(s: &str) -> Result<Dialect, UnknownDialect> {
+        s.parse::<Dialect>()
+            .map_err(|_| UnknownDialect(s.to_string()))
     }
 }
 
