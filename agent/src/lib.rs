@@ -20,6 +20,7 @@ pub mod recordings;
 pub mod runtime;
 pub mod sms_in;
 pub mod sms_out;
+pub mod sms_status;
 pub mod state;
 pub mod store;
 pub mod tls;

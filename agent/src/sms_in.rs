@@ -291,7 +291,7 @@ impl Inbox {
             "submitted_at": r.scts.to_rfc3339(),
             "discharged_at": r.discharge_time.to_rfc3339(),
         });
-        let matched = crate::sms_out::match_report(
+        let matched = crate::sms_status::match_report(
             &self.events,
             self.slot,
             r.mr,

@@ -22,7 +22,6 @@ use tokio::time::Instant;
 use crate::config::ModemConfig;
 use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
-use crate::sms_out::{SendFailure, VoiceOp};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
 mod ports;
@@ -369,4 +368,32 @@ impl Channel {
             }
         }
     }
+}
+
+/// A voice-call operation on a modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoiceOp {
+    /// ATD<number>;
+    Dial(String),
+    /// ATA.
+    Answer,
+    /// AT+CHUP (ATH).
+    HangUp,
+    /// AT+VTS.
+    Dtmf(char),
+    /// The dialect's voice-port command.
+    VoiceOn,
+    /// The dialect's voice-port off command.
+    VoiceOff,
+    /// AT+CLCC.
+    List,
+}
+
+/// A send that stopped at some part.
+#[derive(Debug, Clone)]
+pub struct SendFailure {
+    /// Message references of the parts that did go out.
+    pub sent: Vec<u8>,
+    /// What the modem said.
+    pub error: ModemError,
 }

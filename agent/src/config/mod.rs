@@ -5,6 +5,7 @@
 //! [`Problem`] with file, 1-based line and key path such as `modem[2].slot`. See
 //! `docs/config.md` for the schema.
 
+mod dialect;
 mod endpoint;
 mod error;
 mod model;

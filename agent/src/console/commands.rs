@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Console, LOG_TARGET};
+use crate::channel::ChannelRequest;
 use crate::commands::Origin;
-use crate::sms_out::ChannelRequest;
 use crate::state::ModemSnapshot;
 
 /// How long `at` waits for the modem's final result.

@@ -30,9 +30,9 @@ use tokio::sync::{Mutex, mpsc, watch};
 pub use logring::{LogRing, LogRingLayer, log_ring};
 pub use views::AgentView;
 
+use crate::channel::ChannelRequest;
 use crate::config::Config;
 use crate::events::Events;
-use crate::sms_out::ChannelRequest;
 use crate::uplink::UplinkControl;
 use auth::{LoginGuard, LoginPolicy};
 use cfgedit::ConfigEditor;

@@ -26,10 +26,10 @@ use gsmgw_drivers::voice::Codec;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::channel::ChannelRequest;
 pub use crate::config::host_port;
 use crate::config::{Config, VoiceConfig, VoiceRoute};
 use crate::events::Events;
-use crate::sms_out::ChannelRequest;
 use crate::state::{ChannelState, ModemSnapshot};
 
 /// Resolves `host:port` (a missing port is `default_port`).

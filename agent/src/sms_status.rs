@@ -1,0 +1,78 @@
+//! `sms-status` events, and matching a status report to the job that sent the message.
+//! Shared by the sender (sent, failed, expired) and the inbox (reports), below both.
+
+use serde_json::{Value, json};
+
+use crate::events::Events;
+use crate::store::{EventClass, Job, NewEvent, StoreError};
+
+/// An `sms-status` event for `job` in `state`, with `extra` fields.
+pub fn status_event(job: &Job, state: &str, extra: Value) -> NewEvent {
+    let mut body = json!({
+        "request_id": job.request_id,
+        "msg_id": job.job_id,
+        "to": job.payload["to"],
+        "state": state,
+        "parts": job.payload["parts"],
+    });
+    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    NewEvent::new("sms-status", EventClass::Critical, body)
+}
+
+/// Matches a status report to the job that sent it (slot, MR, recipient); updates the job
+/// and returns true when it was ours.
+pub async fn match_report(
+    events: &Events,
+    slot: u16,
+    mr: u8,
+    recipient: &str,
+    delivered: Option<bool>,
+    report: Value,
+) -> Result<bool, StoreError> {
+    let sent = events.store().jobs_in_state("sent", 10_000).await?;
+    let Some(job) = sent.into_iter().rev().find(|j| {
+        j.payload["to"].as_str() == Some(recipient)
+            && j.outcome.as_ref().is_some_and(|o| {
+                o["slot"].as_u64() == Some(u64::from(slot))
+                    && o["mr"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|m| m.as_u64() == Some(u64::from(mr))))
+            })
+    }) else {
+        return Ok(false);
+    };
+    let mut outcome = job.outcome.clone().unwrap_or_else(|| json!({}));
+    let Some(delivered_now) = delivered else {
+        // Still pending at the SMSC: an event for the record, no state change.
+        events
+            .store()
+            .append(status_event(&job, "pending", report))
+            .await?;
+        events.committed();
+        return Ok(true);
+    };
+    let total = outcome["mr"].as_array().map(Vec::len).unwrap_or(1);
+    let mut done: Vec<Value> = outcome["delivered"].as_array().cloned().unwrap_or_default();
+    if !done.iter().any(|m| m.as_u64() == Some(u64::from(mr))) {
+        done.push(json!(mr));
+    }
+    let state = if !delivered_now {
+        "failed"
+    } else if done.len() >= total {
+        "delivered"
+    } else {
+        "sent"
+    };
+    if let Some(o) = outcome.as_object_mut() {
+        o.insert("delivered".into(), json!(done));
+    }
+    let ev = (state != "sent").then(|| status_event(&job, state, report));
+    events
+        .store()
+        .update_job(job.job_id, state, Some(outcome), ev)
+        .await?;
+    events.committed();
+    Ok(true)
+}
