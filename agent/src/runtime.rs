@@ -179,6 +179,7 @@ impl Agent {
                     requests: req_rx,
                     calls: Some(call_urc_tx.clone()),
                     shutdown: shutdown.clone(),
+                    heartbeat: liveness.register(&format!("channel {}", m.slot), true),
                 },
             ));
             senders.push(req_tx);

@@ -112,6 +112,9 @@ pub struct ChannelContext {
     pub calls: Option<mpsc::Sender<(u16, Urc)>>,
     /// Turns true on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Beaten while the channel turns: in its serving loop and in every wait. An AT command
+    /// waits at most its timeout (the SIM-busy wait at most `sim_busy_timeout`).
+    pub heartbeat: crate::actor::Heartbeat,
 }
 
 /// A running channel's outputs.
@@ -131,7 +134,9 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
     let task = tokio::spawn(async move {
         let port = cfg.port.clone();
         let inbox = Inbox::new(cfg.slot, ctx.sink.clone());
+        let pulse = ctx.heartbeat.pulse();
         let mut ch = Channel {
+            pulse,
             cfg,
             inbox,
             ctx,
@@ -150,6 +155,7 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
 }
 
 struct Channel {
+    pulse: crate::actor::Pulse,
     cfg: ModemConfig,
     ctx: ChannelContext,
     inbox: Inbox,
@@ -264,10 +270,19 @@ impl Channel {
 
     /// Sleeps, returning true if shutdown was requested meanwhile.
     async fn pause(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => self.stopping(),
-            _ = self.ctx.shutdown.changed() => true,
+        let until = Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return self.stopping(),
+                _ = self.ctx.shutdown.changed() => return true,
+                _ = self.pulse.tick() => {}
+            }
         }
+    }
+
+    /// The channel is turning.
+    fn beat(&self) {
+        self.pulse.heartbeat().beat();
     }
 
     /// Answers every queued request with an error while there is no session (the port is gone

@@ -57,6 +57,7 @@ impl Channel {
         loop {
             tokio::select! {
                 _ = self.ctx.shutdown.changed() => return SessionEnd::Shutdown,
+                _ = self.pulse.tick() => {}
                 req = self.ctx.requests.recv() => {
                     if let Some(req) = req {
                         if let Some(end) = self.serve(&modem, req).await {
@@ -240,6 +241,7 @@ impl Channel {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return self.stopping(),
                 _ = self.ctx.shutdown.changed() => return true,
+                _ = self.pulse.tick() => {}
                 u = urcs.recv() => if u.is_none() { return self.stopping() },
             }
         }
@@ -248,7 +250,9 @@ impl Channel {
     async fn bring_up(&mut self, modem: &mut Modem) -> Result<(), BringUp> {
         self.set_state(ChannelState::Initializing, None);
         modem.sync().await?;
+        self.beat();
         let mut id = modem.identify(self.cfg.dialect.forced()).await?;
+        self.beat();
         if let Some(want) = &self.cfg.imei {
             if &id.imei != want {
                 return Err(BringUp::WrongModem(format!(
@@ -261,6 +265,7 @@ impl Channel {
         modem
             .unlock_sim(self.cfg.pin.as_deref(), self.ctx.timings.sim_busy_timeout)
             .await?;
+        self.beat();
         if id.imsi.is_empty() || id.iccid.is_empty() {
             modem.read_sim_identity(&mut id).await?;
             self.publish_identity(modem.dialect(), &id);
