@@ -318,9 +318,7 @@ impl Rig {
             ));
         }
         // A port nothing listens on: the uplink keeps retrying, events pile up in the outbox.
-        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let closed_port = gsmgw_testkit::free_port();
         let text = format!(
             "[gateway]\nid = \"bench\"\ndata_dir = \"{}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{closed_port}\"\n\n\
              [sms]\nper_minute = 0\nper_hour = 0\nper_day = 0\n{modems}\n[console]\ndevice = \"none\"\n",

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sipp::{RtpSink, Sipp, free_udp_port, pcmu_tone_packets, write_rtp_pcap};
-use common::{Broker, Central, SimModem, gsmgw_bin, write_config_with};
+use common::{Broker, Central, ProcLog, SimModem, gsmgw_bin, write_config_with};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -21,13 +21,13 @@ const CALLER: &str = "+380671112233";
 /// The agent as a process with its stderr in a file, at the default log level (no GSMGW_LOG).
 struct LoggedAgent {
     child: Child,
-    log: PathBuf,
+    log: ProcLog,
 }
 
 impl LoggedAgent {
-    fn start(config: &Path, dir: &Path) -> LoggedAgent {
-        let log = dir.join("agent.log");
-        let err = std::fs::File::create(&log).unwrap();
+    fn start(config: &Path) -> LoggedAgent {
+        let log = ProcLog::new("agent");
+        let err = log.stdio();
         let child = Command::new(gsmgw_bin())
             .args(["run", "--config"])
             .arg(config)
@@ -41,7 +41,7 @@ impl LoggedAgent {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log.read()
     }
 
     fn terminate(&mut self) {
@@ -137,7 +137,7 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
         &[(1, &sim.link, &modem_extra)],
     );
     let mut central = Central::connect(broker.port, "gsmgw/gw-priv/#").await;
-    let mut agent = LoggedAgent::start(&cfg, dir.path());
+    let mut agent = LoggedAgent::start(&cfg);
     central
         .expect("gsmgw/gw-priv/modem/1/state", T, |v| v["state"] == "ready")
         .await;

@@ -15,12 +15,7 @@ const DRAIN_BATCH: usize = 1000;
 const LATENCY_SAMPLES: usize = 2000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let base = std::env::var_os("GSMGW_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("gsmgw-store-bench")
-        .tempdir_in(&base)?;
+    let dir = gsmgw_testkit::bench_dir("gsmgw-store-bench")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

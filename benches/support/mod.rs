@@ -1,12 +1,12 @@
 //! Helpers shared by the whole-process benches: the binary, a child killed on drop, the
 //! simulated modem's control socket, polling with a timeout, and /proc readings.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -38,13 +38,7 @@ pub fn control(sock: &Path, msg: Value) -> Value {
 }
 
 /// Polls `f` every 20 ms until it holds; panics naming `what` after `timeout`.
-pub fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use gsmgw_testkit::wait_until as wait;
 
 /// utime + stime of a process in seconds (clock ticks of 100 Hz).
 pub fn cpu_secs(pid: u32) -> f64 {
