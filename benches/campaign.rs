@@ -646,14 +646,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn status_kb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    gsmgw_testkit::procfs::self_status_kib(key)
 }
 
 /// CPU seconds (user + system) per thread name, from /proc/self/task/*/stat.

@@ -5,11 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Broker, ProcLog, free_port, gsmgw_bin, wait_for, write_config_with};
+use common::{AgentProc, Broker, free_port, gsmgw_bin, wait_for, write_config_with};
 use gsmgw_testkit::mosquitto::{Mosquitto, Tls};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -177,62 +177,6 @@ impl TlsBroker {
     }
 }
 
-/// `gsmgw run` with its log (stderr) kept in a file, so tests can read what it said.
-struct LoggedAgent {
-    child: Child,
-    log: ProcLog,
-}
-
-impl LoggedAgent {
-    fn start(config: &Path) -> LoggedAgent {
-        let log = ProcLog::new("agent");
-        let child = Command::new(gsmgw_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("GSMGW_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.stdio())
-            .spawn()
-            .expect("start gsmgw run");
-        LoggedAgent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.read()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LoggedAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `[mqtt]` lines after `url`: TLS files and credentials.
 fn mqtt_extra(ca: &Path, client: Option<(&Path, &Path)>, creds: bool) -> String {
     let mut s = format!("ca_file = \"{}\"\n", ca.display());
@@ -349,7 +293,7 @@ async fn birth_over_tls(auth: ClientAuth, client_files: bool, creds: bool) {
     );
     let cfg = write_tls_config(work.path(), "gw-tls", &broker.url(), &extra);
     let (_c1, mut live) = tls_subscriber(broker.port, "gsmgw/gw-tls/#", &pki, auth).await;
-    let agent = LoggedAgent::start(&cfg);
+    let agent = AgentProc::start(&cfg);
 
     let topic = "gsmgw/gw-tls/status";
     let birth = next_on(&mut live, topic, T, |v, _| v["online"] == json!(true)).await;
@@ -401,7 +345,7 @@ async fn wrong_ca_keeps_running_never_connects_and_logs_why() {
     let cfg = write_tls_config(work.path(), "gw-badca", &broker.url(), &extra);
     let (_c, mut rx) =
         tls_subscriber(broker.port, "gsmgw/gw-badca/#", &pki, ClientAuth::None).await;
-    let mut agent = LoggedAgent::start(&cfg);
+    let mut agent = AgentProc::start(&cfg);
 
     let wait = Duration::from_secs(4);
     let status = next_on(&mut rx, "gsmgw/gw-badca/status", wait, |_, _| true).await;

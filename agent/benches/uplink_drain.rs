@@ -324,17 +324,12 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
         up.connects,
         left.rows
     );
-    println!("uplink peak RSS (VmHWM): {} kB", peak_rss_kb().unwrap_or(0));
+    println!(
+        "uplink peak RSS (VmHWM): {} kB",
+        gsmgw_testkit::procfs::self_status_kib("VmHWM:")
+    );
     if received != count as u64 || out_of_order != 0 || left.rows != 0 {
         return Err("the drain was not complete and in order".into());
     }
     Ok(())
-}
-
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -669,15 +669,7 @@ async fn nothing_on(sock: &UdpSocket, ms: u64, allowed: &[&str], what: &str) {
 
 /// The values of every line of header `name` (full name, case-insensitive), in order.
 fn lines_of(msg: &str, name: &str) -> Vec<String> {
-    msg.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
+    gsmgw_testkit::sipp::header_lines(msg, name)
 }
 
 /// The Route entries of a request, one per name-addr, in order (lines and commas both split).

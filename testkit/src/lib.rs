@@ -9,6 +9,7 @@
 pub mod kamailio;
 pub mod logs;
 pub mod mosquitto;
+pub mod procfs;
 pub mod pty;
 pub mod sipp;
 #[cfg(feature = "store")]

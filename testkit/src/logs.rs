@@ -152,7 +152,11 @@ impl ProcLog {
         });
         File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         let log = ProcLog { path };
-        watch(label, &log.path);
+        let name = log
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        watch(name.as_deref().unwrap_or(label), &log.path);
         log
     }
 

@@ -584,3 +584,17 @@ impl Drop for SippProc {
         self.kill();
     }
 }
+
+/// The values of every line of header `name` in a SIP message's text (case-insensitive).
+pub fn header_lines(text: &str, name: &str) -> Vec<String> {
+    text.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .collect()
+}

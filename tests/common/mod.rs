@@ -106,12 +106,23 @@ impl AgentProc {
     /// Starts the agent.
     /// Its log (stderr) goes to the test's `agent.log` (`agent-2.log` for a second one ...).
     pub fn start(config: &Path) -> AgentProc {
+        Self::spawn(config, Some("info"))
+    }
+
+    /// Like [`AgentProc::start`], at the agent's default log level (no `GSMGW_LOG`).
+    pub fn start_default_level(config: &Path) -> AgentProc {
+        Self::spawn(config, None)
+    }
+
+    fn spawn(config: &Path, level: Option<&str>) -> AgentProc {
         let log = ProcLog::new("agent");
-        let child = Command::new(gsmgw_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("GSMGW_LOG", "info")
+        let mut cmd = Command::new(gsmgw_bin());
+        cmd.arg("run").arg("--config").arg(config);
+        match level {
+            Some(l) => cmd.env("GSMGW_LOG", l),
+            None => cmd.env_remove("GSMGW_LOG"),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.stdio())
@@ -125,6 +136,11 @@ impl AgentProc {
         self.log.read()
     }
 
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The agent's process id (for /proc measurements).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -132,6 +148,11 @@ impl AgentProc {
 
     /// Asks the agent to stop (SIGTERM) and waits for it; returns its exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop()
+    }
+
+    /// Like [`AgentProc::terminate`], keeping the handle (to read its log afterwards).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -139,7 +160,11 @@ impl AgentProc {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop on SIGTERM; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -583,20 +583,6 @@ impl SipDatagram {
     }
 }
 
-/// The values of every line of header `name` in a SIP message's text (case-insensitive).
-pub fn header_lines(text: &str, name: &str) -> Vec<String> {
-    text.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .skip(1)
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
-}
-
 /// A UDP socket on 127.0.0.1 standing where a record-routing proxy's address is: it keeps
 /// every datagram it receives (source and text) and, like a loose router whose Route entry
 /// names it, relays requests to `forward_to` and anything coming from `forward_to` to
