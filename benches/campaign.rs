@@ -318,9 +318,7 @@ impl Rig {
             ));
         }
         // A port nothing listens on: the uplink keeps retrying, events pile up in the outbox.
-        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let closed_port = gsmgw_testkit::free_port();
         let text = format!(
             "[gateway]\nid = \"bench\"\ndata_dir = \"{}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{closed_port}\"\n\n\
              [sms]\nper_minute = 0\nper_hour = 0\nper_day = 0\n{modems}\n[console]\ndevice = \"none\"\n",
@@ -648,14 +646,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn status_kb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    gsmgw_testkit::procfs::self_status_kib(key)
 }
 
 /// CPU seconds (user + system) per thread name, from /proc/self/task/*/stat.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{AgentProc, AuthBroker, Broker, Central, SimModem, gsmgw_bin};
+use common::{AgentProc, Broker, Central, SimModem, gsmgw_bin};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -27,15 +27,8 @@ struct Pty {
 
 impl Pty {
     fn open() -> Pty {
-        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let pty = nix::pty::openpty(None, None).expect("openpty");
-        // Raw from the start, so nothing typed is echoed by the kernel before the agent
-        // configures the port.
-        let mut t = tcgetattr(&pty.slave).expect("tcgetattr");
-        cfmakeraw(&mut t);
-        tcsetattr(&pty.slave, SetArg::TCSANOW, &t).expect("tcsetattr");
-        let path = nix::unistd::ttyname(&pty.slave).expect("ttyname");
-        let master = File::from(pty.master);
+        let pty = gsmgw_testkit::pty::open_pair();
+        let (master, path) = (pty.master, pty.path);
         let mut reader = master.try_clone().expect("clone master");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
@@ -533,7 +526,7 @@ fn every_command_and_garbage_over_the_serial_console() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_mqtt_credentials_are_applied_live() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = AuthBroker::start(&[("gw-auth", "new-pass"), ("central", "central-pass")]);
+    let broker = Broker::start_auth(&[("gw-auth", "new-pass"), ("central", "central-pass")]);
     let sim = SimModem::start(dir.path(), "modem1", &[]);
     let mut pty = Pty::open();
     let hash = hash_of("tech-pass-1");

@@ -7,60 +7,16 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::sipp::{RtpSink, Sipp, free_udp_port, pcmu_tone_packets, write_rtp_pcap};
-use common::{Broker, Central, SimModem, gsmgw_bin, write_config_with};
+use common::{AgentProc, Broker, Central, SimModem, gsmgw_bin, write_config_with};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 const SENDER: &str = "+380501234567";
 const CALLER: &str = "+380671112233";
-
-/// The agent as a process with its stderr in a file, at the default log level (no GSMGW_LOG).
-struct LoggedAgent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl LoggedAgent {
-    fn start(config: &Path, dir: &Path) -> LoggedAgent {
-        let log = dir.join("agent.log");
-        let err = std::fs::File::create(&log).unwrap();
-        let child = Command::new(gsmgw_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .env_remove("GSMGW_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("start gsmgw run");
-        LoggedAgent { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LoggedAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every entry under `dir` (itself included) with its mode, not following links.
 fn modes_under(dir: &Path) -> Vec<(PathBuf, bool, u32)> {
@@ -137,7 +93,7 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
         &[(1, &sim.link, &modem_extra)],
     );
     let mut central = Central::connect(broker.port, "gsmgw/gw-priv/#").await;
-    let mut agent = LoggedAgent::start(&cfg, dir.path());
+    let mut agent = AgentProc::start_default_level(&cfg);
     central
         .expect("gsmgw/gw-priv/modem/1/state", T, |v| v["state"] == "ready")
         .await;
@@ -166,7 +122,7 @@ async fn data_dir_is_private_after_an_sms_and_a_recorded_call() {
         let m = std::fs::metadata(data.join(side)).unwrap().mode() & 0o7777;
         assert_eq!(m, 0o600, "{side} {m:04o}");
     }
-    agent.terminate();
+    agent.stop();
 
     let all = modes_under(&data);
     let names: Vec<String> = all

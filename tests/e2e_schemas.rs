@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{AgentProc, Broker, Central, SimModem, write_config, write_config_with};
@@ -280,7 +280,53 @@ fn every_schema_compiles_and_is_listed_in_the_readme() {
     }
 }
 
-/// Messages as the code builds them (see agent/src), and broken copies that must fail.
+/// How many broken messages there are under [`fixture_dir`]: a file lost does not silently
+/// drop a check.
+const BROKEN_CASES: usize = 43;
+
+/// The broken messages each schema must reject: `tests/fixtures/schemas/<schema>/<case>.json`,
+/// one message a file, the file name saying what is wrong with it.
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schemas")
+}
+
+/// (schema file, what is wrong, message) for every file under [`fixture_dir`], in name order.
+fn broken_fixtures() -> Vec<(String, String, Value)> {
+    let sorted = |dir: &Path| {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut out = Vec::new();
+    for dir in sorted(&fixture_dir()).into_iter().filter(|d| d.is_dir()) {
+        let schema = format!("{}.json", dir.file_name().unwrap().to_string_lossy());
+        for file in sorted(&dir) {
+            assert_eq!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("json"),
+                "{}: only .json cases here",
+                file.display()
+            );
+            let what = file
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .replace('-', " ");
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+            let msg = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+            out.push((schema.clone(), format!("{what} ({})", file.display()), msg));
+        }
+    }
+    out
+}
+
+/// Messages as the code builds them (see agent/src), and broken copies that must fail (from
+/// [`fixture_dir`]).
 #[test]
 fn broken_messages_are_rejected() {
     let schemas = Schemas::load();
@@ -472,307 +518,19 @@ fn broken_messages_are_rejected() {
     for (schema, msg) in &good {
         schemas.assert_valid(schema, "a well-formed example", msg);
     }
-    let bad = vec![
-        (
-            "status.json",
-            "birth without boot_id",
-            json!({"online": true, "version": "0.1.0", "ts": "2026-11-26T22:15:03.120Z"}),
-        ),
-        (
-            "status.json",
-            "birth with an unknown storage state",
-            json!({"online": true, "version": "0.1.0", "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10",
-                "ts": "2026-11-26T22:15:03.120Z", "storage": "half"}),
-        ),
-        (
-            "status.json",
-            "goodbye with an extra field",
-            json!({"online": false, "boot_id": "6f1c1f7e-5b3a-4d0e-9d1b-2f6d9b1d7a10", "x": 1}),
-        ),
-        (
-            "event-modem.json",
-            "unknown kind",
-            env(
-                "modem",
-                json!({"slot": 1, "kind": "exploded", "state": "ready", "port": "/dev/ttyUSB2"}),
-            ),
-        ),
-        (
-            "event-modem.json",
-            "state change without from",
-            env(
-                "modem",
-                json!({"slot": 1, "kind": "state", "state": "ready", "port": "/dev/ttyUSB2"}),
-            ),
-        ),
-        (
-            "event-modem.json",
-            "seq 0 and a local time",
-            env(
-                "modem",
-                json!({"seq": 0, "slot": 1, "kind": "soft-reset", "state": "resetting",
-                "port": "/dev/ttyUSB2"}),
-            ),
-        ),
-        (
-            "event-sms-status.json",
-            "unknown state",
-            env(
-                "sms-status",
-                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "lost",
-                "parts": 1, "slot": 1, "mr": [17]}),
-            ),
-        ),
-        (
-            "event-sms-status.json",
-            "sent without mr",
-            env(
-                "sms-status",
-                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "sent",
-                "parts": 1, "slot": 1}),
-            ),
-        ),
-        (
-            "event-sms-status.json",
-            "a recipient that is not E.164",
-            env(
-                "sms-status",
-                json!({"request_id": "out-1", "msg_id": 12, "to": "0501234567", "state": "sent",
-                "parts": 1, "slot": 1, "mr": [17]}),
-            ),
-        ),
-        (
-            "event-sms-status.json",
-            "a delivery report's mr as a list",
-            env(
-                "sms-status",
-                json!({"request_id": "out-1", "msg_id": 12, "to": TO, "state": "delivered",
-                "parts": 2, "slot": 1, "mr": [17, 18], "status": 0, "status_text": "delivered",
-                "submitted_at": "2026-11-26T22:31:00+02:00",
-                "discharged_at": "2026-11-26T22:31:04+02:00"}),
-            ),
-        ),
-        (
-            "event-sms-received.json",
-            "data absent instead of null",
-            env(
-                "sms-received",
-                json!({"slot": 1, "imsi": "255030123456781", "from": FROM, "text": "hi",
-                "encoding": "gsm7", "class": null, "smsc": null,
-                "sent_at": "2026-11-26T22:15:03+02:00", "received_at": "2026-11-26T20:15:09.310Z",
-                "parts": 1, "complete": true}),
-            ),
-        ),
-        (
-            "event-alarm.json",
-            "unknown alarm code, slot absent",
-            env("alarm", json!({"code": "on-fire", "message": "smoke"})),
-        ),
-        (
-            "reply.json",
-            "unknown error code",
-            json!({"request_id": "b-1", "ok": false, "error": {"code": "oops", "message": "?"}}),
-        ),
-        (
-            "reply.json",
-            "ok without result",
-            json!({"request_id": "p-1", "ok": true}),
-        ),
-        (
-            "reply.json",
-            "a request_id that cannot be a topic level",
-            json!({"request_id": "a/b", "ok": true, "result": {"job_id": 1, "state": "done",
-                "pong": true, "version": "0.1.0", "ts": "2026-11-26T22:15:03.120Z"}}),
-        ),
-        (
-            "cmd-sms-send.json",
-            "not an E.164 number",
-            json!({"request_id": "b-1", "to": "12ab", "text": "hi"}),
-        ),
-        (
-            "cmd-sms-send.json",
-            "an unknown field",
-            json!({"request_id": "b-1", "to": TO, "text": "hi", "colour": "red"}),
-        ),
-        ("cmd-ping.json", "no request_id", json!({})),
-        (
-            "cmd-campaign.json",
-            "no recipients",
-            json!({"request_id": "camp-1", "campaign_id": "x", "text": "hi", "recipients": []}),
-        ),
-        (
-            "cmd-campaign.json",
-            "a recipient that is not E.164, and a field beside to",
-            json!({"request_id": "camp-1", "campaign_id": "x", "text": "hi",
-                "recipients": [{"to": "0501234567"}, {"to": TO, "name": "Олена"}]}),
-        ),
-        (
-            "cmd-campaign.json",
-            "a campaign_id with a slash, priority out of range",
-            json!({"request_id": "camp-1", "campaign_id": "a/b", "text": "hi",
-                "recipients": [{"to": TO}], "priority": 1000}),
-        ),
-        (
-            "cmd-campaign-control.json",
-            "an unknown action",
-            json!({"request_id": "c-7", "campaign_id": "spring-2026", "action": "stop"}),
-        ),
-        (
-            "cmd-campaign-control.json",
-            "no action",
-            json!({"request_id": "c-7", "campaign_id": "spring-2026"}),
-        ),
-        (
-            "event-campaign.json",
-            "final while messages remain",
-            env(
-                "campaign",
-                json!({"campaign_id": "spring-2026", "state": "done", "total": 2,
-                "queued": 1, "sending": 0, "sent": 1, "delivered": 0, "failed": 0, "unknown": 0,
-                "cancelled": 0, "expired": 0, "remaining": 1, "final": true}),
-            ),
-        ),
-        (
-            "event-campaign.json",
-            "an unknown state, counts missing",
-            env(
-                "campaign",
-                json!({"campaign_id": "spring-2026", "state": "finished", "total": 2,
-                "final": false}),
-            ),
-        ),
-        (
-            "reply.json",
-            "a campaign result with a job state",
-            json!({"request_id": "camp-1", "ok": true, "result": {"job_id": 20,
-                "campaign_id": "spring-2026", "recipients": 2, "duplicates": 0,
-                "state": "queued"}}),
-        ),
-        (
-            "reply.json",
-            "a campaign-control result without cancelled",
-            json!({"request_id": "c-7", "ok": true,
-                "result": {"campaign_id": "spring-2026", "state": "paused"}}),
-        ),
-        (
-            "modem-state.json",
-            "signal as text",
-            json!({"slot": 1, "state": "ready", "port": "/dev/ttyUSB2", "dialect": "quectel",
-                "manufacturer": "Quectel", "model": "EC25", "firmware": "x", "imei": "861698041234567",
-                "imsi": "255030123456781", "iccid": "89380030123456789012", "sim": "ready",
-                "registration": "home", "operator": "Kyivstar", "operator_numeric": "25503",
-                "signal_dbm": "strong", "error": null, "ts": "2026-11-26T22:15:04.871Z"}),
-        ),
-        (
-            "event-call.json",
-            "a call event without cause",
-            env(
-                "call",
-                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": 1, "imsi": "",
-                "from": "", "to": "slot 1", "sip_peer": null,
-                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
-                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0, "sip_code": null,
-                "recording": null, "media": null}),
-            ),
-        ),
-        (
-            "event-call.json",
-            "null fields left out",
-            env(
-                "call",
-                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": 1, "imsi": "",
-                "from": "", "to": "slot 1", "started_at": "2026-11-27T10:00:01.120Z",
-                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0,
-                "cause": "cancelled"}),
-            ),
-        ),
-        (
-            "event-call.json",
-            "a GSM call without a slot, talk time without an answer",
-            env(
-                "call",
-                json!({"call_id": CALL_ID, "direction": "gsm-in", "slot": null, "imsi": "",
-                "from": "+380501234567", "to": "slot 1", "sip_peer": null,
-                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
-                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 7.9, "cause": "normal",
-                "sip_code": null, "recording": null, "media": null}),
-            ),
-        ),
-        (
-            "event-call.json",
-            "a dial with a caller, an unknown cause",
-            env(
-                "call",
-                json!({"call_id": CALL_ID, "direction": "dial", "slot": 1, "imsi": "",
-                "from": "+380501234567", "to": TO, "sip_peer": "sip:101@pbx.local",
-                "started_at": "2026-11-27T10:00:01.120Z", "answered_at": null,
-                "ended_at": "2026-11-27T10:00:09.030Z", "duration_s": 0.0, "cause": "hung-up",
-                "sip_code": 486, "recording": null, "media": null}),
-            ),
-        ),
-        (
-            "cmd-dial.json",
-            "a dial with a non-SIP bridge_to",
-            json!({"request_id": "d-1", "to": TO, "bridge_to": "tel:+380501234567"}),
-        ),
-        (
-            "cmd-dial.json",
-            "a dial without bridge_to",
-            json!({"request_id": "d-1", "to": TO}),
-        ),
-        (
-            "cmd-dial.json",
-            "a number that cannot be dialled, record as text",
-            json!({"request_id": "d-1", "to": "12;ATH", "bridge_to": "sip:101@pbx.local",
-                "record": "yes"}),
-        ),
-        (
-            "cmd-hangup.json",
-            "a call_id that could name another file",
-            json!({"request_id": "h-1", "call_id": "../gsmgw"}),
-        ),
-        (
-            "cmd-recording-fetch.json",
-            "no call_id, an unknown field",
-            json!({"request_id": "r-1", "call": CALL_ID}),
-        ),
-        (
-            "recording-chunk.json",
-            "a chunk without data",
-            json!({"call_id": CALL_ID, "n": 0, "chunks": 3, "last": false, "size": 120044}),
-        ),
-        (
-            "recording-chunk.json",
-            "the last chunk without the checksum",
-            json!({"call_id": CALL_ID, "n": 2, "chunks": 3, "last": true, "size": 120044,
-                "data": "UklGRg=="}),
-        ),
-        (
-            "recording-chunk.json",
-            "a checksum before the last chunk, data not base64",
-            json!({"call_id": CALL_ID, "n": 0, "chunks": 3, "last": false, "size": 120044,
-                "data": "RIFF....", "sha256": "ab".repeat(32)}),
-        ),
-        (
-            "reply.json",
-            "a dial result without its slot",
-            json!({"request_id": "d-1", "ok": true,
-                "result": {"call_id": CALL_ID, "state": "ringing-extension"}}),
-        ),
-        (
-            "reply.json",
-            "a repeated dial answered with the first answer's state",
-            json!({"request_id": "d-1", "ok": true, "result": {"state": "ringing-extension",
-                "duplicate": true, "call_id": CALL_ID, "slot": 2}}),
-        ),
-        (
-            "reply.json",
-            "a recording-fetch result with a short checksum",
-            json!({"request_id": "r-1", "ok": true, "result": {"call_id": CALL_ID, "chunks": 3,
-                "size": 120044, "sha256": "abcd"}}),
-        ),
-    ];
+    let bad = broken_fixtures();
+    assert_eq!(
+        bad.len(),
+        BROKEN_CASES,
+        "broken messages under {}: a case added or removed? (update BROKEN_CASES)",
+        fixture_dir().display()
+    );
     for (schema, what, msg) in &bad {
+        assert!(
+            ALL_SCHEMAS.contains(&schema.as_str()),
+            "{}: no schema {schema}",
+            fixture_dir().display()
+        );
         schemas.assert_invalid(schema, what, msg);
     }
 }

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, gsmgw_bin, wait_for, write_config_with};
+use common::{AgentProc, Broker, free_port, gsmgw_bin, wait_for, write_config_with};
+use gsmgw_testkit::mosquitto::{Mosquitto, Tls};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
@@ -156,132 +157,23 @@ const USER: &str = "gw-tls";
 const PASSWORD: &str = "s3cret pass";
 
 /// A mosquitto with only a TLS listener on a free 127.0.0.1 port.
-struct TlsBroker {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+struct TlsBroker;
 
 impl TlsBroker {
-    fn start(pki: &Pki, auth: ClientAuth) -> TlsBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let d = dir.path();
-        let mut conf = format!(
-            "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\npersistence false\nlog_dest file {}\nlog_type all\n# tests run as root: keep root\nuser root\n",
-            pki.path("ca.pem").display(),
-            pki.path("server.pem").display(),
-            pki.path("server.key").display(),
-            d.join("mosquitto.log").display(),
-        );
-        match auth {
-            ClientAuth::None => conf.push_str("require_certificate false\nallow_anonymous true\n"),
+    fn start(pki: &Pki, auth: ClientAuth) -> Broker {
+        let tls = |require_certificate| Tls {
+            cafile: pki.path("ca.pem"),
+            certfile: pki.path("server.pem"),
+            keyfile: pki.path("server.key"),
+            require_certificate,
+        };
+        let m = match auth {
+            ClientAuth::None => Mosquitto::new().tls(tls(false)),
             ClientAuth::CertAndPassword => {
-                let pw = d.join("passwd");
-                let st = Command::new("mosquitto_passwd")
-                    .args(["-c", "-b"])
-                    .arg(&pw)
-                    .args([USER, PASSWORD])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .expect("run mosquitto_passwd");
-                assert!(st.success(), "mosquitto_passwd failed");
-                conf.push_str(&format!(
-                    "require_certificate true\nallow_anonymous false\npassword_file {}\n",
-                    pw.display()
-                ));
+                Mosquitto::new().tls(tls(true)).users(&[(USER, PASSWORD)])
             }
-        }
-        let conf_path = d.join("mosquitto.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(mosquitto)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (apt-get install -y mosquitto)");
-        let b = TlsBroker { child, port, dir };
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        b
-    }
-
-    fn url(&self) -> String {
-        format!("mqtts://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `gsmgw run` with its log (stderr) kept in a file, so tests can read what it said.
-struct LoggedAgent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl LoggedAgent {
-    fn start(config: &Path) -> LoggedAgent {
-        let log = config.with_file_name("agent.log");
-        let child = Command::new(gsmgw_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("GSMGW_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("agent log file"))
-            .spawn()
-            .expect("start gsmgw run");
-        LoggedAgent { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LoggedAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        };
+        m.line("log_type all").start()
     }
 }
 
@@ -401,7 +293,7 @@ async fn birth_over_tls(auth: ClientAuth, client_files: bool, creds: bool) {
     );
     let cfg = write_tls_config(work.path(), "gw-tls", &broker.url(), &extra);
     let (_c1, mut live) = tls_subscriber(broker.port, "gsmgw/gw-tls/#", &pki, auth).await;
-    let agent = LoggedAgent::start(&cfg);
+    let agent = AgentProc::start(&cfg);
 
     let topic = "gsmgw/gw-tls/status";
     let birth = next_on(&mut live, topic, T, |v, _| v["online"] == json!(true)).await;
@@ -453,7 +345,7 @@ async fn wrong_ca_keeps_running_never_connects_and_logs_why() {
     let cfg = write_tls_config(work.path(), "gw-badca", &broker.url(), &extra);
     let (_c, mut rx) =
         tls_subscriber(broker.port, "gsmgw/gw-badca/#", &pki, ClientAuth::None).await;
-    let mut agent = LoggedAgent::start(&cfg);
+    let mut agent = AgentProc::start(&cfg);
 
     let wait = Duration::from_secs(4);
     let status = next_on(&mut rx, "gsmgw/gw-badca/status", wait, |_, _| true).await;

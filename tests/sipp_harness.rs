@@ -1,4 +1,4 @@
-//! Self-tests of the SIPp harness (tests/common/sipp.rs, tests/sipp/*.xml), no agent needed:
+//! Self-tests of the SIPp harness (testkit/src/sipp.rs, tests/common/sipp.rs, tests/sipp/*.xml), no agent needed:
 //! the scenarios are played SIPp against SIPp, and the RTP helpers are checked against each
 //! other and against SIPp's pcap playback.
 

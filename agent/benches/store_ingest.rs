@@ -15,12 +15,7 @@ const DRAIN_BATCH: usize = 1000;
 const LATENCY_SAMPLES: usize = 2000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let base = std::env::var_os("GSMGW_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("gsmgw-store-bench")
-        .tempdir_in(&base)?;
+    let dir = gsmgw_testkit::bench_dir("gsmgw-store-bench")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -118,14 +113,9 @@ async fn run(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         drain.as_secs_f64(),
         end.rows
     );
-    println!("store peak RSS (VmHWM): {} kB", peak_rss_kb().unwrap_or(0));
+    println!(
+        "store peak RSS (VmHWM): {} kB",
+        gsmgw_testkit::procfs::self_status_kib("VmHWM:")
+    );
     Ok(())
-}
-
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -7,9 +7,7 @@
 //! database goes in `GSMGW_BENCH_DIR` (default: the system temp dir), which should be on the
 //! disk being measured, not a tmpfs. `GSMGW_BENCH_EVENTS` overrides the backlog size.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +15,7 @@ use std::time::{Duration, Instant};
 use gsmgw_agent::events::Events;
 use gsmgw_agent::store::{EventClass, NewEvent, Store, StoreOptions};
 use gsmgw_agent::uplink::{self, UplinkOptions};
+use gsmgw_testkit::Mosquitto;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use tokio::sync::{Notify, oneshot, watch};
@@ -35,15 +34,15 @@ fn main() -> Result<(), BoxError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(EVENTS);
-    let base = std::env::var_os("GSMGW_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("gsmgw-uplink-bench")
-        .tempdir_in(&base)?;
+    let dir = gsmgw_testkit::bench_dir("gsmgw-uplink-bench")?;
     // Dropped in reverse order: the runtime (and its tasks) first, then the broker, then the
     // directory — also when `run` fails or panics.
-    let broker = Broker::start(dir.path())?;
+    // Unbounded in-flight and queue toward the subscriber: the broker must not drop QoS 1
+    // messages (its default queue is 1000 per client) nor be what is measured.
+    let broker = Mosquitto::new()
+        .line("max_inflight_messages 0")
+        .line("max_queued_messages 0")
+        .try_start()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -53,85 +52,6 @@ fn main() -> Result<(), BoxError> {
         eprintln!("mosquitto log:\n{}", broker.log_tail(20));
     }
     result
-}
-
-/// A mosquitto of our own on a free loopback port; stopped when dropped.
-struct Broker {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Broker {
-    fn start(dir: &Path) -> Result<Broker, BoxError> {
-        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-        let conf = dir.join("mosquitto.conf");
-        let log = dir.join("mosquitto.log");
-        // Unbounded in-flight and queue toward the subscriber: the broker must not drop QoS 1
-        // messages (its default queue is 1000 per client) nor be what is measured. `user root`
-        // keeps it from switching to the `mosquitto` user when the bench runs as root.
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 0\nmax_queued_messages 0\nlog_dest file {}\nuser root\n",
-                log.display()
-            ),
-        )?;
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {exe} (apt-get install mosquitto): {e}"))?;
-        let mut broker = Broker { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(broker);
-            }
-            if let Some(status) = broker.child.try_wait()? {
-                return Err(
-                    format!("mosquitto exited ({status}):\n{}", broker.log_tail(20)).into(),
-                );
-            }
-            if Instant::now() > deadline {
-                return Err("mosquitto did not listen within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        // SIGTERM for a clean exit; SIGKILL if it lingers.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn event(i: usize) -> NewEvent {
@@ -404,17 +324,12 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
         up.connects,
         left.rows
     );
-    println!("uplink peak RSS (VmHWM): {} kB", peak_rss_kb().unwrap_or(0));
+    println!(
+        "uplink peak RSS (VmHWM): {} kB",
+        gsmgw_testkit::procfs::self_status_kib("VmHWM:")
+    );
     if received != count as u64 || out_of_order != 0 || left.rows != 0 {
         return Err("the drain was not complete and in order".into());
     }
     Ok(())
-}
-
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -13,11 +13,7 @@ use tokio::time::timeout;
 const T: Duration = Duration::from_secs(60);
 
 fn open_with(dir: &Path, f: impl FnOnce(&mut StoreOptions)) -> Store {
-    let mut opts = StoreOptions::in_dir(dir);
-    f(&mut opts);
-    let (store, alarms) = Store::open(opts, "gw-01").expect("open");
-    assert!(alarms.is_empty(), "{alarms:?}");
-    store
+    gsmgw_testkit::store::open_with(dir, "gw-01", f)
 }
 
 fn open(dir: &Path) -> Store {

@@ -2,8 +2,7 @@
 //! through a lossy relay), and interop with SIPp as registrar and as called party.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,12 +15,8 @@ use gsmgw_drivers::voice::Codec;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::Receiver;
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use gsmgw_testkit::free_udp_port as free_port;
+use gsmgw_testkit::sipp::{Sipp, SippProc, SippResult};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -336,108 +331,42 @@ async fn retransmissions_through_lossy_relay() {
 
 // ----- SIPp interop -----
 
-fn find_sipp() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SIPP") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("sipp"))
-        .find(|p| p.is_file())
-}
-
-/// The sipp binary: installed from Debian's sip-tester when missing; the test fails with a
-/// clear message when that is impossible.
-fn sipp() -> PathBuf {
-    static SIPP: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    SIPP.get_or_init(|| {
-        find_sipp().or_else(|| {
-            eprintln!("sipp not found; trying `apt-get install -y sip-tester`");
-            let _ = Command::new("apt-get")
-                .args(["install", "-y", "sip-tester"])
-                .stdout(Stdio::null())
-                .status();
-            find_sipp()
-        })
-    })
-    .clone()
-    .expect(
-        "SIPp is required for the interop tests and could not be found or installed: \
-         install it (Debian: `apt-get install sip-tester`) or set SIPP=/path/to/sipp",
-    )
-}
-
-struct SippRun {
-    child: std::process::Child,
-    dir: PathBuf,
-}
+/// A SIPp run of a scenario of drivers/tests/sipp/ (the testkit's runner), awaited without
+/// blocking the runtime the `Ua` runs on.
+struct SippRun(SippProc);
 
 impl SippRun {
     fn start(scenario: &str, port: u16) -> SippRun {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/sipp")
-            .join(scenario);
-        let dir = std::env::temp_dir().join(format!("gsmgw-sipp-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(sipp())
-            .arg("-sf")
-            .arg(&file)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin"])
-            .args(["-trace_err", "-trace_msg"])
-            .arg("-error_file")
-            .arg(dir.join("errors.log"))
-            .arg("-message_file")
-            .arg(dir.join("messages.log"))
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sipp");
-        SippRun { child, dir }
+        SippRun(
+            Sipp::new(scenario)
+                .scenarios(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp"))
+                .local_port(port)
+                .timeout(Duration::from_secs(20))
+                .start(),
+        )
+    }
+
+    async fn finish(mut self) -> SippResult {
+        for _ in 0..300 {
+            if let Some(r) = self.0.try_wait() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.0.kill();
+        panic!("sipp did not finish within 30 s:\n{}", self.0.log());
     }
 
     /// Waits for SIPp to exit and asserts it failed (a call in the scenario failed).
-    async fn expect_failure(mut self) {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(!status.success(), "sipp unexpectedly succeeded");
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("sipp did not finish within 30 s");
+    async fn expect_failure(self) {
+        let r = self.finish().await;
+        assert!(!r.success, "sipp unexpectedly succeeded");
     }
 
     /// Waits for SIPp to exit and asserts it succeeded (exit status 0).
-    async fn expect_success(mut self) {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if !status.success() {
-                    let read =
-                        |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-                    panic!(
-                        "sipp failed: {status}\n--- errors ---\n{}\n--- messages ---\n{}",
-                        read("errors.log"),
-                        read("messages.log")
-                    );
-                }
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = self.child.kill();
-        panic!("sipp did not finish within 30 s");
-    }
-}
-
-impl Drop for SippRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn expect_success(self) {
+        let r = self.finish().await;
+        assert!(r.success, "sipp failed: exit {:?}\n{}", r.code, r.log);
     }
 }
 
@@ -740,15 +669,7 @@ async fn nothing_on(sock: &UdpSocket, ms: u64, allowed: &[&str], what: &str) {
 
 /// The values of every line of header `name` (full name, case-insensitive), in order.
 fn lines_of(msg: &str, name: &str) -> Vec<String> {
-    msg.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
+    gsmgw_testkit::sipp::header_lines(msg, name)
 }
 
 /// The Route entries of a request, one per name-addr, in order (lines and commas both split).

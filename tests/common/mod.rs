@@ -1,13 +1,18 @@
-//! Test harness: a real mosquitto on a free loopback port, simulated modems on real
-//! pseudo-terminals (the `gsmgw modemsim` process), the agent as a process, and an MQTT
-//! subscriber that plays the central server. Everything waits on events with timeouts.
-#![allow(dead_code)]
+//! Test harness of the end-to-end tests, the part that needs the gsmgw binary: simulated modems
+//! on real pseudo-terminals (the `gsmgw modemsim` process), the agent as a process, a config
+//! for it, and an MQTT subscriber that plays the central server. The rest (mosquitto, SIPp,
+//! kamailio, ports, waiting, per-test logs) is the testkit's, re-exported here. Everything waits
+//! on events with timeouts. What the processes log goes to a file of the test, printed only if
+//! the test fails.
+#![allow(dead_code, unused_imports)]
 
-pub mod kamailio;
 pub mod sipp;
 
+pub use gsmgw_testkit::kamailio;
+pub use gsmgw_testkit::logs::ProcLog;
+pub use gsmgw_testkit::{Broker, apt_install, free_port, wait_for};
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,136 +26,10 @@ pub fn gsmgw_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gsmgw")
 }
 
-/// Polls `f` until it returns Some or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `apt-get install -y PACKAGE` (after an `apt-get update` if the first try fails): for the
-/// third-party programs the tests drive when `tests/run` did not install them. True on success.
-pub fn apt_install(package: &str) -> bool {
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    apt(&["install", "-y", "--no-install-recommends", package])
-        || (apt(&["update"]) && apt(&["install", "-y", "--no-install-recommends", package]))
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn mosquitto_path() -> PathBuf {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    PathBuf::from("mosquitto")
-}
-
-/// A mosquitto broker of our own, on a free loopback port, with its own config and data dir.
-pub struct Broker {
-    child: Option<Child>,
-    /// The port it listens on.
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    /// Starts a broker and waits until it accepts connections.
-    pub fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut b = Broker {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        b.restart();
-        b
-    }
-
-    /// What the broker logged (for failure messages).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
-    /// The broker's URL for a gsmgw config.
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the broker cleanly (SIGTERM: it saves its persistent sessions); the port stays
-    /// reserved for `restart`.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts (again) on the same port.
-    pub fn restart(&mut self) {
-        self.stop();
-        let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nlog_dest file {}\n# run as root (CI): keep root, so the data dir stays writable\nuser root\n",
-                self.port,
-                self.dir.path().display(),
-                self.dir.path().join("mosquitto.log").display()
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let child = Command::new(mosquitto_path())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (install it: apt-get install -y mosquitto)");
-        self.child = Some(child);
-        let port = self.port;
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A simulated modem: a `gsmgw modemsim` process on a pseudo-terminal.
 pub struct SimModem {
     child: Child,
+    log: ProcLog,
     /// The port link the agent opens.
     pub link: PathBuf,
     /// The control socket.
@@ -162,6 +41,7 @@ impl SimModem {
     pub fn start(dir: &Path, name: &str, args: &[&str]) -> SimModem {
         let link = dir.join(name);
         let control = dir.join(format!("{name}.sock"));
+        let log = ProcLog::new(&format!("modemsim-{name}"));
         let child = Command::new(gsmgw_bin())
             .arg("modemsim")
             .arg("--link")
@@ -170,7 +50,7 @@ impl SimModem {
             .arg(&control)
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log.stdio())
             .spawn()
             .expect("start gsmgw modemsim");
         let (l, c) = (link.clone(), control.clone());
@@ -181,6 +61,7 @@ impl SimModem {
         );
         SimModem {
             child,
+            log,
             link,
             control,
         }
@@ -218,22 +99,46 @@ impl Drop for SimModem {
 /// The agent, run as `gsmgw run --config FILE`.
 pub struct AgentProc {
     child: Child,
+    log: ProcLog,
 }
 
 impl AgentProc {
     /// Starts the agent.
+    /// Its log (stderr) goes to the test's `agent.log` (`agent-2.log` for a second one ...).
     pub fn start(config: &Path) -> AgentProc {
-        let child = Command::new(gsmgw_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("GSMGW_LOG", "info")
+        Self::spawn(config, Some("info"))
+    }
+
+    /// Like [`AgentProc::start`], at the agent's default log level (no `GSMGW_LOG`).
+    pub fn start_default_level(config: &Path) -> AgentProc {
+        Self::spawn(config, None)
+    }
+
+    fn spawn(config: &Path, level: Option<&str>) -> AgentProc {
+        let log = ProcLog::new("agent");
+        let mut cmd = Command::new(gsmgw_bin());
+        cmd.arg("run").arg("--config").arg(config);
+        match level {
+            Some(l) => cmd.env("GSMGW_LOG", l),
+            None => cmd.env_remove("GSMGW_LOG"),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log.stdio())
             .spawn()
             .expect("start gsmgw run");
-        AgentProc { child }
+        AgentProc { child, log }
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        self.log.read()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The agent's process id (for /proc measurements).
@@ -243,6 +148,11 @@ impl AgentProc {
 
     /// Asks the agent to stop (SIGTERM) and waits for it; returns its exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop()
+    }
+
+    /// Like [`AgentProc::terminate`], keeping the handle (to read its log afterwards).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -250,7 +160,11 @@ impl AgentProc {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop on SIGTERM; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -425,78 +339,6 @@ impl Central {
                 ),
             }
         }
-    }
-}
-
-/// A mosquitto that requires a user name and password (`allow_anonymous false`), on a free
-/// loopback port; users are written with `mosquitto_passwd`.
-pub struct AuthBroker {
-    child: Child,
-    /// The port it listens on.
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl AuthBroker {
-    /// Starts a broker that knows exactly `users` (name, password).
-    pub fn start(users: &[(&str, &str)]) -> AuthBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let pwfile = dir.path().join("passwd");
-        for (i, (user, pass)) in users.iter().enumerate() {
-            let mut cmd = Command::new("mosquitto_passwd");
-            cmd.arg("-b");
-            if i == 0 {
-                cmd.arg("-c");
-            }
-            let st = cmd
-                .arg(&pwfile)
-                .arg(user)
-                .arg(pass)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run mosquitto_passwd (apt-get install -y mosquitto)");
-            assert!(st.success(), "mosquitto_passwd failed");
-        }
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nlog_dest file {}\nuser root\n",
-                pwfile.display(),
-                dir.path().join("mosquitto.log").display()
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let child = Command::new(mosquitto_path())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        AuthBroker { child, port, dir }
-    }
-
-    /// The broker's URL for a gsmgw config.
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// What the broker logged (for failure messages).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for AuthBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,9 +3,8 @@
 #![cfg(feature = "sim")]
 #![allow(dead_code)]
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -54,12 +52,7 @@ impl RawPty {
     pub async fn open(link: &Path) -> RawPty {
         let deadline = tokio::time::Instant::now() + WAIT;
         let file = loop {
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(nix::libc::O_NOCTTY)
-                .open(link)
-            {
+            match gsmgw_testkit::pty::open_noctty(link) {
                 Ok(f) => break f,
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     let _ = e;
@@ -68,9 +61,7 @@ impl RawPty {
                 Err(e) => panic!("cannot open {}: {e}", link.display()),
             }
         };
-        let mut t = tcgetattr(&file).expect("tcgetattr");
-        cfmakeraw(&mut t);
-        tcsetattr(&file, SetArg::TCSANOW, &t).expect("tcsetattr");
+        gsmgw_testkit::pty::set_raw(&file);
         // Non-blocking reads so the reader thread notices when the client is dropped and closes
         // its fd too (a real client closing the port closes every fd it has).
         let flags = fcntl(&file, FcntlArg::F_GETFL).expect("F_GETFL");
