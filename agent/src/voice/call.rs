@@ -1,6 +1,11 @@
 //! One call's life: the GSM leg through the slot's channel, the SIP leg through the user
 //! agent, the media through a bridge, and at the end the `call` record (with the missed-call
 //! SMS queued in the same transaction).
+//!
+//! This file holds the `Call` and what every direction shares (the modem, the registry, the
+//! talk loop, settling a CANCEL); `gsm_in` (incoming GSM calls and their rules) and `outbound`
+//! (SIP callers, `cmd/dial`) drive the directions, `media` the RTP port and the bridge, `record`
+//! the end of a call.
 
 mod gsm_in;
 mod media;
