@@ -35,6 +35,9 @@ use crate::clock::now_rfc3339;
 use crate::sms_out::{ChannelRequest, VoiceOp};
 use crate::store::EventClass;
 
+/// The log target of every part of a call: its lines read as they did when it was one file.
+const LOG_TARGET: &str = module_path!();
+
 /// How often the call list is read while a GSM leg is being set up.
 const SETUP_POLL: Duration = Duration::from_millis(500);
 /// How often the call list is read during a call (a lost NO CARRIER must not leave a call up).

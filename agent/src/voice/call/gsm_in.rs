@@ -9,7 +9,7 @@ use gsmgw_drivers::sip::ua::UaEvent;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::{Call, RING_SILENCE};
+use super::{Call, LOG_TARGET, RING_SILENCE};
 use crate::config::VoiceRoute;
 use crate::sms_out::VoiceOp;
 use crate::voice::causes::Cause;
@@ -78,7 +78,7 @@ async fn gsm_in(c: &mut Call, route: Option<VoiceRoute>) {
                     c.cause = Cause::Normal;
                 }
                 Err(e) => {
-                    tracing::warn!(call = %c.id, error = %e, "answer failed");
+                    tracing::warn!(target: LOG_TARGET, call = %c.id, error = %e, "answer failed");
                     c.cause = Cause::Failed;
                 }
             }
@@ -128,7 +128,7 @@ async fn forward(c: &mut Call, target: &str) {
     let port = match c.alloc_rtp() {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(call = %c.id, error = %e, "no media for the call");
+            tracing::error!(target: LOG_TARGET, call = %c.id, error = %e, "no media for the call");
             c.hang_up_gsm().await;
             c.cause = Cause::Failed;
             return;
@@ -142,7 +142,7 @@ async fn forward(c: &mut Call, target: &str) {
     let sip_call = match ua.invite(target, &from_user, None, c.offer(port)).await {
         Ok(id) => id,
         Err(e) => {
-            tracing::error!(call = %c.id, error = %e, "INVITE failed");
+            tracing::error!(target: LOG_TARGET, call = %c.id, error = %e, "INVITE failed");
             c.hang_up_gsm().await;
             c.cause = Cause::Failed;
             return;
@@ -185,7 +185,7 @@ async fn forward(c: &mut Call, target: &str) {
                 Some(CallInput::Sip(UaEvent::Answered { sdp: answer, .. })) => {
                     c.sip_code = Some(200);
                     if let Err(e) = c.media_from_answer(answer.as_deref()).await {
-                        tracing::warn!(call = %c.id, error = %e, "unusable SDP answer");
+                        tracing::warn!(target: LOG_TARGET, call = %c.id, error = %e, "unusable SDP answer");
                         c.bye();
                         c.hang_up_gsm().await;
                         c.cause = Cause::Failed;
@@ -193,7 +193,7 @@ async fn forward(c: &mut Call, target: &str) {
                     }
                     c.voice_on(VoiceWhen::BeforeCall).await;
                     if let Err(e) = c.modem(VoiceOp::Answer).await {
-                        tracing::warn!(call = %c.id, error = %e, "the GSM caller is gone");
+                        tracing::warn!(target: LOG_TARGET, call = %c.id, error = %e, "the GSM caller is gone");
                         c.bye();
                         c.cause = Cause::Cancelled;
                         return;

@@ -8,7 +8,7 @@ use gsmgw_drivers::modem::VoiceWhen;
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::voice::bridge::{Bridge, BridgeConfig};
 
-use super::Call;
+use super::{Call, LOG_TARGET};
 use crate::clock::now_ms;
 use crate::voice::recordings;
 
@@ -87,7 +87,9 @@ impl Call {
             b.set_ringback(false);
             match port {
                 Some(p) => b.attach_port(PathBuf::from(p)),
-                None => tracing::warn!(call = %self.id, "no voice_port configured: no audio"),
+                None => {
+                    tracing::warn!(target: LOG_TARGET, call = %self.id, "no voice_port configured: no audio")
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use super::{Call, SETUP_POLL};
+use super::{Call, LOG_TARGET, SETUP_POLL};
 use crate::clock::now_ms;
 use crate::sms_out::VoiceOp;
 use crate::voice::causes::Cause;
@@ -54,7 +54,7 @@ impl Call {
                             }
                         }
                     }
-                    Err(e) => tracing::debug!(call = %self.id, error = %e, "call list failed"),
+                    Err(e) => tracing::debug!(target: LOG_TARGET, call = %self.id, error = %e, "call list failed"),
                 },
                 input = self.rx.recv() => match input {
                     None => return Err(Cause::Failed),
@@ -94,7 +94,7 @@ impl Call {
         match self.modem(VoiceOp::Dial(number.to_string())).await {
             Ok(_) => {}
             Err(e) => {
-                tracing::info!(call = %self.id, error = %e, "dial refused");
+                tracing::info!(target: LOG_TARGET, call = %self.id, error = %e, "dial refused");
                 for w in ["BUSY", "NO ANSWER", "NO CARRIER", "NO DIALTONE"] {
                     if e.contains(w) {
                         return Err(Cause::from_modem_word(w));
@@ -185,7 +185,7 @@ async fn sip_in(c: &mut Call, offer: Option<String>) {
     let port = match started {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(call = %c.id, error = %e, "no media for the call");
+            tracing::error!(target: LOG_TARGET, call = %c.id, error = %e, "no media for the call");
             reject(c, Cause::Failed);
             return;
         }
@@ -297,7 +297,7 @@ async fn dial(
     let port = match c.alloc_rtp() {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(call = %c.id, error = %e, "no media for the call");
+            tracing::error!(target: LOG_TARGET, call = %c.id, error = %e, "no media for the call");
             c.cause = Cause::Failed;
             return true;
         }
@@ -309,7 +309,7 @@ async fn dial(
     {
         Ok(id) => id,
         Err(e) => {
-            tracing::error!(call = %c.id, error = %e, "INVITE failed");
+            tracing::error!(target: LOG_TARGET, call = %c.id, error = %e, "INVITE failed");
             c.cause = Cause::Failed;
             return true;
         }
@@ -330,7 +330,7 @@ async fn dial(
                 Some(CallInput::Sip(UaEvent::Answered { sdp: answer, .. })) => {
                     c.sip_code = Some(200);
                     if let Err(e) = c.media_from_answer(answer.as_deref()).await {
-                        tracing::warn!(call = %c.id, error = %e, "unusable SDP answer");
+                        tracing::warn!(target: LOG_TARGET, call = %c.id, error = %e, "unusable SDP answer");
                         c.bye();
                         c.cause = Cause::Failed;
                         return true;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::Call;
+use super::{Call, LOG_TARGET};
 use crate::clock::{now_ms, now_rfc3339};
 use crate::commands::Origin;
 use crate::sms_out::VoiceOp;
@@ -67,7 +67,7 @@ impl Call {
             "recording": recording,
             "media": media,
         });
-        tracing::info!(call = %self.id, direction = self.direction, cause = self.cause.as_str(), duration_s, "call ended");
+        tracing::info!(target: LOG_TARGET, call = %self.id, direction = self.direction, cause = self.cause.as_str(), duration_s, "call ended");
         if let Some(slot) = self.slot {
             if self.direction != "gsm-in" && duration_s > 0.0 {
                 let secs = duration_s.ceil() as i64;
@@ -99,7 +99,7 @@ impl Call {
             .emit("call", EventClass::Critical, body)
             .await
         {
-            tracing::error!(call = %self.id, error = %e, "call record not stored");
+            tracing::error!(target: LOG_TARGET, call = %self.id, error = %e, "call record not stored");
         }
     }
 
@@ -118,7 +118,7 @@ impl Call {
         let now = now_ms() / 1000;
         let last = store.counter_get(&key).await.unwrap_or(0);
         if last > 0 && now - last < i64::from(v.missed_call_sms_period_secs) {
-            tracing::info!(call = %self.id, from = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS already sent in this period");
+            tracing::info!(target: LOG_TARGET, call = %self.id, from = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS already sent in this period");
             return self.emit(body).await;
         }
         let text = v
@@ -145,10 +145,10 @@ impl Call {
         match out.reply.error {
             None => {
                 let _ = store.counter_add(&key, now - last).await;
-                tracing::info!(call = %self.id, to = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS queued");
+                tracing::info!(target: LOG_TARGET, call = %self.id, to = %gsmgw_drivers::redact::number(&self.from), "missed-call SMS queued");
             }
             Some(e) => {
-                tracing::error!(call = %self.id, code = %e.code, error = %e.message, "missed-call SMS not queued");
+                tracing::error!(target: LOG_TARGET, call = %self.id, code = %e.code, error = %e.message, "missed-call SMS not queued");
                 self.emit(body).await;
             }
         }
