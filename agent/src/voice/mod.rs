@@ -7,8 +7,6 @@
 //! and the media through a [`gsmgw_drivers::voice::bridge::Bridge`].
 
 pub mod call;
-#[cfg(test)]
-mod call_tests;
 pub mod causes;
 /// Call recordings (WAV files under data_dir), kept below both voice and commands.
 pub use crate::recordings;

@@ -8,14 +8,14 @@ use gsmgw_drivers::at::Urc;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::call::spawn_gsm_in;
-use super::{CallInput, Registry, RtpPorts, Shared, VoiceSlot};
+use super::spawn_gsm_in;
 use crate::actor::TestBox;
 use crate::commands::{Context, Env};
 use crate::config::{VoiceConfig, VoiceRoute};
 use crate::events::Events;
 use crate::sms_out::{ChannelRequest, VoiceOp};
 use crate::state::{ChannelState, ModemSnapshot};
+use crate::voice::{CallInput, Registry, RtpPorts, Shared, VoiceSlot};
 
 struct Rig {
     sh: Shared,
