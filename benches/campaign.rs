@@ -28,6 +28,9 @@
 //! - `GSMGW_CAMPAIGN_CPU`: also print the CPU used per thread during each run.
 //! - `RUST_LOG`: the agent's logs on stderr (off by default: logging costs time per message).
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

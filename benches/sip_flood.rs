@@ -11,6 +11,9 @@
 //! `cargo bench --bench sip_flood` (GSMGW_FLOOD_RATE=1500, GSMGW_FLOOD_SECS=30). Every socket is
 //! on 127.0.0.0/8.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -13,6 +13,9 @@
 //! - `GSMGW_GROWTH_RECEIVED` (default 2000) and `GSMGW_GROWTH_SENT` (default 1000).
 //! - `GSMGW_BENCH_DIR`: where the data goes (default: the system temp dir).
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -9,6 +9,9 @@
 //!
 //! `cargo bench --bench voice_calls` (GSMGW_BENCH_CALLS=8, GSMGW_BENCH_SECS=15).
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

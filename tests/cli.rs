@@ -1,5 +1,8 @@
 //! The command line: --version, config check, at and probe against a simulated modem.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,9 @@
 //! Campaigns end to end: spread over the SIMs, per-SIM limits held across a restart, pause,
 //! resume, cancel, a modem unplugged mid-campaign, the agent killed mid-campaign.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

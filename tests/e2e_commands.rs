@@ -1,6 +1,9 @@
 //! Commands from the central server: validated, committed, acknowledged, answered; a
 //! repeated request_id is answered from the store and never executed twice.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

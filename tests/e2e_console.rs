@@ -2,6 +2,9 @@
 //! first password, idle logout, every command, garbage, configuration changes refused and
 //! saved, and MQTT credentials changed live against a broker that requires them.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs::File;

@@ -3,6 +3,9 @@
 //! nothing may be lost or published twice, and the box must come back by itself once a
 //! little space is freed. Needs root (mount); CI runs as root.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

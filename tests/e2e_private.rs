@@ -3,6 +3,9 @@
 //! readable config holding a password, `run` refusing a private key others can read, and the
 //! agent's log at its default level.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

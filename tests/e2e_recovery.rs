@@ -2,6 +2,9 @@
 //! again, and the central server's `modem` events say what happened. Each test prints the
 //! time from fault to ready.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! cheap to provoke) goes over the broker; each one is validated against the schema of its
 //! topic, and every schema must have been exercised.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,8 @@
 //! SMS in, end to end: simulated modem → agent → store → broker → central subscriber.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! our own with a TLS listener on a free 127.0.0.1 port, the real agent with an `mqtts://` url,
 //! and a central subscriber that connects over TLS too.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

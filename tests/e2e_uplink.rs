@@ -1,5 +1,8 @@
 //! End to end: the real binary, simulated modems on pseudo-terminals, a real mosquitto.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

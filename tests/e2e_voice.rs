@@ -1,6 +1,9 @@
 //! Voice end to end: simulated modems with a PCM voice port, the agent, mosquitto, and SIPp as
 //! the PBX and as the SIP caller.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! the scenarios are played SIPp against SIPp, and the RTP helpers are checked against each
 //! other and against SIPp's pcap playback.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

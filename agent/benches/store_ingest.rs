@@ -4,6 +4,9 @@
 //! The database goes in `GSMGW_BENCH_DIR` (default: the system temp dir), which should be on
 //! the disk being measured, not a tmpfs.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use gsmgw_agent::store::{EventClass, NewEvent, Store, StoreOptions};

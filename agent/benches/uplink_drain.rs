@@ -7,6 +7,9 @@
 //! database goes in `GSMGW_BENCH_DIR` (default: the system temp dir), which should be on the
 //! disk being measured, not a tmpfs. `GSMGW_BENCH_EVENTS` overrides the backlog size.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,6 +1,9 @@
 //! Crash safety: a child process appends from many tasks and prints each acknowledged seq;
 //! it is SIGKILLed mid-stream, and every acknowledged event must be in the reopened store.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

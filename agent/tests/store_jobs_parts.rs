@@ -1,5 +1,8 @@
 //! Jobs (idempotent commands), multipart SMS reassembly and counters.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! Opening: damaged files are moved aside and kept, a newer schema is refused, and the
 //! writer stops on close or when the last handle goes.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! The outbox: seq allocation, the envelope, group commit, pending/delete, the bound policy.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;

@@ -12,6 +12,9 @@
 //! Environment: `GSMGW_VOICE_SECS` (bridged run length, default 10; baselines run half as
 //! long), `GSMGW_VOICE_NS` (default `1,8`).
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,4 +1,7 @@
 //! Modem simulator calls and USSD on a real pty.
+
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sim")]
 
 mod sim_port;

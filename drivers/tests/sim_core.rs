@@ -1,5 +1,8 @@
 //! Modem simulator on a real pty: echo, syntax, CMEE, PIN, registration, identity, reboot,
 //! unplug/replug and fault injection.
+
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sim")]
 
 mod sim_port;

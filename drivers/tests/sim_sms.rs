@@ -1,5 +1,8 @@
 //! Modem simulator SMS on a real pty: +CMTI/CMGR, +CMT/CNMA, multipart out of order, CMGS with
 //! the prompt and status reports, wrong length, CMGL with a URC inside, storage full.
+
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sim")]
 
 mod sim_port;

@@ -1,5 +1,8 @@
 //! Modem simulator voice side on real ptys: the voice PCM port per dialect's streaming rule, the
 //! far end's tone, what the agent sends, far-end DTMF reports.
+
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sim")]
 
 mod sim_port;

@@ -1,6 +1,9 @@
 //! The SIP user agent end to end on 127.0.0.1: two `Ua`s calling each other (directly and
 //! through a lossy relay), and interop with SIPp as registrar and as called party.
 
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
