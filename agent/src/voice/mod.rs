@@ -8,6 +8,7 @@
 
 pub mod call;
 pub mod causes;
+mod early;
 /// Call recordings (WAV files under data_dir), kept below both voice and commands.
 pub use crate::recordings;
 
@@ -411,7 +412,7 @@ pub async fn run(mut ctx: VoiceContext) {
     let mut calls: HashMap<String, mpsc::Sender<CallInput>> = HashMap::new();
     let mut by_slot: HashMap<u16, String> = HashMap::new();
     let mut legs: HashMap<String, mpsc::Sender<CallInput>> = HashMap::new();
-    let mut early: HashMap<String, Vec<UaEvent>> = HashMap::new();
+    let mut early: early::Early<UaEvent> = early::Early::default();
     let mut tidy = tokio::time::interval(Duration::from_secs(3600));
     tidy.tick().await;
 
@@ -464,18 +465,14 @@ pub async fn run(mut ctx: VoiceContext) {
                         let key = sip_call_of(&other).to_string();
                         match legs.get(&key) {
                             Some(tx) => { let _ = tx.send(CallInput::Sip(other)).await; }
-                            None => {
-                                let list = early.entry(key).or_default();
-                                if list.len() < 16 { list.push(other); }
-                                if early.len() > 256 { early.clear(); }
-                            }
+                            None => early.push(key, other),
                         }
                     }
                 }
             }
             Some(r) = reg_rx.recv() => match r {
                 Registry::SipLeg(sip_call, tx) => {
-                    for ev in early.remove(&sip_call).unwrap_or_default() {
+                    for ev in early.take(&sip_call) {
                         let _ = tx.send(CallInput::Sip(ev)).await;
                     }
                     legs.insert(sip_call, tx);
