@@ -9,18 +9,20 @@
 
 use std::collections::BTreeSet;
 
-use gsmgw_agent::commands::{self, Context, VERBS, campaign::MAX_RECIPIENTS, dial};
+use gsmgw_agent::commands::{self, Context, campaign::MAX_RECIPIENTS, dial};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, payload)) = data.split_first() else {
         return;
     };
-    let verb = VERBS.get(usize::from(sel) % (VERBS.len() + 1)).copied().unwrap_or("reboot");
+    let verbs = commands::verb_names();
+    let verb = verbs.get(usize::from(sel) % (verbs.len() + 1)).copied().unwrap_or("reboot");
     let ctx = Context {
         slots: vec![1, 2],
         groups: BTreeSet::from(["kyivstar".to_string()]),
         bridge_domains: vec!["pbx.local".into(), "*.office.example".into()],
+        internal: false,
     };
     let first = commands::request_id_of(payload);
     let Ok(cmd) = commands::parse(verb, payload, &ctx) else {
