@@ -465,7 +465,10 @@ async fn throughput(dir: &Path, n: usize, messages: usize) -> Result<Value, BoxE
     let hwm = hwm_kb();
     let cpu = cpu_by_thread();
     let wall = t.elapsed().as_secs_f64();
-    let jobs = events.store().jobs_in_state("sent", messages + 10).await?;
+    let jobs = events
+        .store()
+        .jobs_in_state(gsmgw_agent::proto::JobState::Sent, messages + 10)
+        .await?;
     let last = jobs.iter().map(|j| j.updated_ms).max().unwrap_or(start_ms);
     let first = jobs.iter().map(|j| j.updated_ms).min().unwrap_or(start_ms);
     let mut per_slot: BTreeMap<u64, u64> = BTreeMap::new();

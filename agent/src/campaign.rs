@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::events::Events;
+use crate::proto::JobState;
 use crate::store::{EventClass, NewCampaign, NewEvent, NewJob, StoreError, Submitted};
 
 /// A validated campaign, ready to store (built by `cmd/campaign`).
@@ -63,7 +64,7 @@ pub async fn submit(
                 "expires_ms": expires_ms,
             }),
             slot,
-            state: "queued".into(),
+            state: JobState::Queued,
             outcome: None,
             event: None,
         }
@@ -73,7 +74,7 @@ pub async fn submit(
         verb: "campaign".into(),
         payload: spec.clone(),
         slot: None,
-        state: "done".into(),
+        state: JobState::Done,
         outcome: Some(outcome.clone()),
         event: None,
     };
@@ -179,7 +180,7 @@ pub async fn control(
                 let store = events.store().clone();
                 updates.spawn(async move {
                     store
-                        .update_job(job.job_id, "cancelled", None, Some(ev))
+                        .update_job(job.job_id, JobState::Cancelled, None, Some(ev))
                         .await
                 });
             }

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::events::Events;
+use crate::proto::JobState;
 use crate::store::{EventClass, Job, NewEvent, StoreError};
 
 /// An `sms-status` event for `job` in `state`, with `extra` fields.
@@ -31,7 +32,7 @@ pub async fn match_report(
     delivered: Option<bool>,
     report: Value,
 ) -> Result<bool, StoreError> {
-    let sent = events.store().jobs_in_state("sent", 10_000).await?;
+    let sent = events.store().jobs_in_state(JobState::Sent, 10_000).await?;
     let Some(job) = sent.into_iter().rev().find(|j| {
         j.payload["to"].as_str() == Some(recipient)
             && j.outcome.as_ref().is_some_and(|o| {
@@ -59,16 +60,16 @@ pub async fn match_report(
         done.push(json!(mr));
     }
     let state = if !delivered_now {
-        "failed"
+        JobState::Failed
     } else if done.len() >= total {
-        "delivered"
+        JobState::Delivered
     } else {
-        "sent"
+        JobState::Sent
     };
     if let Some(o) = outcome.as_object_mut() {
         o.insert("delivered".into(), json!(done));
     }
-    let ev = (state != "sent").then(|| status_event(&job, state, report));
+    let ev = (state != JobState::Sent).then(|| status_event(&job, state.as_str(), report));
     events
         .store()
         .update_job(job.job_id, state, Some(outcome), ev)

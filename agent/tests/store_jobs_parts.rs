@@ -3,6 +3,7 @@
 // A test (or bench) fails by panicking: unwrap and expect say where.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use gsmgw_agent::proto::JobState;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ fn job(request_id: &str, event: Option<NewEvent>) -> NewJob {
         verb: "sms-send".into(),
         payload: json!({ "to": "+15550100", "text": "hello" }),
         slot: Some(2),
-        state: "queued".into(),
+        state: JobState::Queued,
         outcome: None,
         event,
     }
@@ -110,14 +111,14 @@ async fn update_job_changes_state_and_appends_its_event_atomically() {
         panic!("expected a new job without event");
     };
     let row = store
-        .update_job(job_id, "sending", None, None)
+        .update_job(job_id, JobState::Sending, None, None)
         .await
         .expect("update");
     assert!(row.is_none());
     let row = store
         .update_job(
             job_id,
-            "done",
+            JobState::Done,
             Some(json!({ "message_ref": 42 })),
             Some(result_event("req-7", true)),
         )
@@ -149,7 +150,7 @@ async fn update_job_changes_state_and_appends_its_event_atomically() {
     let err = store
         .update_job(
             j2,
-            "done",
+            JobState::Done,
             Some(json!({ "x": 1 })),
             Some(result_event("req-8", true)),
         )
@@ -170,10 +171,13 @@ async fn update_job_changes_state_and_appends_its_event_atomically() {
     ));
 
     assert_eq!(
-        store.update_job(9_999, "done", None, None).await,
+        store.update_job(9_999, JobState::Done, None, None).await,
         Err(StoreError::NoSuchJob(9_999))
     );
-    let queued = store.jobs_in_state("queued", 10).await.expect("jobs");
+    let queued = store
+        .jobs_in_state(JobState::Queued, 10)
+        .await
+        .expect("jobs");
     assert_eq!(
         queued.iter().map(|j| j.job_id).collect::<Vec<_>>(),
         vec![j2]
@@ -189,7 +193,7 @@ async fn a_job_done_at_once_records_its_outcome_and_event_together() {
     let store = open(dir.path());
     let mut j = job("req-ping", Some(result_event("req-ping", true)));
     j.verb = "ping".into();
-    j.state = "done".into();
+    j.state = JobState::Done;
     j.outcome = Some(json!({ "pong": true }));
     j.slot = None;
     let Submitted::New {

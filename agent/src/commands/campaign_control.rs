@@ -29,7 +29,7 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
         verb: cmd.verb.clone(),
         payload: cmd.payload.clone(),
         slot: None,
-        state: "done".into(),
+        state: crate::proto::JobState::Done,
         outcome: Some(result.clone()),
         event: None,
     };

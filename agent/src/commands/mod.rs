@@ -292,7 +292,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
         verb: cmd.verb.clone(),
         payload: cmd.payload.clone(),
         slot: cmd.slot,
-        state: "done".into(),
+        state: crate::proto::JobState::Done,
         outcome: Some(result.clone()),
         event: None,
     };

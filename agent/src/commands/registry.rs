@@ -281,7 +281,7 @@ pub async fn store_job(
         verb: cmd.verb.clone(),
         payload,
         slot: cmd.slot,
-        state: state.into(),
+        state,
         outcome: outcome.clone(),
         event,
     };

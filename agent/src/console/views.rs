@@ -172,8 +172,11 @@ impl Console {
             Err(e) => return format!("error: {e}\n"),
         };
         let mut jobs = Vec::new();
-        for state in states {
-            match store.jobs_in_state(&state, 10_000).await {
+        for state in states
+            .iter()
+            .filter_map(|s| crate::proto::JobState::parse(s))
+        {
+            match store.jobs_in_state(state, 10_000).await {
                 Ok(j) => jobs.extend(j.into_iter().filter(|j| j.verb == "sms-send")),
                 Err(e) => return format!("error: {e}\n"),
             }
@@ -262,7 +265,10 @@ impl Console {
         for (state, n) in &stats.jobs_by_state {
             out.push_str(&format!("  {state:<10} {n}\n"));
         }
-        for state in ["sending", "queued"] {
+        for state in [
+            crate::proto::JobState::Sending,
+            crate::proto::JobState::Queued,
+        ] {
             if let Ok(jobs) = store.jobs_in_state(state, 10).await {
                 for j in jobs {
                     out.push_str(&format!(

@@ -33,6 +33,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 pub const DEPTH: usize = 2;
 
 pub use crate::channel::{ChannelRequest, SendFailure, VoiceOp};
+use crate::proto::JobState;
 pub use crate::sms_status::match_report;
 use crate::sms_status::status_event;
 
@@ -86,7 +87,10 @@ pub struct SlotHandle {
 /// Jobs caught in `sending` by a crash: `report` marks them `unknown` (see the module
 /// docs); `retry` queues them again (the recipient may get the message twice).
 pub async fn recover_interrupted(events: &Events, policy: &str) -> Result<usize, StoreError> {
-    let jobs = events.store().jobs_in_state("sending", 10_000).await?;
+    let jobs = events
+        .store()
+        .jobs_in_state(JobState::Sending, 10_000)
+        .await?;
     if policy == "retry" {
         for job in &jobs {
             events
@@ -104,7 +108,7 @@ pub async fn recover_interrupted(events: &Events, policy: &str) -> Result<usize,
         );
         events
             .store()
-            .update_job(job.job_id, "unknown", job.outcome.clone(), Some(ev))
+            .update_job(job.job_id, JobState::Unknown, job.outcome.clone(), Some(ev))
             .await?;
         tracing::warn!(job_id = job.job_id, request_id = %job.request_id, "interrupted send marked unknown");
     }
@@ -247,7 +251,7 @@ pub async fn run_with(
                     let ev = status_event(&job, "expired", json!({"slot": Value::Null}));
                     match events
                         .store()
-                        .update_job(job.job_id, "expired", None, Some(ev))
+                        .update_job(job.job_id, JobState::Expired, None, Some(ev))
                         .await
                     {
                         Ok(_) => events.committed(),
@@ -467,7 +471,7 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
             finish(
                 events,
                 &job,
-                "failed",
+                JobState::Failed,
                 json!({"error": e.to_string(), "attempts": attempts}),
                 handle.slot,
             )
@@ -518,7 +522,7 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
             finish(
                 events,
                 &job,
-                "sent",
+                JobState::Sent,
                 json!({"slot": handle.slot, "mr": mrs, "attempts": attempts, "report": report, "delivered": []}),
                 handle.slot,
             )
@@ -529,7 +533,7 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
             let (kind, reason) = classify(&f.error);
             if !f.sent.is_empty() {
                 // Some parts are out: sending again would duplicate them.
-                finish(events, &job, "failed", json!({"slot": handle.slot, "mr": f.sent, "error": reason, "attempts": attempts}), handle.slot).await;
+                finish(events, &job, JobState::Failed, json!({"slot": handle.slot, "mr": f.sent, "error": reason, "attempts": attempts}), handle.slot).await;
                 return true;
             }
             if kind == FailureKind::Transient && attempts < MAX_ATTEMPTS {
@@ -542,7 +546,7 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
             finish(
                 events,
                 &job,
-                "failed",
+                JobState::Failed,
                 json!({"slot": handle.slot, "error": reason, "attempts": attempts}),
                 handle.slot,
             )
@@ -580,7 +584,7 @@ async fn requeue(
     }
 }
 
-async fn finish(events: &Events, job: &Job, state: &str, outcome: Value, slot: u16) {
+async fn finish(events: &Events, job: &Job, state: JobState, outcome: Value, slot: u16) {
     let mut extra = json!({"slot": slot});
     if let (Some(obj), Value::Object(o)) = (extra.as_object_mut(), outcome.clone()) {
         for k in ["mr", "error"] {
@@ -589,7 +593,7 @@ async fn finish(events: &Events, job: &Job, state: &str, outcome: Value, slot: u
             }
         }
     }
-    let ev = status_event(job, state, extra);
+    let ev = status_event(job, state.as_str(), extra);
     match events
         .store()
         .update_job(job.job_id, state, Some(outcome), Some(ev))

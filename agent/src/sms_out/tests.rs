@@ -93,7 +93,7 @@ mod test_box {
             if !matches!(job.state.as_str(), "queued" | "sending")
                 || t.elapsed() > Duration::from_secs(5)
             {
-                return job.state;
+                return job.state.to_string();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -456,13 +456,13 @@ impl Store {
     pub async fn update_job(
         &self,
         job_id: i64,
-        state: &str,
+        state: crate::proto::JobState,
         outcome: Option<Value>,
         event: Option<NewEvent>,
     ) -> Result<Option<OutboxRow>, StoreError> {
         let req = Request::UpdateJob {
             job_id,
-            state: state.to_owned(),
+            state,
             outcome: outcome.as_ref().map(encode).transpose()?,
             event: event.map(|ev| self.prepare(ev)).transpose()?,
         };
@@ -484,9 +484,12 @@ impl Store {
     }
 
     /// Jobs in `state`, oldest first, at most `limit`.
-    pub async fn jobs_in_state(&self, state: &str, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let state = state.to_owned();
-        self.read(move |c| reader::jobs_in_state(c, &state, limit))
+    pub async fn jobs_in_state(
+        &self,
+        state: crate::proto::JobState,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| reader::jobs_in_state(c, state, limit))
             .await
     }
 

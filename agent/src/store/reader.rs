@@ -1,6 +1,7 @@
 //! Read-only queries, run on reader connections (and a few by the writer inside its
 //! transaction). Readers see committed data only, which is all any caller was told about.
 
+use crate::proto::JobState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -99,12 +100,17 @@ fn decode_job(c: JobColumns) -> Result<Job, StoreError> {
         request_id,
         verb,
         payload: parse_json(&payload)?,
-        state,
+        state: job_state(&state)?,
         slot,
         outcome: parse_json_opt(outcome.as_deref())?,
         created_ms,
         updated_ms,
     })
+}
+
+/// A job state column.
+pub(crate) fn job_state(s: &str) -> Result<JobState, StoreError> {
+    JobState::parse(s).ok_or_else(|| StoreError::Decode(format!("unknown job state {s:?}")))
 }
 
 /// The job whose `column` equals `value` (a unique column: job_id, request_id).
@@ -138,7 +144,7 @@ pub(crate) fn job_by_request(
 /// Jobs in `state`, oldest first.
 pub(crate) fn jobs_in_state(
     conn: &Connection,
-    state: &str,
+    state: JobState,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -146,7 +152,7 @@ pub(crate) fn jobs_in_state(
     ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map(params![state, limit], job_columns)?
+        .query_map(params![state.as_str(), limit], job_columns)?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_job).collect()
 }

@@ -312,7 +312,7 @@ async fn retention_prunes_finished_jobs_and_receipts_and_bounds_the_jobs() {
         verb: "ping".into(),
         payload: json!({}),
         slot: None,
-        state: state.into(),
+        state: crate::proto::JobState::parse(state).unwrap(),
         outcome: None,
         event: None,
     };
@@ -444,4 +444,23 @@ async fn console_auth_survives_a_reopen() {
     store.close().await.expect("close");
     let store = open(dir.path());
     assert_eq!(store.console_auth().await.expect("read"), locked);
+}
+
+#[test]
+fn the_finished_states_in_sql_are_the_final_job_states() {
+    use crate::proto::JobState;
+    let finished: Vec<&str> = JobState::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| s.as_str())
+        .collect();
+    let sql: Vec<String> = super::writer::FINISHED_JOB_STATES
+        .split(',')
+        .map(|s| s.trim_matches('\'').to_string())
+        .collect();
+    let mut a: Vec<String> = finished.iter().map(|s| s.to_string()).collect();
+    let mut b = sql.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
 }

@@ -1,5 +1,6 @@
 //! The values that go in and out of the store.
 
+use crate::proto::JobState;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -190,8 +191,8 @@ pub struct NewJob {
     pub payload: Value,
     /// The modem slot it targets, if any.
     pub slot: Option<u16>,
-    /// Initial state, e.g. "queued" or "done".
-    pub state: String,
+    /// Initial state: `Queued` or `Done`.
+    pub state: JobState,
     /// Outcome, when the job is done at once.
     pub outcome: Option<Value>,
     /// An event appended in the same transaction.
@@ -215,7 +216,7 @@ pub enum Submitted {
         /// Its verb.
         verb: String,
         /// Its state now.
-        state: String,
+        state: JobState,
         /// Its outcome, if any.
         outcome: Option<Value>,
     },
@@ -233,7 +234,7 @@ pub struct Job {
     /// The command's parameters.
     pub payload: Value,
     /// Current state.
-    pub state: String,
+    pub state: JobState,
     /// Target slot.
     pub slot: Option<u16>,
     /// Outcome once known.

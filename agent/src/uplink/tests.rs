@@ -254,7 +254,7 @@ mod test_box {
         r.tb.send(command("sms-send", 7, cmd)).await;
         assert_eq!(r.tb.next().await, Req::Ack(7));
         let job = r.events.store().job_by_request("r-1").await.unwrap();
-        assert_eq!(job.map(|j| j.state), Some("queued".to_string()));
+        assert_eq!(job.map(|j| j.state), Some(crate::proto::JobState::Queued));
         let reply = r.tb.next().await;
         assert_eq!(reply.topic(), "gsmgw/gw-test/reply/r-1");
         let body = reply.json();

@@ -69,7 +69,7 @@ impl Writer {
                 command.request_id,
                 command.verb,
                 command.payload,
-                command.state,
+                command.state.as_str(),
                 command.outcome,
                 now,
                 campaign_id

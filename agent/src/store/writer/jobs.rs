@@ -2,9 +2,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::proto::JobState;
 use crate::store::envelope::{Prepared, unix_ms};
 use crate::store::error::StoreError;
-use crate::store::reader::parse_json_opt;
+use crate::store::reader::{job_state, parse_json_opt};
 use crate::store::types::Submitted;
 
 use super::{CRITICAL, JobRow, OpError, Reply, Writer};
@@ -36,7 +37,7 @@ impl Writer {
                 job.request_id,
                 job.verb,
                 job.payload,
-                job.state,
+                job.state.as_str(),
                 job.slot,
                 job.outcome,
                 now
@@ -52,7 +53,7 @@ impl Writer {
     pub(super) fn update_job(
         &mut self,
         job_id: i64,
-        state: &str,
+        state: JobState,
         outcome: Option<&str>,
         event: Option<&Prepared>,
     ) -> Result<Reply, OpError> {
@@ -62,7 +63,7 @@ impl Writer {
                 "UPDATE jobs SET state = ?2, outcome = COALESCE(?3, outcome), updated_ms = ?4
                  WHERE job_id = ?1",
             )?
-            .execute(params![job_id, state, outcome, unix_ms()])?;
+            .execute(params![job_id, state.as_str(), outcome, unix_ms()])?;
         if changed == 0 {
             return Err(OpError::Refused(StoreError::NoSuchJob(job_id)));
         }
@@ -89,6 +90,7 @@ impl Writer {
         match existing {
             Some((job_id, verb, state, outcome)) => {
                 let outcome = parse_json_opt(outcome.as_deref()).map_err(OpError::Refused)?;
+                let state = job_state(&state).map_err(OpError::Refused)?;
                 Ok(Reply::Submitted(Submitted::Existing {
                     job_id,
                     verb,

@@ -64,7 +64,7 @@ pub(crate) struct JobRow {
     pub verb: String,
     pub payload: String,
     pub slot: Option<u16>,
-    pub state: String,
+    pub state: crate::proto::JobState,
     pub outcome: Option<String>,
 }
 
@@ -473,7 +473,7 @@ impl Writer {
                 state,
                 outcome,
                 event,
-            } => self.update_job(*job_id, state, outcome.as_deref(), event.as_ref()),
+            } => self.update_job(*job_id, *state, outcome.as_deref(), event.as_ref()),
             Request::PutPart(part, json, receipt) => self.put_part(part, json, receipt.as_deref()),
             Request::AddReceipt(r) => {
                 self.mark_seen(r)?;

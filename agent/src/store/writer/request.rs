@@ -19,7 +19,7 @@ pub(crate) enum Request {
     SubmitJob(JobRow, Option<Prepared>),
     UpdateJob {
         job_id: i64,
-        state: String,
+        state: crate::proto::JobState,
         outcome: Option<String>,
         event: Option<Prepared>,
     },
