@@ -170,7 +170,7 @@ pub async fn control(
             let mut updates = tokio::task::JoinSet::new();
             for job in batch {
                 let ev = NewEvent::new(
-                    "sms-status",
+                    crate::proto::EventType::SmsStatus,
                     EventClass::Critical,
                     json!({
                         "request_id": job.request_id, "msg_id": job.job_id, "to": job.payload["to"],
@@ -266,7 +266,10 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
             } else {
                 EventClass::Telemetry
             };
-            if let Err(e) = events.emit("campaign", class, body).await {
+            if let Err(e) = events
+                .emit(crate::proto::EventType::Campaign, class, body)
+                .await
+            {
                 tracing::error!(error = %e, "cannot record campaign progress");
                 continue;
             }

@@ -54,7 +54,7 @@ impl Events {
     /// Commits an event and wakes the pump. Returns only once the event is durable.
     pub async fn emit(
         &self,
-        event_type: &str,
+        event_type: crate::proto::EventType,
         class: EventClass,
         body: Value,
     ) -> Result<OutboxRow, StoreError> {
@@ -80,7 +80,10 @@ impl Events {
             slot,
         })
         .unwrap_or_default();
-        if let Err(e) = self.emit("alarm", EventClass::Critical, body).await {
+        if let Err(e) = self
+            .emit(crate::proto::EventType::Alarm, EventClass::Critical, body)
+            .await
+        {
             tracing::error!(%code, error = %e, "alarm could not be stored");
         }
     }

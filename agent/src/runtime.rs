@@ -151,7 +151,10 @@ impl Agent {
             tokio::spawn(async move {
                 while let Some(e) = event_rx.recv().await {
                     let body = serde_json::to_value(&e).unwrap_or_default();
-                    if let Err(err) = ev.emit("modem", EventClass::Telemetry, body).await {
+                    if let Err(err) = ev
+                        .emit(crate::proto::EventType::Modem, EventClass::Telemetry, body)
+                        .await
+                    {
                         tracing::warn!(slot = e.slot, error = %err, "modem event not stored");
                     }
                 }

@@ -177,7 +177,11 @@ impl Inbox {
 
     /// Commits one `sms-received` event, with its receipt when it has one.
     async fn append(&self, body: Value, receipt: Option<&str>) -> Result<(), InboxError> {
-        let ev = NewEvent::new("sms-received", EventClass::Critical, body);
+        let ev = NewEvent::new(
+            crate::proto::EventType::SmsReceived,
+            EventClass::Critical,
+            body,
+        );
         let store = self.events.store();
         let row = match receipt {
             Some(r) => store.append_once(r.to_string(), ev).await?,
@@ -261,7 +265,11 @@ impl Inbox {
                     .store()
                     .complete_message(
                         key,
-                        NewEvent::new("sms-received", EventClass::Critical, body),
+                        NewEvent::new(
+                            crate::proto::EventType::SmsReceived,
+                            EventClass::Critical,
+                            body,
+                        ),
                     )
                     .await?;
                 self.events.committed();
@@ -310,7 +318,11 @@ impl Inbox {
                 o.insert("imsi".into(), json!(self.imsi));
             }
             self.events
-                .emit("sms-status", EventClass::Critical, body)
+                .emit(
+                    crate::proto::EventType::SmsStatus,
+                    EventClass::Critical,
+                    body,
+                )
                 .await?;
         }
         Ok(())
@@ -415,7 +427,11 @@ pub async fn flush_stale(
             .store()
             .complete_message(
                 key,
-                NewEvent::new("sms-received", EventClass::Critical, body),
+                NewEvent::new(
+                    crate::proto::EventType::SmsReceived,
+                    EventClass::Critical,
+                    body,
+                ),
             )
             .await?;
         events.committed();

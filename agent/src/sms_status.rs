@@ -19,7 +19,11 @@ pub fn status_event(job: &Job, state: &str, extra: Value) -> NewEvent {
     if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
         obj.extend(more);
     }
-    NewEvent::new("sms-status", EventClass::Critical, body)
+    NewEvent::new(
+        crate::proto::EventType::SmsStatus,
+        EventClass::Critical,
+        body,
+    )
 }
 
 /// Matches a status report to the job that sent it (slot, MR, recipient); updates the job

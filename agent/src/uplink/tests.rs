@@ -213,7 +213,7 @@ mod test_box {
         for n in 0..3 {
             r.events
                 .emit(
-                    "alarm",
+                    crate::proto::EventType::Alarm,
                     crate::store::EventClass::Critical,
                     serde_json::json!({"n": n}),
                 )
@@ -280,7 +280,7 @@ mod test_box {
         connect(&mut r).await;
         r.events
             .emit(
-                "alarm",
+                crate::proto::EventType::Alarm,
                 crate::store::EventClass::Critical,
                 serde_json::json!({}),
             )

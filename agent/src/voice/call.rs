@@ -146,7 +146,11 @@ impl Call {
         if let Err(e) = self
             .sh
             .events
-            .emit("call-state", EventClass::Telemetry, body)
+            .emit(
+                crate::proto::EventType::CallState,
+                EventClass::Telemetry,
+                body,
+            )
             .await
         {
             tracing::warn!(call = %self.id, error = %e, "call-state event not stored");

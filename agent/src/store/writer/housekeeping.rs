@@ -144,7 +144,7 @@ impl Writer {
     pub(super) fn internal_alarm(&mut self, code: &str, message: &str) {
         let body = json!({"code": code, "message": message, "slot": null});
         let ev = match Prepared::new(
-            NewEvent::new("alarm", EventClass::Critical, body),
+            NewEvent::new(crate::proto::EventType::Alarm, EventClass::Critical, body),
             &self.gateway_json,
         ) {
             Ok(ev) => ev,

@@ -96,7 +96,7 @@ impl Call {
         if let Err(e) = self
             .sh
             .events
-            .emit("call", EventClass::Critical, body)
+            .emit(crate::proto::EventType::Call, EventClass::Critical, body)
             .await
         {
             tracing::error!(target: LOG_TARGET, call = %self.id, error = %e, "call record not stored");
@@ -135,7 +135,11 @@ impl Call {
         extra.insert("call_id".into(), json!(self.id));
         let origin = Origin::Internal {
             extra,
-            event: Some(NewEvent::new("call", EventClass::Critical, body.clone())),
+            event: Some(NewEvent::new(
+                crate::proto::EventType::Call,
+                EventClass::Critical,
+                body.clone(),
+            )),
         };
         let out = self
             .sh
