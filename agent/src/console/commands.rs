@@ -147,15 +147,10 @@ impl Console {
                 Err(_) => return format!("usage: {}\n", usage("sms")),
             }
         };
-        let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
+        let request_id = console_request_id();
         let payload = json!({"request_id": request_id, "to": number, "text": text, "slot": slot});
-        let out = self
-            .ctx
-            .commands
-            .submit("sms-send", payload.to_string().as_bytes(), Origin::Console)
-            .await;
-        match (out.reply.result, out.reply.error) {
-            (Some(r), _) => {
+        match self.submit("sms-send", &payload).await {
+            Ok(r) => {
                 let job_id = r["job_id"].as_i64().unwrap_or_default();
                 let (_, parts) = gsmgw_drivers::pdu::split_text(text, false);
                 tracing::info!(target: LOG_TARGET, %request_id, job_id, "SMS queued at the console");
@@ -164,8 +159,22 @@ impl Console {
                     parts.len()
                 )
             }
-            (None, Some(e)) => format!("refused ({}): {}\n", e.code, e.message),
-            (None, None) => "error: no answer\n".into(),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// Submits a command through the registry, like MQTT does: its result, or the refusal as
+    /// the console prints it.
+    async fn submit(&self, verb: &str, payload: &Value) -> Result<Value, String> {
+        let out = self
+            .ctx
+            .commands
+            .submit(verb, payload.to_string().as_bytes(), Origin::Console)
+            .await;
+        match (out.reply.result, out.reply.error) {
+            (Some(r), _) => Ok(r),
+            (None, Some(e)) => Err(format!("refused ({}): {}\n", e.code, e.message)),
+            (None, None) => Err("error: no answer\n".into()),
         }
     }
 
@@ -187,19 +196,10 @@ impl Console {
 
     /// `campaign pause|resume|cancel ID`, exactly as `cmd/campaign-control` does it.
     async fn campaign_control(&self, action: &str, id: &str) -> String {
-        let request_id = format!("console-{}", uuid::Uuid::now_v7().simple());
-        let payload = json!({"request_id": request_id, "campaign_id": id, "action": action});
-        let out = self
-            .ctx
-            .commands
-            .submit(
-                "campaign-control",
-                payload.to_string().as_bytes(),
-                Origin::Console,
-            )
-            .await;
-        match (out.reply.result, out.reply.error) {
-            (Some(r), _) => {
+        let payload =
+            json!({"request_id": console_request_id(), "campaign_id": id, "action": action});
+        match self.submit("campaign-control", &payload).await {
+            Ok(r) => {
                 tracing::info!(target: LOG_TARGET, campaign_id = %id, %action, "campaign changed at the console");
                 format!(
                     "campaign {id}: {}{}\n",
@@ -210,8 +210,7 @@ impl Console {
                     }
                 )
             }
-            (None, Some(e)) => format!("refused ({}): {}\n", e.code, e.message),
-            (None, None) => "error: no answer\n".into(),
+            Err(refusal) => refusal,
         }
     }
 
@@ -476,3 +475,8 @@ pub(super) static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
     );
     s
 });
+
+/// A request id for a command typed at the console.
+fn console_request_id() -> String {
+    format!("console-{}", uuid::Uuid::now_v7().simple())
+}

@@ -81,6 +81,17 @@ fn clip(n: &str) -> Urc {
     Urc::Clip { number: n.into() }
 }
 
+/// The caller hangs up (`NO CARRIER`) and the call ends.
+async fn caller_gives_up(r: &mut Rig, input: &mpsc::Sender<CallInput>) {
+    input
+        .send(CallInput::Gsm(Urc::CallEnded {
+            reason: "NO CARRIER".into(),
+        }))
+        .await
+        .unwrap();
+    ended(r).await;
+}
+
 /// Waits for the manager to hear the call has ended.
 async fn ended(r: &mut Rig) {
     r.manager
@@ -105,13 +116,7 @@ async fn a_missed_call_is_recorded_with_one_sms_back_in_the_same_commit() {
     let mut r = rig("Sorry we missed your call; we call {from} back");
     let (id, input) = spawn_gsm_in(r.sh.clone(), 1, None, clip("+380501234567"));
     // No rule: it rings until the caller gives up.
-    input
-        .send(CallInput::Gsm(Urc::CallEnded {
-            reason: "NO CARRIER".into(),
-        }))
-        .await
-        .unwrap();
-    ended(&mut r).await;
+    caller_gives_up(&mut r, &input).await;
     let calls = outbox(&r.events, "call").await;
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["call_id"], id.as_str());
@@ -154,13 +159,7 @@ async fn a_missed_call_is_recorded_with_one_sms_back_in_the_same_commit() {
 async fn a_caller_in_national_format_still_gets_the_sms() {
     let mut r = rig("We missed you");
     let (id, input) = spawn_gsm_in(r.sh.clone(), 1, None, clip("0501234567"));
-    input
-        .send(CallInput::Gsm(Urc::CallEnded {
-            reason: "NO CARRIER".into(),
-        }))
-        .await
-        .unwrap();
-    ended(&mut r).await;
+    caller_gives_up(&mut r, &input).await;
     let job = r
         .events
         .store()
