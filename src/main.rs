@@ -2,6 +2,7 @@
 
 mod demo;
 mod pdu_cli;
+mod ussd_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum Cmd {
         #[arg(required = true)]
         commands: Vec<String>,
     },
+    /// Send a USSD string (e.g. *111#), answer its menus, print the exchange and a JSON line.
+    Ussd(ussd_cli::UssdArgs),
     /// SMS PDU tools: decode and encode, as JSON.
     Pdu {
         #[command(subcommand)]
@@ -82,13 +85,13 @@ enum Cmd {
 }
 
 #[derive(Args)]
-struct PortArgs {
+pub(crate) struct PortArgs {
     /// The modem's AT port (serial device or pseudo-terminal link).
     #[arg(long)]
-    port: String,
+    pub(crate) port: String,
     /// Baud rate.
     #[arg(long, default_value_t = 115200)]
-    baud: u32,
+    pub(crate) baud: u32,
 }
 
 #[derive(Subcommand)]
@@ -244,6 +247,7 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
             timeout,
             commands,
         } => at_command(&port, timeout, &commands).await,
+        Cmd::Ussd(args) => ussd_cli::run(args).await,
         Cmd::Modemsim(args) => {
             init_logging(log_json);
             modemsim(args).await
@@ -406,7 +410,7 @@ fn config_check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn open_engine(
+pub(crate) async fn open_engine(
     port: &PortArgs,
 ) -> Result<(at::AtHandle, tokio::sync::mpsc::Receiver<at::Urc>)> {
     let p = gsmgw_drivers::modem::open_port(&port.port, port.baud)

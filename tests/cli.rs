@@ -213,3 +213,136 @@ fn probe_says_so_in_one_line_when_no_modem_answers() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
 }
+
+/// Polls the simulator until its modem is registered (USSD needs the network).
+fn wait_registered(sim: &SimModem) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sim.control(serde_json::json!({"op": "state"}))["registration"]["stat"] != 1 {
+        assert!(std::time::Instant::now() < until, "not registered");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ussd_works_on_every_dialect_with_each_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    for dialect in ["generic", "quectel", "simcom", "huawei"] {
+        let sim = SimModem::start(
+            dir.path(),
+            &format!("ussd-{dialect}"),
+            &[
+                "--dialect",
+                dialect,
+                "--imsi",
+                "255030123456781",
+                "--sim-busy-secs",
+                "0",
+            ],
+        );
+        wait_registered(&sim);
+        let r = sim.control(
+            serde_json::json!({"op": "ussd-table", "delay_ms": 50, "table": {
+                "*111#": "Na rahunku 45.67 grn. Bonusy: 10.00 grn.",
+                "*100#": {"text": "1 Balans 2 Taryf", "more": true},
+                "*100#>1": "На рахунку 12,00 грн.",
+                "*404#": {"status": 4},
+                "*555#": null,
+            }}),
+        );
+        assert_eq!(r["ok"], true, "{r}");
+        let ussd = |args: &[&str]| {
+            let out = Command::new(gsmgw_bin())
+                .args(["ussd", "--port"])
+                .arg(&sim.link)
+                .args(args)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        };
+        let last_json = |s: &str| -> serde_json::Value {
+            serde_json::from_str(s.trim().lines().last().unwrap()).unwrap()
+        };
+
+        // A balance, in the dialect's request encoding (Huawei: packed GSM 7-bit hex).
+        let (code, out, err) = ussd(&["*111#"]);
+        assert_eq!(code, Some(0), "{dialect}: {out}{err}");
+        let v = last_json(&out);
+        assert_eq!(v["status"], "done", "{dialect}: {out}");
+        assert_eq!(v["text"], "Na rahunku 45.67 grn. Bonusy: 10.00 grn.");
+        assert_eq!(v["dcs"], 15);
+        assert_eq!(v["balance"]["amount"], 45.67, "{dialect}: {out}");
+        assert_eq!(v["balance"]["currency"], "UAH");
+        assert!(out.starts_with("> *111#\n< [done] Na rahunku"), "{out}");
+        let s = sim.control(serde_json::json!({"op": "state"}));
+        let raw = s["ussd"]["requests"][0]["raw"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            raw,
+            if dialect == "huawei" {
+                "AA582C3602"
+            } else {
+                "*111#"
+            },
+            "{dialect}"
+        );
+
+        // A menu answered with a reply; the answer in UCS-2 (DCS 72).
+        let (code, out, err) = ussd(&["*100#", "1"]);
+        assert_eq!(code, Some(0), "{dialect}: {out}{err}");
+        assert!(out.contains("< [menu] 1 Balans 2 Taryf\n> 1\n"), "{out}");
+        let v = last_json(&out);
+        assert_eq!(v["text"], "На рахунку 12,00 грн.");
+        assert_eq!(v["dcs"], 72);
+        assert_eq!(v["balance"]["amount"], 12.0);
+
+        // A menu left unanswered: its text, no balance, the session ended on the modem.
+        let (code, out, _) = ussd(&["*100#"]);
+        assert_eq!(code, Some(0), "{out}");
+        let v = last_json(&out);
+        assert_eq!(
+            (v["status"].as_str(), &v["balance"]),
+            (Some("menu"), &serde_json::Value::Null)
+        );
+        assert_eq!(
+            sim.control(serde_json::json!({"op": "state"}))["ussd"]["session"],
+            false
+        );
+
+        // Refused by the network, no answer, not a USSD string: exit 1 and one clear line.
+        for (args, words) in [
+            (&["*404#"][..], "does not support"),
+            (
+                &["--timeout", "1", "*555#"][..],
+                "no answer from the network within 1s",
+            ),
+            (&["*111#;+CFUN=0"][..], "may hold only digits"),
+            (&["*100#", "1\"\r"][..], "reply"),
+        ] {
+            let (code, out, err) = ussd(args);
+            assert_eq!(code, Some(1), "{dialect} {args:?}: {out}{err}");
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert!(
+                err.starts_with("gsmgw: ussd ") && err.contains(words),
+                "{args:?}: {err}"
+            );
+        }
+        let s = sim.control(serde_json::json!({"op": "state"}));
+        let codes: Vec<&str> = s["ussd"]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            codes,
+            ["*111#", "*100#", "1", "*100#", "*404#", "*555#"],
+            "{dialect}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! gsmgw-agent: the application — configuration, modem channels, uplink, console.
 
 pub mod actor;
+pub mod balance;
 pub mod campaign;
 pub mod channel;
 pub mod clock;

@@ -10,4 +10,5 @@ pub mod redact;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sip;
+pub mod ussd;
 pub mod voice;

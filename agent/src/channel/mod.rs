@@ -16,6 +16,7 @@ use gsmgw_board::{ModemPower, PowerPin};
 use gsmgw_drivers::at::{self, AtError, Command, EngineConfig, Urc};
 use gsmgw_drivers::modem::{Dialect, Identity, Modem, ModemError, NetworkStatus};
 use gsmgw_drivers::pdu::EncodedPart;
+use gsmgw_drivers::ussd::session::{Exchange, UssdFailure};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -82,6 +83,17 @@ pub enum ChannelRequest {
         op: VoiceOp,
         /// The outcome.
         reply: oneshot::Sender<Result<Vec<gsmgw_drivers::modem::CallInfo>, String>>,
+    },
+    /// One USSD exchange (request, menu replies); nothing else uses the port meanwhile.
+    Ussd {
+        /// The USSD string (`*111#`), validated again before it is written.
+        code: String,
+        /// Answers to the menus that follow.
+        replies: Vec<String>,
+        /// The wait for each answer of the network.
+        timeout: Duration,
+        /// The exchange or why it gave no answer.
+        reply: oneshot::Sender<Result<Exchange, UssdFailure>>,
     },
     /// Send these SMS-SUBMIT parts in order; the reply carries each part's TP-MR.
     SendSms {
@@ -308,6 +320,11 @@ impl Channel {
                 }
                 ChannelRequest::Reset { reply } => {
                     let _ = reply.send(Err(format!("modem not available: {why}")));
+                }
+                ChannelRequest::Ussd { reply, .. } => {
+                    let _ = reply.send(Err(UssdFailure::Port(AtError::PortClosed(format!(
+                        "modem not available: {why}"
+                    )))));
                 }
             }
         }

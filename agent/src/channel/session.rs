@@ -60,7 +60,7 @@ impl Channel {
                 _ = self.pulse.tick() => {}
                 req = self.ctx.requests.recv() => {
                     if let Some(req) = req {
-                        if let Some(end) = self.serve(&modem, req).await {
+                        if let Some(end) = self.serve(&modem, &mut urcs, req).await {
                             return end;
                         }
                     }
@@ -106,8 +106,59 @@ impl Channel {
     }
 
     /// Serves one request; Some(end) when the session must end.
-    async fn serve(&mut self, modem: &Modem, req: ChannelRequest) -> Option<SessionEnd> {
+    async fn serve(
+        &mut self,
+        modem: &Modem,
+        urcs: &mut mpsc::Receiver<Urc>,
+        req: ChannelRequest,
+    ) -> Option<SessionEnd> {
         match req {
+            ChannelRequest::Ussd {
+                code,
+                replies,
+                timeout,
+                reply,
+            } => {
+                let mut deferred = Vec::new();
+                let request = gsmgw_drivers::ussd::session::Request {
+                    code: &code,
+                    replies: &replies,
+                    timeout,
+                };
+                let spec = modem.dialect().spec().ussd;
+                let hints = gsmgw_drivers::ussd::DecodeHints {
+                    cscs_ucs2: false,
+                    packed_answers: spec.packed_answers,
+                };
+                let r = gsmgw_drivers::ussd::session::run(
+                    modem.at(),
+                    urcs,
+                    &mut deferred,
+                    &request,
+                    &spec,
+                    hints,
+                )
+                .await;
+                let fatal = match &r {
+                    Err(gsmgw_drivers::ussd::session::UssdFailure::Port(e)) => Some(e.to_string()),
+                    _ => None,
+                };
+                let _ = reply.send(r);
+                if let Some(why) = fatal {
+                    return Some(SessionEnd::PortGone(why));
+                }
+                // What came in meanwhile (an SMS, a registration change) is handled now.
+                for u in deferred {
+                    match self.on_urc(modem, u).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_fatal() => return Some(SessionEnd::PortGone(e.to_string())),
+                        Err(e) => {
+                            tracing::debug!(slot = self.cfg.slot, error = %e, "URC follow-up failed")
+                        }
+                    }
+                }
+                None
+            }
             ChannelRequest::At {
                 command,
                 timeout,

@@ -5,6 +5,7 @@ use serde::{Serialize, Serializer};
 
 use super::{DETECTION, Dialect};
 use crate::at::Urc;
+use crate::ussd::UssdSpec;
 
 /// What differs between vendors: data, and hooks for the vendor's own lines.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,8 @@ pub struct DialectSpec {
     /// Types one of the vendor's own unsolicited lines; None when the line is not the vendor's
     /// (or means nothing the agent acts on).
     pub parse_urc: fn(&str) -> Option<Urc>,
+    /// How the firmware takes USSD requests and prints answers.
+    pub ussd: UssdSpec,
 }
 
 /// When a dialect's voice-port command must be given.

@@ -1,6 +1,7 @@
 //! The generic 3GPP 27.007 dialect: what any modem should understand, and the few lines that
 //! several vendors print outside any standard (boot banners).
 
+use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
 use crate::at::Urc;
 
@@ -21,6 +22,7 @@ pub const SPEC: DialectSpec = DialectSpec {
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
+    ussd: UssdSpec::PLAIN_FIRST,
 };
 
 /// Lines no 3GPP spec defines that more than one vendor prints: `RDY` (Quectel, SIMCom),

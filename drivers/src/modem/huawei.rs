@@ -1,6 +1,7 @@
 //! Huawei (E173, E1550, E3372 in stick mode...): AT^ICCID?, `^RSSI`/`^MODE` URC chatter, `^CONN`
 //! / `^CEND` call progress, `^DDTMF`, the `COMMAND NOT SUPPORT` error word.
 
+use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
 use crate::at::Urc;
 use crate::at::fields::{parse_fields, unquote};
@@ -24,6 +25,7 @@ pub const SPEC: DialectSpec = DialectSpec {
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
+    ussd: UssdSpec::PACKED_FIRST,
 };
 
 /// Huawei's own unsolicited lines.

@@ -1,5 +1,6 @@
 //! Quectel (EC2x, EG9x, UC20, M95...): AT+QCCID, `+QIND` URCs, `+QTONEDET` DTMF reports.
 
+use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
 use crate::at::Urc;
 use crate::at::fields::unquote;
@@ -20,6 +21,7 @@ pub const SPEC: DialectSpec = DialectSpec {
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
+    ussd: UssdSpec::PLAIN_FIRST,
 };
 
 /// Quectel's own unsolicited lines.

@@ -1,6 +1,7 @@
 //! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones; `VOICE CALL:`
 //! progress lines, `+RXDTMF` DTMF reports.
 
+use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
 use crate::at::Urc;
 use crate::at::fields::unquote;
@@ -20,6 +21,7 @@ pub const SPEC: DialectSpec = DialectSpec {
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
+    ussd: UssdSpec::PLAIN_FIRST,
 };
 
 /// SIMCom's own unsolicited lines.

@@ -1,7 +1,7 @@
 //! Control messages (JSON objects with an "op" field): inject traffic, steer the network, inject
 //! faults, read the state. Same handling for the Unix socket and `SimHandle::control`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::device::{AtError, Device, Event, UrcMode};
@@ -156,15 +156,20 @@ impl Device {
             "ussd" => {
                 let text = str_field(msg, "text")?.to_string();
                 let more = msg.get("more").and_then(Value::as_bool).unwrap_or(false);
+                let status = match opt_u64(msg, "status")? {
+                    None => u8::from(more),
+                    Some(s @ 0..=5) => s as u8,
+                    Some(_) => return Err("status must be 0-5".into()),
+                };
                 let network = msg
                     .get("network_initiated")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
                 if !network {
-                    self.cancel(|e| matches!(e, Event::UssdReply { .. }));
+                    self.cancel(|e| matches!(e, Event::UssdReply(_)));
                 }
-                let was_pending = self.ussd.session;
-                self.ussd_reply(&text, more);
+                let was_pending = self.ussd.session.is_some();
+                self.ussd_reply(&super::ussd::UssdAnswer { text, status });
                 Ok(json!({"answered_request": was_pending && !network}))
             }
             "ussd-table" => self.ussd_table(msg),
@@ -338,40 +343,6 @@ impl Device {
         }
     }
 
-    fn ussd_table(&mut self, msg: &Value) -> OpResult {
-        let entries: Map<String, Value> = match msg.get("table") {
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err("\"table\" must be an object".into()),
-            None => msg
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "op" | "default" | "delay_ms"))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        for (code, reply) in entries {
-            let reply = match reply {
-                Value::String(s) => Some(s),
-                Value::Null => None,
-                _ => return Err(format!("reply for {code:?} must be a string or null")),
-            };
-            self.ussd.table.insert(code, reply);
-        }
-        match msg.get("default") {
-            None => {}
-            Some(Value::String(s)) => self.ussd.default_reply = Some(s.clone()),
-            Some(Value::Null) => self.ussd.default_reply = None,
-            Some(_) => return Err("\"default\" must be a string or null".into()),
-        }
-        if let Some(d) = opt_u64(msg, "delay_ms")? {
-            self.ussd.delay_ms = d;
-        }
-        Ok(ok())
-    }
-
     /// The `state` snapshot.
     pub(crate) fn snapshot(&self) -> Value {
         let s = &self.set;
@@ -418,8 +389,8 @@ impl Device {
             "calls": self.calls.to_json(),
             "ussd": {
                 "requests": self.ussd.requests,
-                "session": self.ussd.session,
-                "default_reply": self.ussd.default_reply,
+                "session": self.ussd.session.is_some(),
+                "default_reply": self.ussd.default_reply.as_ref().map(|a| a.text.clone()),
             },
             "voice_commands": self.calls.voice_commands,
             "dtmf": self.calls.dtmf,

@@ -141,7 +141,7 @@ pub(crate) enum Event {
     Signal,
     Ring,
     DialOutcome,
-    UssdReply { text: String, more: bool },
+    UssdReply(super::ussd::UssdAnswer),
     StatusReport { mr: u8, status: u8 },
     CnmaTimeout(u64),
     NetworkRetry,
@@ -523,7 +523,7 @@ impl Device {
             }
             Event::Ring => self.ring(now),
             Event::DialOutcome => self.dial_outcome(now),
-            Event::UssdReply { text, more } => self.ussd_reply(&text, more),
+            Event::UssdReply(answer) => self.ussd_reply(&answer),
             Event::StatusReport { mr, status } => {
                 if let Err(e) = self.status_report(mr, status, now) {
                     tracing::debug!(mr, "auto status report not sent: {e}");
