@@ -36,8 +36,21 @@ impl ChannelState {
     }
 }
 
+/// The last balance check of a slot's SIM.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BalanceState {
+    /// The main balance (negative when the SIM owes); null when the answer could not be read.
+    pub amount: Option<f64>,
+    /// ISO 4217 code, when the answer or the operator names it.
+    pub currency: Option<String>,
+    /// When the answer came (RFC 3339).
+    pub checked_at: String,
+    /// The operator's answer as it came.
+    pub text: String,
+}
+
 /// A slot's current picture, retained on the broker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModemSnapshot {
     /// Configured 1-based slot.
     pub slot: u16,
@@ -73,6 +86,8 @@ pub struct ModemSnapshot {
     pub signal_dbm: Option<i32>,
     /// The last problem seen, for technicians.
     pub error: Option<String>,
+    /// The last balance check (`balance_ussd`); None until one answered.
+    pub balance: Option<BalanceState>,
     /// When this picture was taken (RFC 3339).
     pub ts: String,
 }
@@ -97,6 +112,7 @@ impl ModemSnapshot {
             operator_numeric: String::new(),
             signal_dbm: None,
             error: None,
+            balance: None,
             ts: crate::clock::now_rfc3339(),
         }
     }

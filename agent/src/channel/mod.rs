@@ -25,6 +25,7 @@ use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
+mod balance;
 mod ports;
 mod recovery;
 mod session;
@@ -156,6 +157,7 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
             port,
             escalation: 0,
             trouble_since: None,
+            balance: balance::BalanceCheck::default(),
         };
         ch.run().await;
     });
@@ -178,6 +180,8 @@ struct Channel {
     escalation: u8,
     /// When the current trouble started, for the recovery time.
     trouble_since: Option<Instant>,
+    /// The periodic balance check (`balance_ussd`).
+    balance: balance::BalanceCheck,
 }
 
 /// Why a session with an open port ended.

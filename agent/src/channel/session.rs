@@ -73,6 +73,11 @@ impl Channel {
                         Err(e) => tracing::debug!(slot = self.cfg.slot, error = %e, "URC follow-up failed"),
                     },
                 },
+                _ = tokio::time::sleep_until(self.balance.next_due(&self.cfg)), if self.cfg.balance_ussd.is_some() && self.tx.borrow().state == ChannelState::Ready => {
+                    if let Some(end) = self.check_balance(&modem, &mut urcs).await {
+                        return end;
+                    }
+                }
                 _ = health.tick() => match self.health_check(&modem).await {
                     Ok(()) => {
                         failures = 0;
@@ -119,45 +124,9 @@ impl Channel {
                 timeout,
                 reply,
             } => {
-                let mut deferred = Vec::new();
-                let request = gsmgw_drivers::ussd::session::Request {
-                    code: &code,
-                    replies: &replies,
-                    timeout,
-                };
-                let spec = modem.dialect().spec().ussd;
-                let hints = gsmgw_drivers::ussd::DecodeHints {
-                    cscs_ucs2: false,
-                    packed_answers: spec.packed_answers,
-                };
-                let r = gsmgw_drivers::ussd::session::run(
-                    modem.at(),
-                    urcs,
-                    &mut deferred,
-                    &request,
-                    &spec,
-                    hints,
-                )
-                .await;
-                let fatal = match &r {
-                    Err(gsmgw_drivers::ussd::session::UssdFailure::Port(e)) => Some(e.to_string()),
-                    _ => None,
-                };
+                let (r, end) = self.ussd(modem, urcs, &code, &replies, timeout).await;
                 let _ = reply.send(r);
-                if let Some(why) = fatal {
-                    return Some(SessionEnd::PortGone(why));
-                }
-                // What came in meanwhile (an SMS, a registration change) is handled now.
-                for u in deferred {
-                    match self.on_urc(modem, u).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_fatal() => return Some(SessionEnd::PortGone(e.to_string())),
-                        Err(e) => {
-                            tracing::debug!(slot = self.cfg.slot, error = %e, "URC follow-up failed")
-                        }
-                    }
-                }
-                None
+                end
             }
             ChannelRequest::At {
                 command,
@@ -379,7 +348,7 @@ impl Channel {
         self.set_state(state, error);
     }
 
-    async fn on_urc(&mut self, modem: &Modem, urc: Urc) -> Result<(), ModemError> {
+    pub(super) async fn on_urc(&mut self, modem: &Modem, urc: Urc) -> Result<(), ModemError> {
         let received = match &urc {
             Urc::NewMessage { storage, index } | Urc::NewReport { storage, index } => {
                 Some(self.inbox.on_stored(modem, storage, *index).await)

@@ -532,6 +532,27 @@ pub struct ModemConfig {
     /// Whether the agent drives this modem at all.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// USSD string that asks the operator for the balance (`*111#`); none: no balance checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_ussd: Option<String>,
+    /// Seconds between balance checks (300 to 30 days; default 6 hours). The first check is
+    /// made once the modem is ready.
+    #[serde(default = "default_balance_interval")]
+    pub balance_interval_secs: u64,
+    /// An `alarm` `balance-low` is raised when the balance drops below this amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_low: Option<f64>,
+    /// A regular expression that reads the balance instead of the built-in tables: a group
+    /// `amount` (or its first group), optionally a group `currency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_regex: Option<String>,
+}
+
+/// Default `balance_interval_secs`: 6 hours.
+pub const DEFAULT_BALANCE_INTERVAL_SECS: u64 = 6 * 3600;
+
+fn default_balance_interval() -> u64 {
+    DEFAULT_BALANCE_INTERVAL_SECS
 }
 
 impl Default for ModemConfig {
@@ -547,6 +568,10 @@ impl Default for ModemConfig {
             group: None,
             dialect: DialectChoice::default(),
             enabled: true,
+            balance_ussd: None,
+            balance_interval_secs: DEFAULT_BALANCE_INTERVAL_SECS,
+            balance_low: None,
+            balance_regex: None,
         }
     }
 }
@@ -565,6 +590,10 @@ impl fmt::Debug for ModemConfig {
             .field("group", &self.group)
             .field("dialect", &self.dialect)
             .field("enabled", &self.enabled)
+            .field("balance_ussd", &self.balance_ussd)
+            .field("balance_interval_secs", &self.balance_interval_secs)
+            .field("balance_low", &self.balance_low)
+            .field("balance_regex", &self.balance_regex)
             .finish()
     }
 }

@@ -100,6 +100,10 @@ const MODEM_KEYS: &[&str] = &[
     "group",
     "dialect",
     "enabled",
+    "balance_ussd",
+    "balance_interval_secs",
+    "balance_low",
+    "balance_regex",
 ];
 const CONSOLE_KEYS: &[&str] = &["device", "baud", "password_hash", "idle_logout_secs"];
 
@@ -373,6 +377,10 @@ impl Reader {
                 "group" => self.set_opt(&key, v, &mut out.group),
                 "dialect" => self.set(&key, v, &mut out.dialect),
                 "enabled" => self.set(&key, v, &mut out.enabled),
+                "balance_ussd" => self.set_opt(&key, v, &mut out.balance_ussd),
+                "balance_interval_secs" => self.set(&key, v, &mut out.balance_interval_secs),
+                "balance_low" => self.set_opt(&key, v, &mut out.balance_low),
+                "balance_regex" => self.set_opt(&key, v, &mut out.balance_regex),
                 _ => self.unknown(&path, name, k.span(), MODEM_KEYS),
             }
         }

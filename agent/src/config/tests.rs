@@ -164,7 +164,8 @@ port = "/dev/ttyUSB7"
     assert_eq!(
         all[1].to_string(),
         "gw.toml:10: modem[2].prot: unknown key; did you mean `port`? Expected one of: \
-         slot, port, voice_port, imei, baud, pin, smsc, group, dialect, enabled"
+         slot, port, voice_port, imei, baud, pin, smsc, group, dialect, enabled, \
+         balance_ussd, balance_interval_secs, balance_low, balance_regex"
     );
     // The error's Display lists both, one per line.
     let err = parse_str(text, "gw.toml").unwrap_err();

@@ -460,6 +460,48 @@ fn check_modems(modems: &[ModemConfig], out: &mut Vec<Problem>) {
                 out.push(Problem::new(at("group"), msg));
             }
         }
+        check_balance(m, &at, out);
+    }
+}
+
+/// The balance-check keys of one `[[modem]]`.
+fn check_balance(m: &ModemConfig, at: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
+    if let Some(code) = &m.balance_ussd {
+        if let Err(e) = gsmgw_drivers::ussd::validate_code(code) {
+            out.push(Problem::new(
+                at("balance_ussd"),
+                format!("`{code}`: {e}, e.g. \"*111#\""),
+            ));
+        }
+    }
+    if !(300..=30 * 86_400).contains(&m.balance_interval_secs) {
+        out.push(Problem::new(
+            at("balance_interval_secs"),
+            "must be 300 (5 minutes) to 2592000 (30 days): operators do not like USSD every minute",
+        ));
+    }
+    if let Some(low) = m.balance_low {
+        if !low.is_finite() {
+            out.push(Problem::new(at("balance_low"), "must be a number"));
+        }
+    }
+    if m.balance_ussd.is_none() {
+        for (key, set) in [
+            ("balance_low", m.balance_low.is_some()),
+            ("balance_regex", m.balance_regex.is_some()),
+        ] {
+            if set {
+                out.push(Problem::new(
+                    at(key),
+                    "has no effect without balance_ussd (the USSD string that asks for the balance)",
+                ));
+            }
+        }
+    }
+    if let Some(re) = &m.balance_regex {
+        if let Err(e) = crate::balance::BalanceParser::new(Some(re)) {
+            out.push(Problem::new(at("balance_regex"), e.to_string()));
+        }
     }
 }
 
@@ -691,6 +733,37 @@ mod tests {
             c.modems[0].smsc = Some(smsc.into());
             assert_eq!(c.validate().is_empty(), ok, "{smsc}");
         }
+    }
+
+    #[test]
+    fn balance_rules() {
+        let keys =
+            |c: &Config| -> Vec<String> { c.validate().into_iter().map(|p| p.key).collect() };
+        let mut c = valid();
+        c.modems[0].balance_ussd = Some("*111#".into());
+        c.modems[0].balance_low = Some(10.0);
+        c.modems[0].balance_regex = Some(r"Credit (?P<amount>[0-9.]+)".into());
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        c.modems[0].balance_ussd = Some("*111#;+CFUN=0".into());
+        c.modems[0].balance_interval_secs = 60;
+        c.modems[0].balance_regex = Some("(".into());
+        assert_eq!(
+            keys(&c),
+            [
+                "modem[1].balance_ussd",
+                "modem[1].balance_interval_secs",
+                "modem[1].balance_regex"
+            ]
+        );
+        let mut c = valid();
+        c.modems[0].balance_low = Some(5.0);
+        let p = c.validate();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message.contains("without balance_ussd"),
+            "{}",
+            p[0].message
+        );
     }
 
     #[test]

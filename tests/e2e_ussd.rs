@@ -1,0 +1,100 @@
+//! USSD through the agent: balance checks into the retained modem state and the
+//! `balance-low` alarm, on a plain-text (Quectel) and a packed-hex (Huawei) modem.
+
+// A test (or bench) fails by panicking: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{AgentProc, Broker, Central, SimModem, write_config_with};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balance_checks_fill_the_state_and_raise_balance_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let low = SimModem::start(
+        dir.path(),
+        "quectel",
+        &["--dialect", "quectel", "--imsi", "255030123456781"],
+    );
+    let ok = SimModem::start(
+        dir.path(),
+        "huawei",
+        &["--dialect", "huawei", "--imsi", "255010123456782"],
+    );
+    for (sim, answer) in [
+        (&low, "Na rahunku 4.50 grn. Bonusy: 50.00 grn."),
+        (&ok, "Vash balans 45,67 grn"),
+    ] {
+        let r =
+            sim.control(json!({"op": "ussd-table", "delay_ms": 100, "table": {"*111#": answer}}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let extra = "balance_ussd = \"*111#\"\nbalance_low = 10.0\nbalance_interval_secs = 3600";
+    let cfg = write_config_with(
+        dir.path(),
+        "gw-ussd",
+        &broker.url(),
+        "",
+        &[(1, &low.link, extra), (2, &ok.link, extra)],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-ussd/#").await;
+    let _agent = AgentProc::start(&cfg);
+
+    let s1 = central
+        .expect("gsmgw/gw-ussd/modem/1/state", T, |v| {
+            !v["balance"].is_null()
+        })
+        .await;
+    assert_eq!(s1["balance"]["amount"], 4.5, "{s1}");
+    assert_eq!(s1["balance"]["currency"], "UAH");
+    assert_eq!(
+        s1["balance"]["text"],
+        "Na rahunku 4.50 grn. Bonusy: 50.00 grn."
+    );
+    assert!(s1["balance"]["checked_at"].as_str().unwrap().ends_with('Z'));
+    let s2 = central
+        .expect("gsmgw/gw-ussd/modem/2/state", T, |v| {
+            !v["balance"].is_null()
+        })
+        .await;
+    assert_eq!(s2["balance"]["amount"], 45.67, "{s2}");
+    assert_eq!(s2["balance"]["currency"], "UAH");
+
+    let alarm = central
+        .expect("gsmgw/gw-ussd/event/alarm", T, |v| {
+            v["code"] == "balance-low"
+        })
+        .await;
+    assert_eq!(alarm["slot"], 1, "{alarm}");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("4.50 UAH is below 10.00"),
+        "{alarm}"
+    );
+    // The Huawei modem was asked in packed GSM 7-bit hex, the Quectel one in plain text.
+    assert_eq!(
+        ok.control(json!({"op": "state"}))["ussd"]["requests"][0]["raw"],
+        "AA582C3602"
+    );
+    assert_eq!(
+        low.control(json!({"op": "state"}))["ussd"]["requests"][0]["raw"],
+        "*111#"
+    );
+    // Slot 2 is above its threshold: no alarm for it among everything received so far.
+    assert!(
+        !central
+            .log
+            .iter()
+            .any(|(t, v)| t.ends_with("/event/alarm") && v["slot"] == 2),
+        "{:?}",
+        central.log
+    );
+}
