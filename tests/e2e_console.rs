@@ -312,6 +312,7 @@ fn every_command_and_garbage_over_the_serial_console() {
         "exit",
         "campaign",
         "calls",
+        "ussd N CODE",
     ] {
         assert!(help.contains(c), "help lacks {c}: {help}");
     }
@@ -340,6 +341,18 @@ fn every_command_and_garbage_over_the_serial_console() {
     assert!(pty.run(p, "at 1 ATI").contains("OK"));
     assert!(pty.run(p, "at 1 rm -rf").contains("must start with AT"));
     assert!(pty.run(p, "at 7 AT").contains("no enabled modem in slot 7"));
+    // USSD: through the same registry as cmd/ussd (the simulator answers every code).
+    let u = pty.run(p, "ussd 1 *111#");
+    assert!(
+        u.contains("> *111#\r\n< [done] Balance: 42.00 UAH") && u.contains("balance: 42.00 UAH"),
+        "{u:?}"
+    );
+    let u = pty.run(p, "ussd 1 *111#;AT+CFUN=0");
+    assert!(
+        u.contains("refused (bad-field)") && u.contains("only digits"),
+        "{u}"
+    );
+    assert!(pty.run(p, "ussd x *1#").contains("usage: ussd N CODE"));
 
     // SMS: validated like the MQTT command, queued as a job, then sent by the modem.
     let bad = pty.run(p, "sms send 1 12345 hi");

@@ -27,7 +27,7 @@ const CALL_ID: &str = "0193a5c2-7b1e-7c3d-9a2b-0123456789ab";
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 20] = [
+const ALL_SCHEMAS: [&str; 22] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -38,6 +38,7 @@ const ALL_SCHEMAS: [&str; 20] = [
     "event-campaign.json",
     "event-call.json",
     "event-call-state.json",
+    "event-ussd.json",
     "recording-chunk.json",
     "cmd-ping.json",
     "cmd-sms-send.json",
@@ -46,6 +47,7 @@ const ALL_SCHEMAS: [&str; 20] = [
     "cmd-dial.json",
     "cmd-hangup.json",
     "cmd-recording-fetch.json",
+    "cmd-ussd.json",
     "reply.json",
     "common.json",
 ];
@@ -164,6 +166,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["event", "campaign"] => "event-campaign.json",
         ["event", "call"] => "event-call.json",
         ["event", "call-state"] => "event-call-state.json",
+        ["event", "ussd"] => "event-ussd.json",
         ["recording", _, n] if n.parse::<u32>().is_ok() => "recording-chunk.json",
         ["cmd", "ping"] => "cmd-ping.json",
         ["cmd", "sms-send"] => "cmd-sms-send.json",
@@ -172,6 +175,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["cmd", "dial"] => "cmd-dial.json",
         ["cmd", "hangup"] => "cmd-hangup.json",
         ["cmd", "recording-fetch"] => "cmd-recording-fetch.json",
+        ["cmd", "ussd"] => "cmd-ussd.json",
         ["cmd", _] => return None,
         ["reply", _] => "reply.json",
         _ => panic!("a topic the interface does not document: {topic}"),
@@ -192,6 +196,7 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
         "modem-state.json" => format!("state {}", s("state")),
         "event-modem.json" => format!("kind {}", s("kind")),
         "event-alarm.json" => s("code"),
+        "event-ussd.json" => s("status"),
         "event-call-state.json" => format!("{} {}", s("direction"), s("state")),
         "event-call.json" => {
             let answered = if v["answered_at"].is_null() {
@@ -251,6 +256,16 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
                 format!(
                     "ok campaign-control {}",
                     v["result"]["state"].as_str().unwrap_or("?")
+                )
+            } else if v["ok"] == true && v["result"].get("steps").is_some() {
+                let dup = if v["result"]["duplicate"] == true {
+                    " duplicate"
+                } else {
+                    ""
+                };
+                format!(
+                    "ok ussd {}{dup}",
+                    v["result"]["status"].as_str().unwrap_or("?")
                 )
             } else if v["ok"] == true && v["result"].get("sha256").is_some() {
                 "ok recording-fetch".into()
@@ -870,6 +885,70 @@ async fn every_real_message_matches_its_schema() {
         assert_eq!(r["error"]["code"], code, "{r}");
     }
 
+    // USSD: an answer with a balance, a menu answered, the same request_id again (from the
+    // store), a code the network does not know, a string that is not USSD, and a message
+    // the network sends by itself.
+    let r = sim.control(json!({"op": "ussd-table", "delay_ms": 50, "table": {
+        "*111#": "Na rahunku 45.67 grn.",
+        "*100#": {"text": "1 Balans 2 Taryf", "more": true},
+        "*100#>1": "Balans 45,67 grn",
+        "*404#": {"status": 4},
+    }}));
+    assert_eq!(r["ok"], true, "{r}");
+    for (payload, rid) in [
+        (r#"{"request_id":"u-1","slot":1,"code":"*111#"}"#, "u-1"),
+        (
+            r#"{"request_id":"u-2","slot":1,"code":"*100#","replies":["1"],"timeout_secs":20}"#,
+            "u-2",
+        ),
+        (r#"{"request_id":"u-1","slot":1,"code":"*111#"}"#, "u-1"),
+    ] {
+        command(c, &mut sent, "ussd", payload, true).await;
+        let r = reply(c, rid, |_| true).await;
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["result"]["balance"]["amount"], 45.67, "{r}");
+    }
+    command(
+        c,
+        &mut sent,
+        "ussd",
+        r#"{"request_id":"u-3","slot":1,"code":"*404#"}"#,
+        true,
+    )
+    .await;
+    let r = reply(c, "u-3", |_| true).await;
+    assert_eq!(r["error"]["code"], "ussd-network", "{r}");
+    command(
+        c,
+        &mut sent,
+        "ussd",
+        r#"{"request_id":"u-4","slot":1,"code":"*111#\r\nAT+CFUN=0"}"#,
+        false,
+    )
+    .await;
+    let r = reply(c, "u-4", |_| true).await;
+    assert_eq!(r["error"]["code"], "bad-field", "{r}");
+    let codes: Vec<Value> = sim.control(json!({"op": "state"}))["ussd"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [json!("*111#"), json!("*100#"), json!("1"), json!("*404#")]
+    );
+    let r = sim.control(json!({"op": "ussd", "text": "Vash rahunok popovneno na 50 grn", "network_initiated": true}));
+    assert_eq!(r["ok"], true, "{r}");
+    let ev = c
+        .expect(&format!("gsmgw/{GW}/event/ussd"), T, |_| true)
+        .await;
+    assert_eq!(ev["text"], "Vash rahunok popovneno na 50 grn", "{ev}");
+    assert_eq!(
+        (ev["slot"].clone(), ev["status"].clone()),
+        (json!(1), json!("done"))
+    );
+
     let refused = [
         (
             "sms-send",
@@ -945,6 +1024,8 @@ async fn every_real_message_matches_its_schema() {
         ("modem-state.json", &["state ready"]),
         ("event-modem.json", &["kind state"]),
         ("event-alarm.json", &["store-corrupt"]),
+        ("event-ussd.json", &["done"]),
+        ("cmd-ussd.json", &["command"]),
         ("event-campaign.json", &["final done", "final cancelled"]),
         (
             "event-sms-received.json",
@@ -983,6 +1064,9 @@ async fn every_real_message_matches_its_schema() {
                 "ok campaign-control paused",
                 "ok campaign-control running",
                 "ok campaign-control cancelled",
+                "ok ussd done",
+                "ok ussd done duplicate",
+                "error ussd-network",
                 "_invalid missing-request-id",
                 "_invalid bad-json",
                 "_invalid bad-request-id",

@@ -31,8 +31,11 @@ async fn balance_checks_fill_the_state_and_raise_balance_low() {
         (&low, "Na rahunku 4.50 grn. Bonusy: 50.00 grn."),
         (&ok, "Vash balans 45,67 grn"),
     ] {
-        let r =
-            sim.control(json!({"op": "ussd-table", "delay_ms": 100, "table": {"*111#": answer}}));
+        let r = sim.control(json!({"op": "ussd-table", "delay_ms": 100, "table": {
+            "*111#": answer,
+            "*100#": {"text": "1 Balans 2 Taryf", "more": true},
+            "*100#>2": "Taryf: Bezlimit, 150 grn/misyats",
+        }}));
         assert_eq!(r["ok"], true, "{r}");
     }
     let extra = "balance_ussd = \"*111#\"\nbalance_low = 10.0\nbalance_interval_secs = 3600";
@@ -97,4 +100,43 @@ async fn balance_checks_fill_the_state_and_raise_balance_low() {
         "{:?}",
         central.log
     );
+
+    // cmd/ussd on the Huawei SIM: a menu answered in packed hex, then a network-initiated
+    // message in UCS-2 becomes event/ussd.
+    central
+        .send(
+            "gsmgw/gw-ussd/cmd/ussd",
+            r#"{"request_id":"m-1","slot":2,"code":"*100#","replies":["2"]}"#,
+        )
+        .await;
+    let r = central.expect("gsmgw/gw-ussd/reply/m-1", T, |_| true).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        r["result"]["text"], "Taryf: Bezlimit, 150 grn/misyats",
+        "{r}"
+    );
+    assert_eq!(r["result"]["steps"][0]["status"], "menu", "{r}");
+    assert_eq!(r["result"]["steps"][1]["sent"], "2", "{r}");
+    let raws: Vec<String> = ok.control(json!({"op": "state"}))["ussd"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["raw"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        raws,
+        ["AA582C3602", "AA180C3602", "32"],
+        "packed hex all the way"
+    );
+    let r = ok.control(
+        json!({"op": "ussd", "text": "Рахунок поповнено на 50 грн", "network_initiated": true}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let ev = central
+        .expect("gsmgw/gw-ussd/event/ussd", T, |_| true)
+        .await;
+    assert_eq!(ev["slot"], 2, "{ev}");
+    assert_eq!(ev["text"], "Рахунок поповнено на 50 грн");
+    assert_eq!(ev["dcs"], 72);
+    assert_eq!(ev["network_initiated"], true);
 }

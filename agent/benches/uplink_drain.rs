@@ -244,6 +244,7 @@ async fn run(dir: &Path, port: u16, count: usize) -> Result<(), BoxError> {
             tls: None,
             voice: None,
             data_dir: std::env::temp_dir(),
+            channels: Default::default(),
         },
         Vec::new(),
         events.clone(),

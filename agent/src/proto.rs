@@ -124,6 +124,8 @@ vocabulary! {
         Alarm = "alarm",
         /// A campaign's progress (`event-campaign.json`).
         Campaign = "campaign",
+        /// A network-initiated USSD message (`event-ussd.json`).
+        Ussd = "ussd",
     }
 }
 

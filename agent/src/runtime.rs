@@ -95,6 +95,15 @@ impl Agent {
         let (voice_tx, voice_rx) = mpsc::channel::<crate::voice::VoiceCommand>(64);
         let (call_urc_tx, call_urc_rx) = mpsc::channel::<(u16, gsmgw_drivers::at::Urc)>(256);
         let liveness = Liveness::new();
+        // The channels' queues exist before the channels, so the uplink's commands reach them.
+        let mut channel_queues = std::collections::BTreeMap::new();
+        let mut channel_senders = Vec::new();
+        for m in cfg.modems.iter().filter(|m| m.enabled) {
+            let (req_tx, req_rx) = tokio::sync::mpsc::channel(16);
+            channel_queues.insert(m.slot, req_rx);
+            channel_senders.push((m.slot, req_tx));
+        }
+        let channel_senders = crate::channel::ChannelSenders::new(channel_senders);
         let uplink_base = UplinkBase {
             gateway_id: cfg.gateway.id.clone(),
             version: opts.version.clone(),
@@ -112,6 +121,7 @@ impl Agent {
             },
             voice: Some(voice_tx),
             data_dir: cfg.gateway.data_dir.clone(),
+            channels: channel_senders.clone(),
         };
         // Unreadable or invalid TLS files stop the start with a configuration error.
         let first_uplink = uplink_base.options(&cfg.mqtt).map_err(AgentError::Config)?;
@@ -163,7 +173,12 @@ impl Agent {
         let mut channels: Vec<ChannelHandle> = Vec::new();
         let mut senders = Vec::new();
         for m in cfg.modems.iter().filter(|m| m.enabled) {
-            let (req_tx, req_rx) = tokio::sync::mpsc::channel(16);
+            let (Some(req_tx), Some(req_rx)) = (
+                channel_senders.get(m.slot).cloned(),
+                channel_queues.remove(&m.slot),
+            ) else {
+                continue;
+            };
             let power = match &board {
                 Some(b) => b
                     .power_for(m.slot)
@@ -215,6 +230,7 @@ impl Agent {
             data_dir: cfg.gateway.data_dir.clone(),
             voice,
             ctx: uplink_base.commands.clone(),
+            channels: channel_senders.clone(),
         };
         // One registry for the console, one for the voice manager's own commands (it does
         // not send to itself).

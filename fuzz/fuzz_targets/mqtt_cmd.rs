@@ -1,10 +1,11 @@
 //! The MQTT command decoder (`gsmgw_agent::commands`) on untrusted payloads.
 //!
-//! The first byte picks the verb (one of the seven, or an unknown one); the rest is the
+//! The first byte picks the verb (one of the registry's, or an unknown one); the rest is the
 //! payload. Parsing never panics. When it succeeds, the request id it found is the one the
 //! first pass (`request_id_of`) reads, and it is a valid topic level; a `dial`'s `bridge_to`
 //! parses as a plain SIP URI on an allowed host; a campaign has 1 to 100 000 distinct,
-//! valid recipients; the stored payload serialises.
+//! valid recipients; a `ussd`'s code and replies are USSD strings only (no AT injection);
+//! the stored payload serialises.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -55,6 +56,18 @@ fuzz_target!(|data: &[u8]| {
             assert!(commands::valid_e164(cmd.payload["to"].as_str().expect("to kept")));
             let parts = cmd.payload["parts"].as_u64().expect("parts");
             assert!((1..=commands::MAX_SMS_PARTS as u64).contains(&parts));
+        }
+        "ussd" => {
+            let ussd = |v: &serde_json::Value| {
+                v.as_str()
+                    .is_some_and(|s| gsmgw_drivers::ussd::validate_code(s).is_ok())
+            };
+            assert!(ussd(&cmd.payload["code"]), "{}", cmd.payload);
+            if let Some(replies) = cmd.payload.get("replies") {
+                let replies = replies.as_array().expect("replies kept as an array");
+                assert!(replies.len() <= commands::ussd::MAX_REPLIES && replies.iter().all(ussd));
+            }
+            assert!(cmd.slot.is_some());
         }
         _ => {}
     }

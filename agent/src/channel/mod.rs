@@ -25,10 +25,10 @@ use crate::events::Events;
 use crate::sms_in::{Inbox, InboxError};
 use crate::state::{ChannelState, ModemEvent, ModemSnapshot};
 
-mod balance;
 mod ports;
 mod recovery;
 mod session;
+mod ussd;
 
 pub use ports::{PortClaims, probe_imei, scan_candidates};
 
@@ -93,8 +93,9 @@ pub enum ChannelRequest {
         replies: Vec<String>,
         /// The wait for each answer of the network.
         timeout: Duration,
-        /// The exchange or why it gave no answer.
-        reply: oneshot::Sender<Result<Exchange, UssdFailure>>,
+        /// The exchange and the balance read from its last answer (if it names one), or why
+        /// it gave no answer.
+        reply: oneshot::Sender<Result<(Exchange, Option<crate::balance::Balance>), UssdFailure>>,
     },
     /// Send these SMS-SUBMIT parts in order; the reply carries each part's TP-MR.
     SendSms {
@@ -103,6 +104,35 @@ pub enum ChannelRequest {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Vec<u8>, SendFailure>>,
     },
+}
+
+/// The request queues of every running channel, by slot (cheap to clone).
+#[derive(Clone, Default)]
+pub struct ChannelSenders(Arc<Vec<(u16, mpsc::Sender<ChannelRequest>)>>);
+
+impl ChannelSenders {
+    /// Queues by slot.
+    pub fn new(senders: Vec<(u16, mpsc::Sender<ChannelRequest>)>) -> Self {
+        Self(Arc::new(senders))
+    }
+
+    /// The slots with a channel.
+    pub fn slots(&self) -> Vec<u16> {
+        self.0.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// The queue of `slot`'s channel, if one runs.
+    pub fn get(&self, slot: u16) -> Option<&mpsc::Sender<ChannelRequest>> {
+        self.0.iter().find(|(s, _)| *s == slot).map(|(_, tx)| tx)
+    }
+}
+
+impl std::fmt::Debug for ChannelSenders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChannelSenders")
+            .field(&self.slots())
+            .finish()
+    }
 }
 
 /// What a channel needs besides its modem's config.
@@ -157,7 +187,7 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
             port,
             escalation: 0,
             trouble_since: None,
-            balance: balance::BalanceCheck::default(),
+            balance: ussd::BalanceCheck::default(),
         };
         ch.run().await;
     });
@@ -181,7 +211,7 @@ struct Channel {
     /// When the current trouble started, for the recovery time.
     trouble_since: Option<Instant>,
     /// The periodic balance check (`balance_ussd`).
-    balance: balance::BalanceCheck,
+    balance: ussd::BalanceCheck,
 }
 
 /// Why a session with an open port ended.

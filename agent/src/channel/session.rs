@@ -125,6 +125,13 @@ impl Channel {
                 reply,
             } => {
                 let (r, end) = self.ussd(modem, urcs, &code, &replies, timeout).await;
+                let r = r.map(|x| {
+                    let balance = x
+                        .last()
+                        .filter(|s| s.status != gsmgw_drivers::ussd::UssdStatus::Menu)
+                        .and_then(|s| self.read_balance(&s.text));
+                    (x, balance)
+                });
                 let _ = reply.send(r);
                 end
             }
@@ -390,6 +397,10 @@ impl Channel {
             Urc::Signal { .. } => {
                 let dbm = modem.signal_dbm().await?;
                 self.update(|s| s.signal_dbm = dbm);
+                Ok(())
+            }
+            Urc::Ussd { m, text, dcs } => {
+                self.network_ussd(modem, m, &text, dcs).await;
                 Ok(())
             }
             Urc::Boot { line } => {

@@ -38,6 +38,7 @@ verbs![
     dial,
     hangup,
     recording_fetch,
+    ussd,
 ];
 
 /// Where replies go when a command has no usable `request_id`.

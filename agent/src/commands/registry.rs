@@ -96,6 +96,8 @@ pub struct Env {
     pub voice: Option<mpsc::Sender<super::VoiceCommand>>,
     /// Slots, groups, bridge domains.
     pub ctx: Context,
+    /// The channels' request queues (ussd).
+    pub channels: crate::channel::ChannelSenders,
 }
 
 /// A command's reply: where it goes and what it says.

@@ -44,6 +44,7 @@ impl Console {
                 self.sms_send(target, number, text).await
             }
             ("sms", ["recent"]) => self.sms_recent().await,
+            ("ussd", [n, code, replies @ ..]) => self.ussd(n, code, replies).await,
             ("queue", []) => self.queue().await,
             ("reset", ["modem", n]) => self.reset(n).await,
             ("restart", []) => self.restart().await,
@@ -55,7 +56,7 @@ impl Console {
                 self.campaign_control(action, id).await
             }
             (
-                "status" | "modems" | "modem" | "at" | "sms" | "queue" | "reset" | "log"
+                "status" | "modems" | "modem" | "at" | "sms" | "ussd" | "queue" | "reset" | "log"
                 | "campaign",
                 _,
             ) => {
@@ -158,6 +159,36 @@ impl Console {
                     "queued as job {job_id} (request {request_id}, {} part(s)); `sms recent` shows its state\n",
                     parts.len()
                 )
+            }
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// `ussd N CODE [REPLY...]`, exactly as `cmd/ussd` does it.
+    async fn ussd(&self, n: &str, code: &str, replies: &[&str]) -> String {
+        let Ok(slot) = n.parse::<u64>() else {
+            return format!("usage: {}\n", usage("ussd"));
+        };
+        let request_id = console_request_id();
+        let payload =
+            json!({"request_id": request_id, "slot": slot, "code": code, "replies": replies});
+        tracing::info!(target: LOG_TARGET, slot, "console USSD request");
+        match self.submit("ussd", &payload).await {
+            Ok(r) => {
+                let mut out = String::new();
+                for s in r["steps"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    out.push_str(&format!(
+                        "> {}\n< [{}] {}\n",
+                        s["sent"].as_str().unwrap_or(""),
+                        s["status"].as_str().unwrap_or(""),
+                        gsmgw_drivers::redact::printable(s["text"].as_str().unwrap_or(""))
+                    ));
+                }
+                if let Some(amount) = r["balance"]["amount"].as_f64() {
+                    let currency = r["balance"]["currency"].as_str().unwrap_or("");
+                    out.push_str(&format!("balance: {amount:.2} {currency}\n"));
+                }
+                out
             }
             Err(refusal) => refusal,
         }
@@ -428,6 +459,11 @@ pub(super) const COMMANDS: &[(&str, &str, &str)] = &[
         "sms",
         "sms send N|auto NUMBER TEXT | sms recent",
         "queue an SMS (E.164 number) / the last SMS jobs",
+    ),
+    (
+        "ussd",
+        "ussd N CODE [REPLY...]",
+        "send a USSD string (e.g. *111#) on slot N and answer its menus, like cmd/ussd",
     ),
     ("queue", "queue", "outbox depth and jobs by state"),
     ("reset", "reset modem N", "reset the modem in slot N"),

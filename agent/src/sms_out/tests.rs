@@ -66,6 +66,7 @@ mod test_box {
             version: "test".into(),
             data_dir: dir.path().to_path_buf(),
             voice: None,
+            channels: Default::default(),
             ctx: Context::with_slots(&(1..=states.len() as u16).collect::<Vec<_>>()),
         });
         Rig {

@@ -25,6 +25,8 @@ pub struct UplinkBase {
     pub voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
     /// data_dir.
     pub data_dir: std::path::PathBuf,
+    /// The channels' request queues (commands that talk to a modem: ussd).
+    pub channels: crate::channel::ChannelSenders,
 }
 
 impl UplinkBase {
@@ -59,6 +61,7 @@ impl UplinkBase {
             tls,
             voice: self.voice.clone(),
             data_dir: self.data_dir.clone(),
+            channels: self.channels.clone(),
         })
     }
 }

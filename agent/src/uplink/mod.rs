@@ -71,6 +71,8 @@ pub struct UplinkOptions {
     pub voice: Option<tokio::sync::mpsc::Sender<crate::voice::VoiceCommand>>,
     /// data_dir (recordings for `cmd/recording-fetch`).
     pub data_dir: std::path::PathBuf,
+    /// The channels' request queues (`cmd/ussd`).
+    pub channels: crate::channel::ChannelSenders,
 }
 
 /// The uplink's state, for consoles.
@@ -285,6 +287,7 @@ impl<T: Transport> Uplink<T> {
             data_dir: opts.data_dir.clone(),
             voice: opts.voice.clone(),
             ctx: opts.commands.clone(),
+            channels: opts.channels.clone(),
         });
         // The broker holds back further commands while these are unacknowledged (its
         // in-flight window), so the queue stays short.

@@ -122,6 +122,7 @@ mod test_box {
             tls: None,
             voice,
             data_dir: std::env::temp_dir(),
+            channels: Default::default(),
         }
     }
 

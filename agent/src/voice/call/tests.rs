@@ -44,6 +44,7 @@ fn rig(missed_call_sms: &str) -> Rig {
         version: "test".into(),
         data_dir: dir.path().to_path_buf(),
         voice: None,
+        channels: Default::default(),
         ctx: Context::with_slots(&[1]),
     });
     let sh = Shared {

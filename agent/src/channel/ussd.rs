@@ -95,30 +95,7 @@ impl Channel {
             return end;
         };
         self.balance.next = Some(Instant::now() + interval);
-        if self.balance.parser.is_none() {
-            match BalanceParser::new(self.cfg.balance_regex.as_deref()) {
-                Ok(p) => self.balance.parser = Some(p),
-                Err(e) => {
-                    // `config check` refuses such a regex; a config written around it falls
-                    // back to the built-in tables.
-                    tracing::warn!(slot = self.cfg.slot, error = %e, "balance_regex ignored");
-                    self.balance.parser = BalanceParser::new(None).ok();
-                }
-            }
-        }
-        let operator = {
-            let s = self.tx.borrow();
-            if s.imsi.len() >= 5 {
-                s.imsi.get(..5).map(str::to_string)
-            } else {
-                Some(s.operator_numeric.clone())
-            }
-        };
-        let parsed = self
-            .balance
-            .parser
-            .as_ref()
-            .and_then(|p| p.parse(&step.text, operator.as_deref()));
+        let parsed = self.read_balance(&step.text);
         if parsed.is_none() {
             tracing::warn!(slot = self.cfg.slot, text = %gsmgw_drivers::redact::printable(&step.text), "balance answer not understood (set balance_regex?)");
         }
@@ -147,4 +124,91 @@ impl Channel {
         }
         end
     }
+
+    /// The balance in an operator's answer, by `balance_regex` or the tables for the SIM's
+    /// operator (MCC-MNC from the IMSI, else the serving network).
+    pub(super) fn read_balance(&mut self, text: &str) -> Option<crate::balance::Balance> {
+        if self.balance.parser.is_none() {
+            match BalanceParser::new(self.cfg.balance_regex.as_deref()) {
+                Ok(p) => self.balance.parser = Some(p),
+                Err(e) => {
+                    // `config check` refuses such a regex; a config written around it falls
+                    // back to the built-in tables.
+                    tracing::warn!(slot = self.cfg.slot, error = %e, "balance_regex ignored");
+                    self.balance.parser = BalanceParser::new(None).ok();
+                }
+            }
+        }
+        let operator = {
+            let s = self.tx.borrow();
+            if s.imsi.len() >= 5 {
+                s.imsi.get(..5).map(str::to_string)
+            } else {
+                Some(s.operator_numeric.clone())
+            }
+        };
+        self.balance
+            .parser
+            .as_ref()
+            .and_then(|p| p.parse(text, operator.as_deref()))
+    }
+
+    /// A `+CUSD` outside an exchange: the network sent it by itself (or it answers an
+    /// exchange that already timed out). Published as `event/ussd`; a menu is closed, since
+    /// nobody can answer it.
+    pub(super) async fn network_ussd(&mut self, modem: &Modem, m: u8, raw: &str, dcs: Option<u32>) {
+        let spec = modem.dialect().spec().ussd;
+        let decoded = gsmgw_drivers::ussd::decode(
+            raw,
+            dcs,
+            DecodeHints {
+                cscs_ucs2: false,
+                packed_answers: spec.packed_answers,
+            },
+        );
+        let status = UssdStatus::from_m(m);
+        if status == UssdStatus::Menu {
+            if let Err(e) = modem
+                .at()
+                .send(Command::new(gsmgw_drivers::ussd::CANCEL_COMMAND))
+                .await
+            {
+                tracing::debug!(slot = self.cfg.slot, error = %e, "AT+CUSD=2 after a network menu");
+            }
+        }
+        if decoded.text.is_empty() && status == UssdStatus::Done {
+            // The empty `+CUSD: 0,""` some firmwares print: nothing to tell.
+            return;
+        }
+        let body = NetworkUssd {
+            slot: self.cfg.slot,
+            status,
+            text: &decoded.text,
+            dcs,
+            network_initiated: true,
+        };
+        let body = serde_json::to_value(&body).unwrap_or_default();
+        if let Err(e) = self
+            .ctx
+            .sink
+            .emit(
+                crate::proto::EventType::Ussd,
+                crate::store::EventClass::Critical,
+                body,
+            )
+            .await
+        {
+            tracing::warn!(slot = self.cfg.slot, error = %e, "USSD event not stored");
+        }
+    }
+}
+
+/// The body of `event/ussd`.
+#[derive(serde::Serialize)]
+struct NetworkUssd<'a> {
+    slot: u16,
+    status: UssdStatus,
+    text: &'a str,
+    dcs: Option<u32>,
+    network_initiated: bool,
 }
