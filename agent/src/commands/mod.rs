@@ -416,6 +416,10 @@ mod tests {
                 "recording-fetch",
                 json!({"request_id": "u", "call_id": "0190a0b0-aaaa-7bbb-8ccc-123456789abc"}),
             ),
+            (
+                "ussd",
+                json!({"request_id": "u", "slot": 1, "code": "*111#"}),
+            ),
         ];
         assert_eq!(good.len(), verb_names().len());
         for (verb, v) in good {
