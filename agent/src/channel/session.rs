@@ -125,13 +125,24 @@ impl Channel {
                 reply,
             } => {
                 let (r, end) = self.ussd(modem, urcs, &code, &replies, timeout).await;
-                let r = r.map(|x| {
-                    let balance = x
-                        .last()
-                        .filter(|s| s.status != gsmgw_drivers::ussd::UssdStatus::Menu)
-                        .and_then(|s| self.read_balance(&s.text));
-                    (x, balance)
-                });
+                let r = match r {
+                    Ok(x) => {
+                        let answer = x
+                            .last()
+                            .filter(|s| s.status != gsmgw_drivers::ussd::UssdStatus::Menu)
+                            .map(|s| s.text.clone());
+                        // Asked for the balance code by hand: the state shows it too.
+                        let balance_code = replies.is_empty()
+                            && self.cfg.balance_ussd.as_deref() == Some(code.as_str());
+                        let balance = match answer {
+                            Some(text) if balance_code => self.record_balance(&text).await,
+                            Some(text) => self.read_balance(&text),
+                            None => None,
+                        };
+                        Ok((x, balance))
+                    }
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(r);
                 end
             }
