@@ -384,7 +384,7 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             if let Some(w) = config::secrets_exposed(file, &cfg) {
                 println!("warning: {w}");
             }
-            for w in cfg.warnings() {
+            for w in cfg.warnings().into_iter().chain(cfg.missing_ports()) {
                 println!("{}: warning: {w}", file.display());
             }
             println!(

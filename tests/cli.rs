@@ -346,3 +346,33 @@ fn ussd_works_on_every_dialect_with_each_encoding() {
         );
     }
 }
+
+/// A modem port that does not exist now is warned about, not refused: the modem may come later.
+#[test]
+fn config_check_warns_about_a_port_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.toml");
+    let here = dir.path().join("ttyUSB0");
+    std::fs::write(&here, "").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\nid = \"gw-1\"\n\n[[modem]]\nslot = 1\nport = \"/nonexistent/ttyUSB9\"\n\n[[modem]]\nslot = 2\nport = \"{}\"\n\n[[modem]]\nslot = 3\nport = \"/nonexistent/ttyUSB8\"\nenabled = false\n",
+            here.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gsmgw_bin())
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    let warnings: Vec<&str> = s.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "only the enabled missing port: {s}");
+    assert!(
+        warnings[0].contains("modem[1].port: `/nonexistent/ttyUSB9` does not exist now"),
+        "{s}"
+    );
+}
