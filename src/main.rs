@@ -509,6 +509,22 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
     }
     o.signal_urc_interval_ms = a.signal_urc_interval_ms;
     o.voice_link = a.voice_link;
-    sim::run(o).await?;
+    let control = o.control.clone();
+    let dialect = o.dialect;
+    let sim = sim::Simulator::spawn(o).await?;
+    // Say where it is: the link, the pty behind it, the control socket.
+    let pty = std::fs::read_link(sim.link())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!(
+        "modemsim: {} modem on {} (pty {pty}){}; Ctrl-C stops it",
+        dialect.name(),
+        sim.link().display(),
+        control
+            .map(|c| format!(", control socket {}", c.display()))
+            .unwrap_or_default()
+    );
+    termination().await;
+    sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -376,3 +376,62 @@ fn config_check_warns_about_a_port_that_does_not_exist() {
         "{s}"
     );
 }
+
+/// `pdu encode` splits like `cmd/sms-send` and refuses what it would refuse (over 10 parts).
+#[test]
+fn pdu_encode_shares_the_ten_part_limit_of_sms_send() {
+    let encode = |text: &str| {
+        Command::new(gsmgw_bin())
+            .args(["pdu", "encode", "--to", "+380501234567", "--text", text])
+            .output()
+            .unwrap()
+    };
+    let ten = "a".repeat(153 * 10);
+    let out = encode(&ten);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["parts"].as_array().unwrap().len(), 10);
+    let out = encode(&"a".repeat(153 * 10 + 1));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("gsmgw: the text needs 11 gsm7 parts; at most 10"),
+        "{err}"
+    );
+}
+
+/// `modemsim` says on start where its modem is.
+#[test]
+fn modemsim_prints_its_pty_and_control_socket() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("modem");
+    let control = dir.path().join("control.sock");
+    let mut child = Command::new(gsmgw_bin())
+        .args(["modemsim", "--dialect", "huawei", "--link"])
+        .arg(&link)
+        .arg("--control")
+        .arg(&control)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with(&format!(
+            "modemsim: huawei modem on {} (pty /dev/pts/",
+            link.display()
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("control socket {}", control.display())),
+        "{line}"
+    );
+}
