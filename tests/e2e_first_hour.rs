@@ -41,3 +41,31 @@ async fn a_missing_port_is_said_once_in_the_log_and_in_the_state() {
         assert!(!log.contains(bad), "{bad} in {log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sim_starting_up_is_not_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = common::SimModem::start(dir.path(), "m1", &["--dialect", "quectel"]);
+    let cfg = write_config(dir.path(), "gw-sim", &broker.url(), &[(1, &sim.link)]);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-sim/#").await;
+    let agent = AgentProc::start(&cfg);
+    central
+        .expect("gsmgw/gw-sim/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+    // A message received once ready is read (the sweep after the SIM's start worked).
+    let r = sim.control(serde_json::json!({"op": "sms", "from": "+380501234567", "text": "hi"}));
+    assert_eq!(r["ok"], true, "{r}");
+    central
+        .expect("gsmgw/gw-sim/event/sms-received", T, |v| v["text"] == "hi")
+        .await;
+    let log = agent.log();
+    let warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        warns.is_empty(),
+        "a clean start warns about nothing: {warns:#?}"
+    );
+}

@@ -235,6 +235,12 @@ impl Channel {
     async fn inbox_failed(&mut self, e: InboxError) -> Option<SessionEnd> {
         match e {
             InboxError::Modem(e) if e.is_fatal() => Some(SessionEnd::PortGone(e.to_string())),
+            InboxError::Modem(e) if sim_starting(&e) => {
+                // +CMS ERROR: 314 / +CME ERROR: 14 "SIM busy": the SIM is still loading its
+                // messages after a start; the next sweep reads them.
+                tracing::debug!(slot = self.cfg.slot, error = %e, "SIM still starting; messages read at the next sweep");
+                None
+            }
             InboxError::Modem(e) => {
                 tracing::warn!(slot = self.cfg.slot, error = %e, "reading messages failed; retried at the next sweep");
                 None
@@ -439,5 +445,17 @@ enum BringUp {
 impl From<ModemError> for BringUp {
     fn from(e: ModemError) -> Self {
         BringUp::Modem(e)
+    }
+}
+
+/// An error that only says the SIM is still starting (busy): +CMS ERROR: 314, +CME ERROR: 14.
+fn sim_starting(e: &ModemError) -> bool {
+    match e {
+        ModemError::At { source, .. } => match source {
+            AtError::Cms(c) => c.code == Some(314) || c.text.eq_ignore_ascii_case("SIM busy"),
+            AtError::Cme(c) => c.code == Some(14) || c.text.eq_ignore_ascii_case("SIM busy"),
+            _ => false,
+        },
+        _ => false,
     }
 }
