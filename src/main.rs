@@ -141,6 +141,12 @@ struct SimArgs {
     /// Where to put the symlink to the voice PCM pty (8 kHz 16-bit LE mono, 20 ms frames).
     #[arg(long)]
     voice_link: Option<PathBuf>,
+    /// A command the firmware refuses with ERROR (repeatable), e.g. AT+CGMR.
+    #[arg(long, value_name = "COMMAND")]
+    reject: Vec<String>,
+    /// Another vendor's ICCID command the modem answers too (repeatable), e.g. AT#CCID.
+    #[arg(long, value_name = "COMMAND")]
+    iccid_form: Vec<String>,
 }
 
 /// The log's rate limiter, for the last report of what it held back at exit.
@@ -509,6 +515,8 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
     }
     o.signal_urc_interval_ms = a.signal_urc_interval_ms;
     o.voice_link = a.voice_link;
+    o.reject = a.reject;
+    o.iccid_forms = a.iccid_form;
     sim::run(o).await?;
     Ok(ExitCode::SUCCESS)
 }
