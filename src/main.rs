@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use gsmgw_agent::config::{self, ConfigError, LogFormat};
-use gsmgw_drivers::at::{self, Command, EngineConfig};
+use gsmgw_drivers::at::{self, Command};
 use gsmgw_drivers::modem::{Dialect, Modem};
 
 /// The full version line: version, git describe, target triple, build profile.
@@ -78,7 +78,7 @@ enum Cmd {
         cmd: ConfigCmd,
     },
     /// Run a simulated modem on a pseudo-terminal.
-    Modemsim(SimArgs),
+    Modemsim(Box<SimArgs>),
     /// Print an argon2id hash of a console password for `[console] password_hash`; the
     /// password is read from the terminal without echo, or as one line of stdin.
     PasswdHash,
@@ -256,7 +256,7 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
         Cmd::Ussd(args) => ussd_cli::run(args).await,
         Cmd::Modemsim(args) => {
             init_logging(log_json);
-            modemsim(args).await
+            modemsim(*args).await
         }
         Cmd::Config { .. } | Cmd::Pdu { .. } | Cmd::PasswdHash => Ok(ExitCode::from(2)),
     }
@@ -421,7 +421,7 @@ pub(crate) async fn open_engine(
 ) -> Result<(at::AtHandle, tokio::sync::mpsc::Receiver<at::Urc>)> {
     let p = gsmgw_drivers::modem::open_port(&port.port, port.baud)
         .with_context(|| format!("cannot open {}", port.port))?;
-    Ok(at::spawn(p, EngineConfig::default()))
+    Ok(at::spawn(p, gsmgw_drivers::modem::engine_config()))
 }
 
 async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {

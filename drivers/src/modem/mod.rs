@@ -11,7 +11,7 @@ mod dialect;
 mod storage;
 mod voice;
 
-pub use dialect::{DialectSpec, VoiceSpec, VoiceWhen};
+pub use dialect::{DialectSpec, VENDOR_URCS, VoiceSpec, VoiceWhen, engine_config};
 pub use storage::StoredMessage;
 pub use voice::{CallInfo, CallStat, dialable, parse_clcc};
 
@@ -728,6 +728,7 @@ pub fn field(line: &str, prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::at::Urc;
 
     #[test]
     fn rssi_mapping() {
@@ -742,6 +743,39 @@ mod tests {
             lines: lines.iter().map(|l| l.to_string()).collect(),
             final_result: crate::at::Final::Ok,
         }
+    }
+
+    /// The engine's vendor transcripts (at/engine_tests.rs) with the dialects' real hook.
+    #[tokio::test]
+    async fn engine_with_the_dialects_vendor_lines() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (a, b) = tokio::io::duplex(4096);
+        let (h, mut urcs) = crate::at::spawn(a, engine_config());
+        let (r, mut w) = tokio::io::split(b);
+        let mut r = BufReader::new(r);
+        let mut line = Vec::new();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move { h2.cmd("AT+COPS?").await });
+        r.read_until(b'\r', &mut line).await.unwrap();
+        w.write_all(
+            b"\r\nRDY\r\n\r\n^RSSI:17\r\n\r\n+COPS: 0,0,\"Kyivstar\",2\r\n\r\n^BOOT:12345678,0,0,0,72\r\n\r\nVOICE CALL: END: 000012\r\n\r\nOK\r\n",
+        )
+        .await
+        .unwrap();
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.lines, vec!["+COPS: 0,0,\"Kyivstar\",2"]);
+        assert_eq!(urcs.recv().await, Some(Urc::Boot { line: "RDY".into() }));
+        assert!(matches!(urcs.recv().await, Some(Urc::Signal { .. })));
+        assert!(matches!(urcs.recv().await, Some(Urc::Other(l)) if l.starts_with("^BOOT")));
+        assert_eq!(urcs.recv().await, Some(Urc::CallCleared { cause: None }));
+        let task = tokio::spawn(async move { h.cmd("AT^FOO").await });
+        line.clear();
+        r.read_until(b'\r', &mut line).await.unwrap();
+        w.write_all(b"\r\nCOMMAND NOT SUPPORT\r\n").await.unwrap();
+        assert_eq!(
+            task.await.unwrap().unwrap_err(),
+            AtError::Vendor("COMMAND NOT SUPPORT".into())
+        );
     }
 
     #[test]
