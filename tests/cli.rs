@@ -189,6 +189,52 @@ fn probe_identifies_every_dialect() {
     }
 }
 
+/// A firmware that refuses optional identity queries (AT+CGMR; its dialect's ICCID commands)
+/// is still probed: the fallbacks answer (AT+GMR, another vendor's ICCID form), exit 0.
+#[test]
+fn probe_succeeds_when_optional_identity_queries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimModem::start(
+        dir.path(),
+        "picky",
+        &[
+            "--dialect",
+            "huawei",
+            "--iccid",
+            "89380060555444333221",
+            "--sim-busy-secs",
+            "0",
+        ],
+    );
+    let r = sim.control(serde_json::json!({
+        "op": "reject",
+        "commands": ["AT+CGMR", "AT^ICCID?", "AT+CRSM"],
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    let r = sim.control(serde_json::json!({"op": "iccid-forms", "commands": ["AT#CCID"]}));
+    assert_eq!(r["ok"], true, "{r}");
+    let out = Command::new(gsmgw_bin())
+        .args(["probe", "--port"])
+        .arg(&sim.link)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["dialect"], "huawei", "{s}");
+    assert_eq!(v["identity"]["iccid"], "89380060555444333221", "{s}");
+    // AT+GMR answered for the refused AT+CGMR.
+    assert!(
+        !v["identity"]["firmware"].as_str().unwrap().is_empty(),
+        "{s}"
+    );
+    assert_eq!(v["sim"], "ready", "{s}");
+}
+
 #[test]
 fn probe_says_so_in_one_line_when_no_modem_answers() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gsmgw_board::{ModemPower, PowerPin};
-use gsmgw_drivers::at::{self, AtError, Command, EngineConfig, Urc};
+use gsmgw_drivers::at::{self, AtError, Command, Urc};
 use gsmgw_drivers::modem::{Dialect, Identity, Modem, ModemError, NetworkStatus};
 use gsmgw_drivers::pdu::EncodedPart;
 use gsmgw_drivers::ussd::session::{Exchange, UssdFailure};
@@ -417,7 +417,7 @@ impl Channel {
             }
             self.ctx.claims.claim(&path);
             self.set_state(ChannelState::Initializing, None);
-            let (handle, urcs) = at::spawn(port, EngineConfig::default());
+            let (handle, urcs) = at::spawn(port, gsmgw_drivers::modem::engine_config());
             let modem = Modem::new(handle, Dialect::Generic);
             let end = self.session(modem, urcs).await;
             match end {
