@@ -161,7 +161,7 @@ impl Call {
         self.slot = Some(slot);
         if let Some(s) = self.sh.slot(slot) {
             let snap = s.snapshot.borrow();
-            self.imsi = snap.imsi.clone();
+            self.imsi = snap.identity.imsi.clone();
             // Not identified yet (no dialect known): the generic voice set-up, as before.
             self.dialect = snap.dialect.unwrap_or_default();
         }

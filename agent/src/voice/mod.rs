@@ -616,7 +616,7 @@ impl Shared {
             let used = self
                 .events
                 .store()
-                .counter_get(&minutes_counter(&snap.imsi))
+                .counter_get(&minutes_counter(&snap.identity.imsi))
                 .await
                 .unwrap_or(0);
             let limit = i64::from(self.voice.call_minutes_per_day) * 60;
