@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::events::Events;
-use crate::proto::{CampaignState, JobState};
-use crate::store::{EventClass, NewCampaign, NewEvent, NewJob, StoreError, Submitted};
+use crate::proto::events::CampaignProgress;
+use crate::proto::{CampaignState, EventBody, JobState};
+use crate::store::{EventClass, NewCampaign, NewJob, StoreError, Submitted};
 
 /// A validated campaign, ready to store (built by `cmd/campaign`).
 #[derive(Debug, Clone, PartialEq)]
@@ -169,13 +170,10 @@ pub async fn control(
             // uplink waits for this reply).
             let mut updates = tokio::task::JoinSet::new();
             for job in batch {
-                let ev = NewEvent::new(
-                    crate::proto::EventType::SmsStatus,
-                    EventClass::Critical,
-                    json!({
-                        "request_id": job.request_id, "msg_id": job.job_id, "to": job.payload["to"],
-                        "state": "cancelled", "parts": job.payload["parts"], "campaign_id": id,
-                    }),
+                let ev = crate::sms_status::status_event(
+                    &job,
+                    JobState::Cancelled.as_str(),
+                    json!({ "campaign_id": id }),
                 );
                 let store = events.store().clone();
                 updates.spawn(async move {
@@ -246,30 +244,28 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
             } else {
                 c.state
             };
-            let body = json!({
-                "campaign_id": c.campaign_id,
-                "state": state,
-                "total": counts.values().sum::<u64>(),
-                "queued": get("queued"),
-                "sending": get("sending"),
-                "sent": get("sent"),
-                "delivered": get("delivered"),
-                "failed": get("failed"),
-                "unknown": get("unknown"),
-                "cancelled": get("cancelled"),
-                "expired": expired,
-                "remaining": remaining,
-                "final": finished,
-            });
+            let body = CampaignProgress {
+                campaign_id: &c.campaign_id,
+                state,
+                total: counts.values().sum::<u64>(),
+                queued: get("queued"),
+                sending: get("sending"),
+                sent: get("sent"),
+                delivered: get("delivered"),
+                failed: get("failed"),
+                unknown: get("unknown"),
+                cancelled: get("cancelled"),
+                expired,
+                remaining,
+                finished,
+            }
+            .body();
             let class = if finished {
                 EventClass::Critical
             } else {
                 EventClass::Telemetry
             };
-            if let Err(e) = events
-                .emit(crate::proto::EventType::Campaign, class, body)
-                .await
-            {
+            if let Err(e) = events.emit(CampaignProgress::TYPE, class, body).await {
                 tracing::error!(error = %e, "cannot record campaign progress");
                 continue;
             }
