@@ -285,7 +285,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
     }?;
     let job = crate::store::NewJob {
         request_id: cmd.request_id.clone(),
-        verb: cmd.verb.clone(),
+        verb: cmd.verb,
         payload: cmd.payload.clone(),
         slot: cmd.slot,
         state: crate::proto::JobState::Done,
