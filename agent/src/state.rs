@@ -1,11 +1,7 @@
 //! What the agent knows about each modem slot, as published on `…/modem/{slot}/state`.
 
-use gsmgw_drivers::modem::Dialect;
-use serde::Serialize;
-
-fn dialect_name<S: serde::Serializer>(d: &Option<Dialect>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(d.map_or("", Dialect::as_str))
-}
+use gsmgw_drivers::modem::{Dialect, Identity, Registration, SimState};
+use serde::{Serialize, Serializer};
 
 /// The life cycle of a modem slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,8 +45,9 @@ pub struct BalanceState {
     pub text: String,
 }
 
-/// A slot's current picture, retained on the broker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A slot's current picture, retained on the broker (`modem-state.json`; serialised through
+/// [`StateWire`], field by field, so the payload stays what the schema names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModemSnapshot {
     /// Configured 1-based slot.
     pub slot: u16,
@@ -60,24 +57,13 @@ pub struct ModemSnapshot {
     pub port: String,
     /// Dialect in use (detected or forced); None until the modem was identified (published as
     /// an empty string).
-    #[serde(serialize_with = "dialect_name")]
     pub dialect: Option<Dialect>,
-    /// AT+CGMI.
-    pub manufacturer: String,
-    /// AT+CGMM.
-    pub model: String,
-    /// AT+CGMR.
-    pub firmware: String,
-    /// IMEI.
-    pub imei: String,
-    /// IMSI (empty until the SIM is readable).
-    pub imsi: String,
-    /// ICCID.
-    pub iccid: String,
-    /// SIM state (ready, pin-required, busy, absent ...).
-    pub sim: String,
-    /// Registration (home, roaming, searching ...).
-    pub registration: String,
+    /// Who the modem and its SIM are (strings empty until read).
+    pub identity: Identity,
+    /// SIM state; None until AT+CPIN? answered (published as `unknown`).
+    pub sim: Option<SimState>,
+    /// Registration (home, roaming, searching ...; `unknown` until read).
+    pub registration: Registration,
     /// Operator long name.
     pub operator: String,
     /// Operator MCC+MNC.
@@ -92,6 +78,65 @@ pub struct ModemSnapshot {
     pub ts: String,
 }
 
+/// The `modem/{slot}/state` payload: every field named here, none added by the drivers'
+/// types (the schema has `additionalProperties: false`).
+#[derive(Serialize)]
+struct StateWire<'a> {
+    slot: u16,
+    state: ChannelState,
+    port: &'a str,
+    dialect: &'a str,
+    manufacturer: &'a str,
+    model: &'a str,
+    firmware: &'a str,
+    imei: &'a str,
+    imsi: &'a str,
+    iccid: &'a str,
+    sim: &'a str,
+    registration: Registration,
+    operator: &'a str,
+    operator_numeric: &'a str,
+    signal_dbm: Option<i32>,
+    error: Option<&'a str>,
+    balance: Option<&'a BalanceState>,
+    ts: &'a str,
+}
+
+impl Serialize for ModemSnapshot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // No `..`: a new Identity field does not reach the payload unseen.
+        let Identity {
+            manufacturer,
+            model,
+            firmware,
+            imei,
+            imsi,
+            iccid,
+        } = &self.identity;
+        StateWire {
+            slot: self.slot,
+            state: self.state,
+            port: &self.port,
+            dialect: self.dialect.map_or("", Dialect::as_str),
+            manufacturer,
+            model,
+            firmware,
+            imei,
+            imsi,
+            iccid,
+            sim: self.sim_name(),
+            registration: self.registration,
+            operator: &self.operator,
+            operator_numeric: &self.operator_numeric,
+            signal_dbm: self.signal_dbm,
+            error: self.error.as_deref(),
+            balance: self.balance.as_ref(),
+            ts: &self.ts,
+        }
+        .serialize(s)
+    }
+}
+
 impl ModemSnapshot {
     /// A slot nobody has seen yet.
     pub fn new(slot: u16, port: &str) -> Self {
@@ -100,14 +145,9 @@ impl ModemSnapshot {
             state: ChannelState::Absent,
             port: port.to_string(),
             dialect: None,
-            manufacturer: String::new(),
-            model: String::new(),
-            firmware: String::new(),
-            imei: String::new(),
-            imsi: String::new(),
-            iccid: String::new(),
-            sim: "unknown".into(),
-            registration: "unknown".into(),
+            identity: Identity::default(),
+            sim: None,
+            registration: Registration::Unknown,
             operator: String::new(),
             operator_numeric: String::new(),
             signal_dbm: None,
@@ -115,6 +155,11 @@ impl ModemSnapshot {
             balance: None,
             ts: crate::clock::now_rfc3339(),
         }
+    }
+
+    /// The SIM state's wire name (`unknown` until read).
+    pub fn sim_name(&self) -> &str {
+        self.sim.as_ref().map_or("unknown", SimState::as_str)
     }
 
     /// Equal apart from the timestamp (avoids republishing an unchanged picture).
@@ -135,11 +180,11 @@ impl ModemSnapshot {
             self.slot,
             self.state.as_str(),
             self.dialect.map_or("", Dialect::as_str),
-            format!("{} {}", self.manufacturer, self.model).trim(),
-            self.imei,
-            self.imsi,
-            self.sim,
-            self.registration,
+            format!("{} {}", self.identity.manufacturer, self.identity.model).trim(),
+            self.identity.imei,
+            self.identity.imsi,
+            self.sim_name(),
+            self.registration.as_str(),
             self.operator,
             signal
         )
@@ -185,5 +230,43 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["dialect"], "quectel");
         assert!(s.summary().contains(" quectel  "), "{}", s.summary());
+    }
+
+    #[test]
+    fn the_state_payload_is_the_documented_one() {
+        let mut s = ModemSnapshot::new(2, "/dev/ttyUSB2");
+        s.ts = "2026-12-02T05:00:00Z".into();
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"slot":2,"state":"absent","port":"/dev/ttyUSB2","dialect":"","manufacturer":"","model":"","firmware":"","imei":"","imsi":"","iccid":"","sim":"unknown","registration":"unknown","operator":"","operator_numeric":"","signal_dbm":null,"error":null,"balance":null,"ts":"2026-12-02T05:00:00Z"}"#
+        );
+        s.state = ChannelState::Degraded;
+        s.dialect = Some(Dialect::Simcom);
+        s.identity = Identity {
+            manufacturer: "SIMCOM".into(),
+            model: "SIM7600".into(),
+            firmware: "LE20B04".into(),
+            imei: "860000000000001".into(),
+            imsi: "255010000000001".into(),
+            iccid: "8938000000000000001F".into(),
+        };
+        s.sim = Some(SimState::Other("ph-net pin".into()));
+        s.registration = Registration::NotRegistered;
+        s.operator = "Op".into();
+        s.operator_numeric = "25501".into();
+        s.signal_dbm = Some(-71);
+        s.error = Some("sim ph-net pin, registration not-registered".into());
+        s.balance = Some(BalanceState {
+            amount: Some(-1.5),
+            currency: Some("UAH".into()),
+            checked_at: "2026-12-02T04:00:00Z".into(),
+            text: "Balance -1.50 UAH".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"slot":2,"state":"degraded","port":"/dev/ttyUSB2","dialect":"simcom","manufacturer":"SIMCOM","model":"SIM7600","firmware":"LE20B04","imei":"860000000000001","imsi":"255010000000001","iccid":"8938000000000000001F","sim":"ph-net pin","registration":"not-registered","operator":"Op","operator_numeric":"25501","signal_dbm":-71,"error":"sim ph-net pin, registration not-registered","balance":{"amount":-1.5,"currency":"UAH","checked_at":"2026-12-02T04:00:00Z","text":"Balance -1.50 UAH"},"ts":"2026-12-02T05:00:00Z"}"#
+        );
+        s.sim = Some(SimState::PinRequired);
+        assert_eq!(serde_json::to_value(&s).unwrap()["sim"], "pin-required");
     }
 }
