@@ -253,11 +253,7 @@ impl ModemSnapshot {
             ("registration", self.registration.as_str().to_string()),
             (
                 "operator",
-                dash(
-                    &format!("{} {}", self.operator, self.operator_numeric)
-                        .trim()
-                        .to_string(),
-                ),
+                dash(format!("{} {}", self.operator, self.operator_numeric).trim()),
             ),
             (
                 "signal",
