@@ -318,6 +318,15 @@ pub struct ModemEvent {
     pub recovery_ms: Option<u64>,
 }
 
+/// `-` for an empty value (a table cell must not vanish).
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,14 +433,5 @@ mod tests {
         );
         s.sim = Some(SimState::PinRequired);
         assert_eq!(serde_json::to_value(&s).unwrap()["sim"], "pin-required");
-    }
-}
-
-/// `-` for an empty value (a table cell must not vanish).
-fn dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
     }
 }
