@@ -69,3 +69,69 @@ async fn a_sim_starting_up_is_not_a_warning() {
         "a clean start warns about nothing: {warns:#?}"
     );
 }
+
+/// What people read at info and warn level is words, not Rust: no `Some(`, `None`, `Ok(`,
+/// `Err(` or struct dumps, through a run that receives, sends, does USSD, refuses a command,
+/// loses a port and recovers a hung modem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_and_warn_lines_read_for_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = common::SimModem::start(dir.path(), "m1", &["--dialect", "quectel"]);
+    let missing = Path::new("/nonexistent/ttyUSB7");
+    let cfg = common::write_config_with(
+        dir.path(),
+        "gw-words",
+        &broker.url(),
+        "health_interval_secs = 1",
+        &[(1, &sim.link, "balance_ussd = \"*111#\""), (2, missing, "")],
+    );
+    let mut central = Central::connect(broker.port, "gsmgw/gw-words/#").await;
+    let agent = AgentProc::start(&cfg);
+    let t = |s: &str| format!("gsmgw/gw-words/{s}");
+    central
+        .expect(&t("modem/1/state"), T, |v| v["state"] == "ready")
+        .await;
+    let r = sim.control(serde_json::json!({"op": "sms", "from": "+380501234567", "text": "hi"}));
+    assert_eq!(r["ok"], true, "{r}");
+    central.expect(&t("event/sms-received"), T, |_| true).await;
+    central
+        .send(
+            &t("cmd/sms-send"),
+            r#"{"request_id":"w-1","to":"+380501234567","text":"hello"}"#,
+        )
+        .await;
+    central
+        .expect(&t("event/sms-status"), T, |v| v["state"] == "sent")
+        .await;
+    central
+        .send(
+            &t("cmd/ussd"),
+            r#"{"request_id":"w-2","slot":1,"code":"*100#"}"#,
+        )
+        .await;
+    central.expect(&t("reply/w-2"), T, |_| true).await;
+    central
+        .send(
+            &t("cmd/sms-send"),
+            r#"{"request_id":"w-3","to":"12ab","text":"x"}"#,
+        )
+        .await;
+    central.expect(&t("reply/w-3"), T, |_| true).await;
+    // A hung modem: the health check notices, a soft reset brings it back.
+    let r = sim.control(serde_json::json!({"op": "hang", "enabled": true, "cured_by": "reset"}));
+    assert_eq!(r["ok"], true, "{r}");
+    central
+        .expect(&t("event/modem"), T, |v| v["kind"] == "recovered")
+        .await;
+    let log = agent.log();
+    let people: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(people.len() > 10, "{log}");
+    for bad in ["Some(", "None", "Ok(", "Err(", "{ "] {
+        let hits: Vec<&&str> = people.iter().filter(|l| l.contains(bad)).collect();
+        assert!(hits.is_empty(), "{bad:?} in what people read: {hits:#?}");
+    }
+}

@@ -73,7 +73,10 @@ impl Events {
             tracing::debug!(%message, ?slot, "disk full (already alarmed)");
             return;
         }
-        tracing::error!(%code, %message, ?slot, "alarm");
+        match slot {
+            Some(slot) => tracing::error!(%code, slot, "alarm: {message}"),
+            None => tracing::error!(%code, "alarm: {message}"),
+        }
         let body = serde_json::to_value(crate::proto::Alarm {
             code,
             message,

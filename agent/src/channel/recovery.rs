@@ -19,7 +19,13 @@ impl Channel {
                     .at()
                     .send(Command::new("AT+CFUN=1,1").timeout(Duration::from_secs(3)))
                     .await;
-                tracing::info!(slot = self.cfg.slot, result = ?r, "soft reset sent");
+                match &r {
+                    Ok(_) => tracing::info!(slot = self.cfg.slot, "soft reset sent (AT+CFUN=1,1)"),
+                    // Modems often restart before they answer: not a failure in itself.
+                    Err(e) => {
+                        tracing::info!(slot = self.cfg.slot, answer = %e, "soft reset sent (AT+CFUN=1,1)")
+                    }
+                }
                 drop(modem);
                 // A USB modem's port vanishes while it restarts; wait for that (briefly)
                 // so the old port is not reopened.

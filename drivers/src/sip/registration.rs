@@ -136,7 +136,7 @@ impl Core {
             let backoff = self.reg.backoff;
             self.reg.next = Some(Instant::now() + backoff);
             self.reg.backoff = (backoff * 2).min(MAX_BACKOFF);
-            warn!(code, reason = %crate::redact::printable(&reason), retry_in = ?backoff, "SIP registration failed");
+            warn!(code, reason = %crate::redact::printable(&reason), retry_in_secs = backoff.as_secs(), "SIP registration failed");
             self.emit(UaEvent::RegistrationFailed { code, reason })
                 .await;
         }
