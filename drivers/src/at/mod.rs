@@ -6,4 +6,4 @@ pub mod framer;
 pub mod urc;
 
 pub use engine::{AtError, AtHandle, Command, EngineConfig, ErrorCode, Final, Response, spawn};
-pub use urc::Urc;
+pub use urc::{Service, Urc};

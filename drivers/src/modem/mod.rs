@@ -8,6 +8,8 @@
 //! its identity, one row in [`DETECTION`].
 
 mod dialect;
+#[cfg(test)]
+mod replay;
 mod storage;
 mod voice;
 
@@ -58,14 +60,38 @@ dialects! {
     Simcom => simcom,
     /// Huawei.
     Huawei => huawei,
+    /// ZTE (MF-series USB sticks).
+    Zte => zte,
+    /// SIMCom 2G (SIM800, SIM900): no PCM voice port.
+    Simcom2g => simcom2g,
+    /// Telit.
+    Telit => telit,
+    /// u-blox.
+    Ublox => ublox,
+    /// Sierra Wireless.
+    Sierra => sierra,
+    /// Fibocom.
+    Fibocom => fibocom,
 }
 
 /// Words in a modem's identity (AT+CGMI / AT+CGMM, or ATI, answers; case-insensitive) that name
 /// its dialect. The first row that matches wins; none means [`Dialect::Generic`].
 pub const DETECTION: &[(&str, Dialect)] = &[
     ("quectel", Dialect::Quectel),
+    // SIMCom's 2G models before the SIMCom row: `SIMCOM_Ltd` / `SIMCOM_SIM800L`.
+    ("sim800", Dialect::Simcom2g),
+    ("sim808", Dialect::Simcom2g),
+    ("sim868", Dialect::Simcom2g),
+    ("sim900", Dialect::Simcom2g),
     ("simcom", Dialect::Simcom),
     ("huawei", Dialect::Huawei),
+    // `ZTE CORPORATION`, `ZTEWelink`.
+    ("zte", Dialect::Zte),
+    ("telit", Dialect::Telit),
+    ("u-blox", Dialect::Ublox),
+    // `Sierra Wireless, Incorporated`.
+    ("sierra", Dialect::Sierra),
+    ("fibocom", Dialect::Fibocom),
 ];
 
 /// Who the modem and its SIM are.

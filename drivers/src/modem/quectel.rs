@@ -18,6 +18,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::BeforeCall,
         disable: Some("AT+QPCMV=0"),
         dtmf_detect: Some("AT+QTONEDET=1"),
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,

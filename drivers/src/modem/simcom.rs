@@ -1,5 +1,6 @@
-//! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones; `VOICE CALL:`
-//! progress lines, `+RXDTMF` DTMF reports.
+//! SIMCom (SIM7000, SIM7500, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on older ones;
+//! `VOICE CALL:` progress lines, `+RXDTMF` DTMF reports. The 2G SIM800/SIM900 have their own
+//! dialect (`simcom2g`).
 
 use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
@@ -18,6 +19,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::AfterConnect,
         disable: Some("AT+CPCMREG=0"),
         dtmf_detect: Some("AT+DDET=1"),
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
@@ -69,7 +71,8 @@ mod tests {
         assert_eq!(parse_urc("+RXDTMF: x"), Some(Urc::Other("+RXDTMF: x".into())));
         assert_eq!(parse_urc("+RXDTMF:"), Some(Urc::Other("+RXDTMF:".into())));
         assert_eq!(parse_urc("MISSED_CALL: 10:02AM 0441234567"), None);
-        for l in ["MISSED_CALL: 10:02AM 0441234567", "Call Ready", "SMS Ready", "PB DONE"] {
+        // `Call Ready` / `SMS Ready` are the 2G models' lines: simcom2g types them.
+        for l in ["MISSED_CALL: 10:02AM 0441234567", "PB DONE"] {
             assert!(urc::looks_unsolicited(l), "{l}");
             assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
         }

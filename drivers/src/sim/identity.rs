@@ -155,6 +155,17 @@ impl Device {
             (Dialect::Simcom, "+CCID", Form::Exec) => "",
             (Dialect::Simcom, "+CICCID", Form::Exec) => "+ICCID: ",
             (Dialect::Huawei, "^ICCID", Form::Read) => "^ICCID: ",
+            (Dialect::Zte, "+ZGETICCID", Form::Exec) => "+ZGETICCID: ",
+            // SIM800 and SIM900 AT+CCID print the bare number.
+            (Dialect::Simcom2g, "+CCID", Form::Exec) => "",
+            (Dialect::Telit, "#CCID", Form::Exec | Form::Read) => "#CCID: ",
+            (Dialect::Ublox, "+CCID", Form::Exec | Form::Read) => "+CCID: ",
+            // ModemManager's sierra plugin strips `!ICCID:`; the undocumented AT+ICCID of some
+            // firmwares answers `ICCID:` (networkmanager-list, July 2013).
+            (Dialect::Sierra, "!ICCID", Form::Read) => "!ICCID: ",
+            (Dialect::Sierra, "+ICCID", Form::Exec) => "ICCID: ",
+            (Dialect::Fibocom, "+CCID", Form::Exec | Form::Read) => "+CCID: ",
+            (Dialect::Fibocom, "+ICCID", Form::Exec) => "+ICCID: ",
             (_, _, Form::Test) if name != "+ICCID" => return Ok(Resp::ok()),
             _ => return Err(AtError::Error),
         };
@@ -197,7 +208,10 @@ impl Device {
                             self.sim.pin_left = self.sim.pin_left.saturating_sub(1);
                             if self.sim.pin_left == 0 {
                                 self.sim.lock = Lock::Puk;
-                                if matches!(self.dialect, Dialect::Quectel | Dialect::Simcom) {
+                                if matches!(
+                                    self.dialect,
+                                    Dialect::Quectel | Dialect::Simcom | Dialect::Simcom2g
+                                ) {
                                     self.urc("+CPIN: SIM PUK");
                                 }
                             }
@@ -230,8 +244,17 @@ impl Device {
 
     fn unlock(&mut self, now: Instant) {
         self.sim.lock = Lock::Ready;
-        if matches!(self.dialect, Dialect::Quectel | Dialect::Simcom) {
+        if matches!(
+            self.dialect,
+            Dialect::Quectel | Dialect::Simcom | Dialect::Simcom2g
+        ) {
             self.urc("+CPIN: READY");
+        }
+        if self.dialect == Dialect::Fibocom {
+            self.urc("+SIM READY");
+        }
+        if self.dialect == Dialect::Telit {
+            self.urc("#QSS: 2");
         }
         if self.dialect == Dialect::Huawei {
             self.urc("^SIMST: 1");

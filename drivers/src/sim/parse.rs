@@ -97,7 +97,7 @@ pub(crate) fn parse_line(body: &str) -> Result<Vec<Cmd>, Syntax> {
             continue;
         }
         let up = c.to_ascii_uppercase();
-        if matches!(c, '+' | '^' | '$' | '%' | '#' | '*') {
+        if matches!(c, '+' | '^' | '$' | '%' | '#' | '*' | '!') {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {

@@ -269,14 +269,15 @@ impl Device {
                 self.cmd_identity(name, form)
             }
             "+CIMI" => self.cmd_cimi(form, now),
-            "+CCID" | "+QCCID" | "+CICCID" | "^ICCID" | "+ICCID" => self.cmd_iccid(name, form, now),
+            "+CCID" | "+QCCID" | "+CICCID" | "^ICCID" | "+ICCID" | "+ZGETICCID" | "#CCID"
+            | "!ICCID" | "+CRSM" => self.cmd_iccid(name, form, now),
             "+CPIN" => self.cmd_cpin(form, now),
             "+CPINR" => self.cmd_cpinr(form, now),
             "+QPINC" | "+SPIC" | "^CPIN" => self.cmd_pin_counts(name, form, now),
             "+CMGF" | "+CSCS" | "+CSCA" | "+CPMS" | "+CNMI" | "+CSMS" | "+CNMA" | "+CMGR"
             | "+CMGL" | "+CMGD" | "+CMGS" | "+CSMP" | "+CSDH" => self.exec_sms(name, form, now),
             "+CLIP" | "+CRC" | "+COLP" | "+CLCC" | "+CHUP" | "+VTS" | "+QPCMV" | "+CPCMREG"
-            | "^DDSETEX" | "+QTONEDET" | "+DDET" => self.exec_call(name, form, now),
+            | "^DDSETEX" | "+QTONEDET" | "+DDET" | "+UDTMFD" => self.exec_call(name, form, now),
             "+CUSD" => self.cmd_cusd(form, now),
             _ => Err(AtError::Error),
         }
