@@ -424,3 +424,113 @@ pub(crate) fn operator_name(numeric: &str) -> (String, String) {
     };
     (long.to_string(), short.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::sim::SimOptions;
+    use crate::sim::device::Device;
+
+    fn booted(dialect: Dialect) -> (Device, Instant, String) {
+        let now = Instant::now();
+        let mut d = Device::new(SimOptions {
+            dialect,
+            sim_busy_secs: 0.0,
+            ..SimOptions::default()
+        });
+        d.plugged_in(PathBuf::from("/dev/pts/test"), now);
+        let mut boot = String::new();
+        for ms in [100, 500, 1000, 2000] {
+            d.tick(now + Duration::from_millis(ms));
+            boot.push_str(&String::from_utf8_lossy(&d.take_output()));
+        }
+        (d, now + Duration::from_secs(2), boot)
+    }
+
+    fn run(d: &mut Device, now: Instant, line: &str) -> String {
+        d.input(format!("{line}\r").as_bytes(), now);
+        d.tick(now + Duration::from_secs(1));
+        String::from_utf8_lossy(&d.take_output()).into_owned()
+    }
+
+    /// Every dialect's simulator answers what the driver's dialect file asks: its identity
+    /// detects as that dialect, and its first ICCID command answers with the prefix the driver
+    /// looks for.
+    #[test]
+    fn each_dialect_answers_its_driver() {
+        for dialect in Dialect::ALL.iter().copied() {
+            let (mut d, now, _) = booted(dialect);
+            run(&mut d, now, "ATE0");
+            let p = dialect.profile();
+            assert_eq!(
+                crate::modem::Dialect::detect(p.manufacturer, p.model),
+                dialect,
+                "{dialect}"
+            );
+            let (cmd, prefix) = dialect.spec().iccid_commands[0];
+            let out = run(&mut d, now, cmd);
+            let line = format!("\r\n{prefix}");
+            let bare = format!("\r\n{}\r\n", SimOptions::default().iccid);
+            assert!(
+                out.contains(&line) && out.contains(&SimOptions::default().iccid)
+                    || out.starts_with(&bare),
+                "{dialect} {cmd}: {out:?}"
+            );
+            assert!(out.ends_with("\r\nOK\r\n"), "{dialect} {cmd}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn new_dialects_boot_and_readiness_lines() {
+        for (dialect, lines) in [
+            (
+                Dialect::Simcom2g,
+                &["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"][..],
+            ),
+            (Dialect::Zte, &["+ZUSIMR:2"][..]),
+            (Dialect::Telit, &["#QSS: 2", "#QSS: 3"][..]),
+            (Dialect::Ublox, &["+PBREADY"][..]),
+            (Dialect::Fibocom, &["+SIM READY"][..]),
+        ] {
+            let (_, _, boot) = booted(dialect);
+            let mut at = 0;
+            for l in lines {
+                let found = boot[at..].find(&format!("\r\n{l}\r\n"));
+                assert!(found.is_some(), "{dialect}: {l} in {boot:?}");
+                at += found.unwrap_or(0);
+            }
+        }
+    }
+
+    #[test]
+    fn sim800_quirks() {
+        let (mut d, now, _) = booted(Dialect::Simcom2g);
+        run(&mut d, now, "ATE0");
+        assert_eq!(run(&mut d, now, "ATI"), "\r\nSIM800 R14.18\r\n\r\nOK\r\n");
+        // The SIM7xxx ICCID command and voice port do not exist on a SIM800.
+        assert_eq!(run(&mut d, now, "AT+CICCID"), "\r\nERROR\r\n");
+        assert_eq!(run(&mut d, now, "AT+CPCMREG=1"), "\r\nERROR\r\n");
+        assert_eq!(Dialect::Simcom2g.voice_path_rule(), VoicePathRule::NoPort);
+        assert_eq!(run(&mut d, now, "AT+DDET=1"), "\r\nOK\r\n");
+    }
+
+    #[test]
+    fn sierra_iccid_forms() {
+        let (mut d, now, _) = booted(Dialect::Sierra);
+        run(&mut d, now, "ATE0");
+        let iccid = SimOptions::default().iccid;
+        assert_eq!(
+            run(&mut d, now, "AT!ICCID?"),
+            format!("\r\n!ICCID: {iccid}\r\n\r\nOK\r\n")
+        );
+        assert_eq!(
+            run(&mut d, now, "AT+ICCID"),
+            format!("\r\nICCID: {iccid}\r\n\r\nOK\r\n")
+        );
+    }
+}
