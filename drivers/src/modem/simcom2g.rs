@@ -123,7 +123,7 @@ mod tests {
             assert!(urc::looks_unsolicited(l), "{l}");
             assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
         }
-        assert!(!SPEC.voice.pcm_port);
+        assert!(!Dialect::Simcom2g.spec().voice.pcm_port);
     }
 
     /// A SIM800L right after power-on, as the SIM800 Series AT Command Manual V1.09 (AT+CGMI,
