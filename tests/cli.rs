@@ -232,7 +232,7 @@ fn wait_registered(sim: &SimModem) {
 #[test]
 fn ussd_works_on_every_dialect_with_each_encoding() {
     let dir = tempfile::tempdir().unwrap();
-    for dialect in ["generic", "quectel", "simcom", "huawei"] {
+    for dialect in ["generic", "quectel", "simcom", "huawei", "zte", "simcom2g"] {
         let sim = SimModem::start(
             dir.path(),
             &format!("ussd-{dialect}"),
