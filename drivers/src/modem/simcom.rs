@@ -4,7 +4,7 @@
 
 use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
-use crate::at::Urc;
+use crate::at::{Service, Urc};
 use crate::at::fields::unquote;
 use crate::at::urc::{dtmf, rest};
 
@@ -33,10 +33,25 @@ const URC_PREFIXES: &[&str] = &[
     "MISSED_CALL:",
     "Call Ready",
     "SMS Ready",
+    "SMS DONE",
     "PB DONE",
 ];
 
 fn parse_urc(line: &str) -> Option<Urc> {
+    // SIM7xxx readiness (ModemManager plugins/simtech: "PB DONE" / "SMS DONE").
+    match line {
+        "SMS DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Sms,
+            });
+        }
+        "PB DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Phonebook,
+            });
+        }
+        _ => {}
+    }
     if line == "VOICE CALL: BEGIN" {
         return Some(Urc::CallConnected {
             line: line.to_string(),
@@ -72,7 +87,19 @@ mod tests {
         assert_eq!(parse_urc("+RXDTMF:"), Some(Urc::Other("+RXDTMF:".into())));
         assert_eq!(parse_urc("MISSED_CALL: 10:02AM 0441234567"), None);
         // `Call Ready` / `SMS Ready` are the 2G models' lines: simcom2g types them.
-        for l in ["MISSED_CALL: 10:02AM 0441234567", "PB DONE"] {
+        assert_eq!(
+            urc::parse("SMS DONE", None),
+            Urc::Ready {
+                service: Service::Sms
+            }
+        );
+        assert_eq!(
+            urc::parse("PB DONE", None),
+            Urc::Ready {
+                service: Service::Phonebook
+            }
+        );
+        for l in ["MISSED_CALL: 10:02AM 0441234567"] {
             assert!(urc::looks_unsolicited(l), "{l}");
             assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
         }
