@@ -82,6 +82,24 @@ mod tests {
         assert!(urc::looks_unsolicited("#QSS: 1"));
     }
 
+    /// The answer to a `#` query is the query's, even where its prefix is also a URC's
+    /// (Telit AT Commands Reference Guide, #QSS?: `#QSS: <mode>,<status>`).
+    #[tokio::test]
+    async fn qss_query_answer_stays_in_the_response() {
+        let mut r = Replay::start(&[], &[("AT#QSS?", &["#QSS: 1,2", "OK"]), ("AT", &["#QSS: 0", "OK"])]);
+        let a = r.modem.at().cmd("AT#QSS?").await.unwrap();
+        assert_eq!(a.lines, ["#QSS: 1,2"]);
+        // Unasked, the same line is the URC.
+        let a = r.modem.at().cmd("AT").await.unwrap();
+        assert!(a.lines.is_empty(), "{a:?}");
+        assert_eq!(
+            r.next_urc().await,
+            Urc::SimState {
+                code: "NOT INSERTED".into()
+            }
+        );
+    }
+
     /// A Telit LE910C1-EU as the Telit AT Commands Reference Guide shows it (AT+CGMI `Telit`,
     /// AT+CGMM, AT+CGMR, AT#CCID → `#CCID: <ICCID>`), with the #QSS reports ModemManager's telit
     /// plugin handles arriving around the answers: the SIM taken out and put back.
