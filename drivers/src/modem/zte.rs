@@ -1,7 +1,10 @@
 //! ZTE (MF626, MF627, MF636, MF190, MF110, MF180... USB sticks): AT+ZGETICCID, the `+ZPASR`
 //! access-technology reports and the `+ZUSIMR`/`+ZDONR`/`+ZPSTM`/`+ZEND` chatter.
 //!
-//! Sources: "AT Command Set for ZTE Wireless Data Product" V1.8 (+ZGETICCID, +ZPAS); ModemManager
+//! Sources: "AT Command Set for ZTE Wireless Data Product" V1.8 (+ZGETICCID, +ZPAS); SparkFun's
+//! MG2639 library (a ZTE module: `+ZGETICCID: 89860042190733578148`, ERROR without a SIM); public
+//! notes on the MF656 stick, firmware BD_MF656V1.0.2B11 (no AT+ZGETICCID there: AT+ICCID answers
+//! `ICCID: <value>`; `+ZRSSI` on every signal change); ModemManager
 //! src/plugins/zte/mm-common-zte.c (the unsolicited lines: +ZPASR handled, +ZUSIMR "SMS related",
 //! +ZDONR operator display, +ZPSTM/+ZEND SIM toolkit menus, all ignored) and
 //! mm-broadband-modem-zte.c (the +ZUSIMR:2 flood that can crash a stick, quelled by a +CPMS?).
@@ -18,6 +21,8 @@ pub const SPEC: DialectSpec = DialectSpec {
     name: "zte",
     iccid_commands: &[
         ("AT+ZGETICCID", "+ZGETICCID:"),
+        // MF656-class firmwares.
+        ("AT+ICCID", "ICCID:"),
         ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
     ],
     // ZTE firmwares end commands with the 27.007 words only.
@@ -32,12 +37,17 @@ pub const SPEC: DialectSpec = DialectSpec {
 };
 
 /// ZTE's own unsolicited lines (ModemManager mm-common-zte.c).
-const URC_PREFIXES: &[&str] = &["+ZPASR:", "+ZUSIMR:", "+ZDONR:", "+ZPSTM:", "+ZEND"];
+const URC_PREFIXES: &[&str] = &[
+    "+ZPASR:", "+ZUSIMR:", "+ZDONR:", "+ZPSTM:", "+ZEND", "+ZRSSI:",
+];
 
-fn parse_urc(_line: &str) -> Option<Urc> {
-    // None of ZTE's own lines is something the agent acts on: +ZPASR is the access technology
-    // (the health check reads +COPS), the rest is chatter. Signal comes from AT+CSQ.
-    None
+fn parse_urc(line: &str) -> Option<Urc> {
+    // +ZRSSI: the signal changed (the agent reads AT+CSQ then). Nothing else of ZTE's own is
+    // something the agent acts on: +ZPASR is the access technology (the health check reads
+    // +COPS), the rest is chatter.
+    line.starts_with("+ZRSSI:").then(|| Urc::Signal {
+        line: line.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -89,5 +99,33 @@ mod tests {
         assert_eq!(r.next_urc().await, Urc::Other("+ZUSIMR:2".into()));
         assert_eq!(r.next_urc().await, Urc::Other("+ZPASR: \"UMTS\"".into()));
         assert!(r.sent().contains(&"AT+ZGETICCID".to_string()));
+    }
+
+    /// An MF656 as its public notes show it: no AT+ZGETICCID, AT+ICCID → `ICCID: <value>`,
+    /// `+ZRSSI` when the signal changes.
+    #[tokio::test]
+    async fn replay_mf656() {
+        let mut r = Replay::start(
+            &[],
+            &[
+                ("AT+CGMI", &["ZTE INCORPORATED", "OK"]),
+                ("AT+CGMM", &["MF656", "OK"]),
+                ("AT+CGMR", &["BD_MF656V1.0.2B11", "OK"]),
+                ("AT+CGSN", &["354869019876543", "OK"]),
+                ("AT+CIMI", &["+ZRSSI: 64,4,0", "255030123456781", "OK"]),
+                ("AT+ZGETICCID", &["ERROR"]),
+                ("AT+ICCID", &["ICCID: 89380030123456789012", "OK"]),
+            ],
+        );
+        let id = r.modem.identify(None).await.unwrap();
+        assert_eq!(r.modem.dialect(), Dialect::Zte);
+        assert_eq!(id.model, "MF656");
+        assert_eq!(id.iccid, "89380030123456789012");
+        assert_eq!(
+            r.next_urc().await,
+            Urc::Signal {
+                line: "+ZRSSI: 64,4,0".into()
+            }
+        );
     }
 }

@@ -156,6 +156,7 @@ impl Device {
             (Dialect::Simcom, "+CICCID", Form::Exec) => "+ICCID: ",
             (Dialect::Huawei, "^ICCID", Form::Read) => "^ICCID: ",
             (Dialect::Zte, "+ZGETICCID", Form::Exec) => "+ZGETICCID: ",
+            (Dialect::Zte, "+ICCID", Form::Exec) => "ICCID: ",
             // SIM800 and SIM900 AT+CCID print the bare number.
             (Dialect::Simcom2g, "+CCID", Form::Exec) => "",
             (Dialect::Telit, "#CCID", Form::Exec | Form::Read) => "#CCID: ",
