@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use gsmgw_agent::state::ChannelState;
 use gsmgw_agent::{Agent, AgentOptions, campaign, commands};
-use gsmgw_drivers::at::{self, EngineConfig};
+use gsmgw_drivers::at;
 use gsmgw_drivers::modem::{self, Modem};
 use gsmgw_drivers::pdu::{SubmitOptions, encode_submit};
 use gsmgw_drivers::sim::{SimHandle, SimOptions, Simulator};
@@ -515,7 +515,7 @@ async fn floor(dir: &Path, n: usize, per_modem: usize) -> Result<Value, BoxError
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let port = modem::open_port(&link.display().to_string(), 115_200)?;
-        let (at, _urcs) = at::spawn(port, EngineConfig::default());
+        let (at, _urcs) = at::spawn(port, gsmgw_drivers::modem::engine_config());
         at.send(at::Command::new("ATE0")).await?;
         at.send(at::Command::new("AT+CMGF=0")).await?;
         modems.push(Modem::new(at, modem::Dialect::Generic));

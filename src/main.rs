@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use gsmgw_agent::config::{self, ConfigError, LogFormat};
-use gsmgw_drivers::at::{self, Command, EngineConfig};
+use gsmgw_drivers::at::{self, Command};
 use gsmgw_drivers::modem::{Dialect, Modem};
 
 /// The full version line: version, git describe, target triple, build profile.
@@ -78,7 +78,7 @@ enum Cmd {
         cmd: ConfigCmd,
     },
     /// Run a simulated modem on a pseudo-terminal.
-    Modemsim(SimArgs),
+    Modemsim(Box<SimArgs>),
     /// Print an argon2id hash of a console password for `[console] password_hash`; the
     /// password is read from the terminal without echo, or as one line of stdin.
     PasswdHash,
@@ -141,6 +141,12 @@ struct SimArgs {
     /// Where to put the symlink to the voice PCM pty (8 kHz 16-bit LE mono, 20 ms frames).
     #[arg(long)]
     voice_link: Option<PathBuf>,
+    /// A command the firmware refuses with ERROR (repeatable), e.g. AT+CGMR.
+    #[arg(long, value_name = "COMMAND")]
+    reject: Vec<String>,
+    /// Another vendor's ICCID command the modem answers too (repeatable), e.g. AT#CCID.
+    #[arg(long, value_name = "COMMAND")]
+    iccid_form: Vec<String>,
 }
 
 /// The log's rate limiter, for the last report of what it held back at exit.
@@ -250,7 +256,7 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
         Cmd::Ussd(args) => ussd_cli::run(args).await,
         Cmd::Modemsim(args) => {
             init_logging(log_json);
-            modemsim(args).await
+            modemsim(*args).await
         }
         Cmd::Config { .. } | Cmd::Pdu { .. } | Cmd::PasswdHash => Ok(ExitCode::from(2)),
     }
@@ -384,7 +390,7 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             if let Some(w) = config::secrets_exposed(file, &cfg) {
                 println!("warning: {w}");
             }
-            for w in cfg.warnings() {
+            for w in cfg.warnings().into_iter().chain(cfg.missing_ports()) {
                 println!("{}: warning: {w}", file.display());
             }
             println!(
@@ -415,7 +421,7 @@ pub(crate) async fn open_engine(
 ) -> Result<(at::AtHandle, tokio::sync::mpsc::Receiver<at::Urc>)> {
     let p = gsmgw_drivers::modem::open_port(&port.port, port.baud)
         .with_context(|| format!("cannot open {}", port.port))?;
-    Ok(at::spawn(p, EngineConfig::default()))
+    Ok(at::spawn(p, gsmgw_drivers::modem::engine_config()))
 }
 
 async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {
@@ -509,6 +515,24 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
     }
     o.signal_urc_interval_ms = a.signal_urc_interval_ms;
     o.voice_link = a.voice_link;
-    sim::run(o).await?;
+    o.reject = a.reject;
+    o.iccid_forms = a.iccid_form;
+    let control = o.control.clone();
+    let dialect = o.dialect;
+    let sim = sim::Simulator::spawn(o).await?;
+    // Say where it is: the link, the pty behind it, the control socket.
+    let pty = std::fs::read_link(sim.link())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!(
+        "modemsim: {} modem on {} (pty {pty}){}; Ctrl-C stops it",
+        dialect.name(),
+        sim.link().display(),
+        control
+            .map(|c| format!(", control socket {}", c.display()))
+            .unwrap_or_default()
+    );
+    termination().await;
+    sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -110,6 +110,15 @@ pub fn run(cmd: PduCmd) -> Result<ExitCode> {
             if addr.kind == pdu::AddressKind::Alphanumeric {
                 bail!("bad --to: {to:?} is not a phone number");
             }
+            let (encoding, split) = pdu::split_text(&text, ucs2);
+            if split.len() > pdu::MAX_PARTS {
+                bail!(
+                    "the text needs {} {} parts; at most {} are sent (as by cmd/sms-send)",
+                    split.len(),
+                    encoding.as_str(),
+                    pdu::MAX_PARTS
+                );
+            }
             let parts = pdu::encode_submit(&SubmitOptions {
                 to,
                 text: text.clone(),

@@ -195,6 +195,52 @@ fn probe_identifies_every_dialect() {
     }
 }
 
+/// A firmware that refuses optional identity queries (AT+CGMR; its dialect's ICCID commands)
+/// is still probed: the fallbacks answer (AT+GMR, another vendor's ICCID form), exit 0.
+#[test]
+fn probe_succeeds_when_optional_identity_queries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimModem::start(
+        dir.path(),
+        "picky",
+        &[
+            "--dialect",
+            "huawei",
+            "--iccid",
+            "89380060555444333221",
+            "--sim-busy-secs",
+            "0",
+        ],
+    );
+    let r = sim.control(serde_json::json!({
+        "op": "reject",
+        "commands": ["AT+CGMR", "AT^ICCID?", "AT+CRSM"],
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    let r = sim.control(serde_json::json!({"op": "iccid-forms", "commands": ["AT#CCID"]}));
+    assert_eq!(r["ok"], true, "{r}");
+    let out = Command::new(gsmgw_bin())
+        .args(["probe", "--port"])
+        .arg(&sim.link)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["dialect"], "huawei", "{s}");
+    assert_eq!(v["identity"]["iccid"], "89380060555444333221", "{s}");
+    // AT+GMR answered for the refused AT+CGMR.
+    assert!(
+        !v["identity"]["firmware"].as_str().unwrap().is_empty(),
+        "{s}"
+    );
+    assert_eq!(v["sim"], "ready", "{s}");
+}
+
 #[test]
 fn probe_says_so_in_one_line_when_no_modem_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,4 +397,93 @@ fn ussd_works_on_every_dialect_with_each_encoding() {
             "{dialect}"
         );
     }
+}
+
+/// A modem port that does not exist now is warned about, not refused: the modem may come later.
+#[test]
+fn config_check_warns_about_a_port_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.toml");
+    let here = dir.path().join("ttyUSB0");
+    std::fs::write(&here, "").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\nid = \"gw-1\"\n\n[[modem]]\nslot = 1\nport = \"/nonexistent/ttyUSB9\"\n\n[[modem]]\nslot = 2\nport = \"{}\"\n\n[[modem]]\nslot = 3\nport = \"/nonexistent/ttyUSB8\"\nenabled = false\n",
+            here.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gsmgw_bin())
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    let warnings: Vec<&str> = s.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "only the enabled missing port: {s}");
+    assert!(
+        warnings[0].contains("modem[1].port: `/nonexistent/ttyUSB9` does not exist now"),
+        "{s}"
+    );
+}
+
+/// `pdu encode` splits like `cmd/sms-send` and refuses what it would refuse (over 10 parts).
+#[test]
+fn pdu_encode_shares_the_ten_part_limit_of_sms_send() {
+    let encode = |text: &str| {
+        Command::new(gsmgw_bin())
+            .args(["pdu", "encode", "--to", "+380501234567", "--text", text])
+            .output()
+            .unwrap()
+    };
+    let ten = "a".repeat(153 * 10);
+    let out = encode(&ten);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["parts"].as_array().unwrap().len(), 10);
+    let out = encode(&"a".repeat(153 * 10 + 1));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("gsmgw: the text needs 11 gsm7 parts; at most 10"),
+        "{err}"
+    );
+}
+
+/// `modemsim` says on start where its modem is.
+#[test]
+fn modemsim_prints_its_pty_and_control_socket() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("modem");
+    let control = dir.path().join("control.sock");
+    let mut child = Command::new(gsmgw_bin())
+        .args(["modemsim", "--dialect", "huawei", "--link"])
+        .arg(&link)
+        .arg("--control")
+        .arg(&control)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with(&format!(
+            "modemsim: huawei modem on {} (pty /dev/pts/",
+            link.display()
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("control socket {}", control.display())),
+        "{line}"
+    );
 }

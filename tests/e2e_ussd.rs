@@ -101,6 +101,46 @@ async fn balance_checks_fill_the_state_and_raise_balance_low() {
         central.log
     );
 
+    // Asked by hand, the balance code updates the state too; the alarm is raised once per
+    // drop: back above the threshold re-arms it, below again raises it again.
+    for (answer, amount, rid) in [
+        ("Na rahunku 25.00 grn", 25.0, "b-1"),
+        ("Na rahunku 3.00 grn", 3.0, "b-2"),
+    ] {
+        let r = low.control(json!({"op": "ussd-table", "table": {"*111#": answer}}));
+        assert_eq!(r["ok"], true, "{r}");
+        central
+            .send(
+                "gsmgw/gw-ussd/cmd/ussd",
+                &format!(r#"{{"request_id":"{rid}","slot":1,"code":"*111#"}}"#),
+            )
+            .await;
+        let r = central
+            .expect(&format!("gsmgw/gw-ussd/reply/{rid}"), T, |_| true)
+            .await;
+        assert_eq!(r["result"]["balance"]["amount"], amount, "{r}");
+        central
+            .expect("gsmgw/gw-ussd/modem/1/state", T, |v| {
+                v["balance"]["amount"] == amount
+            })
+            .await;
+    }
+    let again = central
+        .expect("gsmgw/gw-ussd/event/alarm", T, |v| {
+            v["code"] == "balance-low"
+        })
+        .await;
+    assert!(
+        again["message"].as_str().unwrap().contains("3.00 UAH"),
+        "{again}"
+    );
+    let alarms = central
+        .log
+        .iter()
+        .filter(|(t, v)| t.ends_with("/event/alarm") && v["code"] == "balance-low")
+        .count();
+    assert_eq!(alarms, 2, "one per drop below the threshold");
+
     // cmd/ussd on the Huawei SIM: a menu answered in packed hex, then a network-initiated
     // message in UCS-2 becomes event/ussd.
     central

@@ -63,6 +63,10 @@ fn config_docs_describe_every_key() {
         "modem.group",
         "modem.dialect",
         "modem.enabled",
+        "modem.balance_ussd",
+        "modem.balance_interval_secs",
+        "modem.balance_low",
+        "modem.balance_regex",
         "gateway.board_profile",
         "gateway.port_scan",
         "gateway.health_interval_secs",
@@ -137,6 +141,9 @@ fn config_docs_describe_every_key() {
             pin: Some("1234".into()),
             smsc: Some("+1234567".into()),
             group: Some("g".into()),
+            balance_ussd: Some("*111#".into()),
+            balance_low: Some(10.0),
+            balance_regex: Some("(?P<amount>[0-9.]+)".into()),
             ..Default::default()
         }],
         console: config::ConsoleConfig {

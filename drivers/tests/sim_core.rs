@@ -494,3 +494,69 @@ async fn periodic_signal_urcs_per_dialect() {
         sim.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_and_other_vendors_iccid_forms() {
+    let dir = test_dir("reject");
+    let opts = SimOptions {
+        iccid: "89380062300517131234".into(),
+        reject: vec!["AT+CGMR".into()],
+        ..options(&dir, Dialect::Generic)
+    };
+    let (sim, mut port) = start(opts).await;
+    wait_registered(&sim).await;
+    port.cmd("ATE0").await;
+    // The configured refusal, and one set through the control op (a full form refuses only
+    // itself, a bare name every form).
+    assert_eq!(port.cmd("AT+CGMR").await, "\r\nERROR\r\n");
+    assert!(port.cmd("AT+GMR").await.ends_with("\r\nOK\r\n"));
+    let r = sim
+        .control_ok(json!({"op": "reject", "commands": ["AT+CGMR", "AT+CCID", "at+cpin?"]}))
+        .await
+        .unwrap();
+    assert_eq!(r["rejecting"], json!(["AT+CGMR", "AT+CCID", "at+cpin?"]));
+    assert_eq!(port.cmd("AT+CCID").await, "\r\nERROR\r\n");
+    assert_eq!(port.cmd("AT+CCID?").await, "\r\nERROR\r\n");
+    assert_eq!(port.cmd("AT+CPIN?").await, "\r\nERROR\r\n");
+    assert!(port.cmd("AT+CPIN=?").await.ends_with("\r\nOK\r\n"));
+    assert_eq!(port.cmd("AT+CSQ;+CGMR").await, "\r\nERROR\r\n");
+    // Other vendors' forms answer only once listed, each as its vendor prints it.
+    assert_eq!(port.cmd("AT#CCID").await, "\r\nERROR\r\n");
+    sim.control_ok(json!({"op": "iccid-forms", "commands": [
+        "AT#CCID", "AT!ICCID?", "AT+ZGETICCID", "AT+CRSM=176,12258,0,0,10"
+    ]}))
+    .await
+    .unwrap();
+    for (cmd, answer) in [
+        ("AT#CCID", "#CCID: 89380062300517131234"),
+        ("AT!ICCID?", "ICCID: 89380062300517131234"),
+        ("AT+ZGETICCID", "+ZGETICCID: 89380062300517131234"),
+        (
+            "AT+CRSM=176,12258,0,0,10",
+            "+CRSM: 144,0,\"98830026035071312143\"",
+        ),
+    ] {
+        assert_eq!(
+            port.cmd(cmd).await,
+            format!("\r\n{answer}\r\n\r\nOK\r\n"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(port.cmd("AT+CRSM=176,28423,0,0,9").await, "\r\nERROR\r\n");
+    // Clearing, and what is no AT command.
+    sim.control_ok(json!({"op": "reject", "commands": []}))
+        .await
+        .unwrap();
+    assert!(port.cmd("AT+CGMR").await.ends_with("\r\nOK\r\n"));
+    let r = sim
+        .control(json!({"op": "reject", "commands": ["CGMR"]}))
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], false, "{r}");
+    let r = sim
+        .control(json!({"op": "iccid-forms", "commands": "AT#CCID"}))
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], false, "{r}");
+    sim.shutdown().await;
+}

@@ -9,7 +9,7 @@ mod sim_port;
 
 use std::time::Duration;
 
-use gsmgw_drivers::at::{self, EngineConfig};
+use gsmgw_drivers::at;
 use gsmgw_drivers::modem::open_port;
 use gsmgw_drivers::sim::Dialect;
 use gsmgw_drivers::ussd::session::{self, Request, UssdFailure};
@@ -48,7 +48,7 @@ async fn every_dialect_answers_menus_refusals_and_ucs2() {
         .await
         .unwrap();
         let p = open_port(sim.link().to_str().unwrap(), 115200).unwrap();
-        let (h, mut urcs) = at::spawn(p, EngineConfig::default());
+        let (h, mut urcs) = at::spawn(p, gsmgw_drivers::modem::engine_config());
         h.cmd("ATE0").await.unwrap();
         h.cmd("AT+CSCS=\"GSM\"").await.unwrap();
         let spec = if dialect == Dialect::Huawei {

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use gsmgw_drivers::at::{self, Command, EngineConfig};
+use gsmgw_drivers::at::{self, Command};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
@@ -34,7 +34,7 @@ fn first_command(data: &[u8]) -> Command {
 async fn run(data: &[u8]) {
     // Room for the whole reply and everything the engine writes back (ESC per stray prompt).
     let (port, modem) = tokio::io::duplex(2 * data.len() + 4096);
-    let (h, mut urcs) = at::spawn(port, EngineConfig::default());
+    let (h, mut urcs) = at::spawn(port, gsmgw_drivers::modem::engine_config());
     let (mr, mut mw) = tokio::io::split(modem);
     let mut mr = BufReader::new(mr);
     let mut line = Vec::new();

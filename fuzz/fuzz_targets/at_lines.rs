@@ -9,6 +9,7 @@
 use gsmgw_drivers::at::fields::{after_prefix, parse_fields, unquote};
 use gsmgw_drivers::at::framer::{self, Frame, Framer};
 use gsmgw_drivers::at::urc;
+use gsmgw_drivers::modem::VENDOR_URCS;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -55,16 +56,16 @@ fuzz_target!(|data: &[u8]| {
 
     for (i, &line) in lines.iter().enumerate() {
         let next = lines.get(i + 1).copied();
-        let _ = urc::parse(line, None);
+        let _ = VENDOR_URCS.parse(line, None);
         if let Some(next) = next {
-            let _ = urc::parse(line, Some(next));
+            let _ = VENDOR_URCS.parse(line, Some(next));
         }
-        let _ = urc::looks_unsolicited(line);
+        let _ = VENDOR_URCS.looks_unsolicited(line);
         let _ = urc::has_pdu_line(line);
         // A line taken for a PDU can never be a URC or a final result left out of its place.
         if urc::looks_like_pdu(line) {
             assert!(
-                !urc::looks_unsolicited(line) && !urc::has_pdu_line(line) && line != "OK",
+                !VENDOR_URCS.looks_unsolicited(line) && !urc::has_pdu_line(line) && line != "OK",
                 "{line:?} taken for a PDU"
             );
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gsmgw_board::{ModemPower, PowerPin};
-use gsmgw_drivers::at::{self, AtError, Command, EngineConfig, Urc};
+use gsmgw_drivers::at::{self, AtError, Command, Urc};
 use gsmgw_drivers::modem::{Dialect, Identity, Modem, ModemError, NetworkStatus};
 use gsmgw_drivers::pdu::EncodedPart;
 use gsmgw_drivers::ussd::session::{Exchange, UssdFailure};
@@ -279,7 +279,17 @@ impl Channel {
             s.port.clone_from(&self.port);
         });
         if state != before {
-            tracing::info!(slot = self.cfg.slot, state = state.as_str(), error = ?error, "modem state");
+            let why = error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            tracing::info!(
+                slot = self.cfg.slot,
+                state = state.as_str(),
+                "slot {} is {}{why}",
+                self.cfg.slot,
+                state.as_str()
+            );
             self.event("state", Some(before), error);
             if state == ChannelState::Ready {
                 if let Some(t) = self.trouble_since.take() {
@@ -369,7 +379,17 @@ impl Channel {
         while !self.stopping() {
             self.fail_queued_requests("no session with the modem");
             let Some(path) = self.locate_port().await else {
-                let why = format!("port {} not found", self.cfg.port);
+                let why = match &self.cfg.imei {
+                    Some(imei) => format!(
+                        "port {} does not exist; waiting for it (or for IMEI {imei} on gateway.port_scan)",
+                        self.cfg.port
+                    ),
+                    None => format!("port {} does not exist; waiting for it", self.cfg.port),
+                };
+                // Said once, and again only when something else happened in between.
+                if self.tx.borrow().error.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(slot = self.cfg.slot, "slot {}: {why}", self.cfg.slot);
+                }
                 self.set_state(ChannelState::Absent, Some(why));
                 if self.pause(backoff).await {
                     break;
@@ -397,7 +417,7 @@ impl Channel {
             }
             self.ctx.claims.claim(&path);
             self.set_state(ChannelState::Initializing, None);
-            let (handle, urcs) = at::spawn(port, EngineConfig::default());
+            let (handle, urcs) = at::spawn(port, gsmgw_drivers::modem::engine_config());
             let modem = Modem::new(handle, Dialect::Generic);
             let end = self.session(modem, urcs).await;
             match end {

@@ -78,7 +78,7 @@ pub fn scan_candidates(patterns: &[String]) -> Vec<String> {
 /// Opens `port` briefly and asks for the IMEI; None if nothing sensible answers.
 pub async fn probe_imei(port: &str, baud: u32) -> Option<String> {
     let p = gsmgw_drivers::modem::open_port(port, baud).ok()?;
-    let (h, _urcs) = at::spawn(p, EngineConfig::default());
+    let (h, _urcs) = at::spawn(p, gsmgw_drivers::modem::engine_config());
     let cmd = |t: &str| Command::new(t).timeout(Duration::from_secs(1));
     h.send(cmd("AT")).await.ok()?;
     let r = h.send(cmd("AT+CGSN")).await.ok()?;

@@ -125,13 +125,24 @@ impl Channel {
                 reply,
             } => {
                 let (r, end) = self.ussd(modem, urcs, &code, &replies, timeout).await;
-                let r = r.map(|x| {
-                    let balance = x
-                        .last()
-                        .filter(|s| s.status != gsmgw_drivers::ussd::UssdStatus::Menu)
-                        .and_then(|s| self.read_balance(&s.text));
-                    (x, balance)
-                });
+                let r = match r {
+                    Ok(x) => {
+                        let answer = x
+                            .last()
+                            .filter(|s| s.status != gsmgw_drivers::ussd::UssdStatus::Menu)
+                            .map(|s| s.text.clone());
+                        // Asked for the balance code by hand: the state shows it too.
+                        let balance_code = replies.is_empty()
+                            && self.cfg.balance_ussd.as_deref() == Some(code.as_str());
+                        let balance = match answer {
+                            Some(text) if balance_code => self.record_balance(&text).await,
+                            Some(text) => self.read_balance(&text),
+                            None => None,
+                        };
+                        Ok((x, balance))
+                    }
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(r);
                 end
             }
@@ -224,6 +235,12 @@ impl Channel {
     async fn inbox_failed(&mut self, e: InboxError) -> Option<SessionEnd> {
         match e {
             InboxError::Modem(e) if e.is_fatal() => Some(SessionEnd::PortGone(e.to_string())),
+            InboxError::Modem(e) if sim_starting(&e) => {
+                // +CMS ERROR: 314 / +CME ERROR: 14 "SIM busy": the SIM is still loading its
+                // messages after a start; the next sweep reads them.
+                tracing::debug!(slot = self.cfg.slot, error = %e, "SIM still starting; messages read at the next sweep");
+                None
+            }
             InboxError::Modem(e) => {
                 tracing::warn!(slot = self.cfg.slot, error = %e, "reading messages failed; retried at the next sweep");
                 None
@@ -428,5 +445,17 @@ enum BringUp {
 impl From<ModemError> for BringUp {
     fn from(e: ModemError) -> Self {
         BringUp::Modem(e)
+    }
+}
+
+/// An error that only says the SIM is still starting (busy): +CMS ERROR: 314, +CME ERROR: 14.
+fn sim_starting(e: &ModemError) -> bool {
+    match e {
+        ModemError::At { source, .. } => match source {
+            AtError::Cms(c) => c.code == Some(314) || c.text.eq_ignore_ascii_case("SIM busy"),
+            AtError::Cme(c) => c.code == Some(14) || c.text.eq_ignore_ascii_case("SIM busy"),
+            _ => false,
+        },
+        _ => false,
     }
 }

@@ -95,18 +95,25 @@ impl Channel {
             return end;
         };
         self.balance.next = Some(Instant::now() + interval);
-        let parsed = self.read_balance(&step.text);
+        self.record_balance(&step.text).await;
+        end
+    }
+
+    /// Publishes the balance in an answer to the balance code and raises `balance-low` when it
+    /// dropped below the threshold. Returns what was read.
+    pub(super) async fn record_balance(&mut self, text: &str) -> Option<crate::balance::Balance> {
+        let parsed = self.read_balance(text);
         if parsed.is_none() {
-            tracing::warn!(slot = self.cfg.slot, text = %gsmgw_drivers::redact::printable(&step.text), "balance answer not understood (set balance_regex?)");
+            tracing::warn!(slot = self.cfg.slot, text = %gsmgw_drivers::redact::printable(text), "balance answer not understood (set balance_regex?)");
         }
         let state = BalanceState {
             amount: parsed.as_ref().map(|b| b.amount),
             currency: parsed.as_ref().and_then(|b| b.currency.clone()),
             checked_at: crate::clock::now_rfc3339(),
-            text: step.text.clone(),
+            text: text.to_string(),
         };
         self.update(|s| s.balance = Some(state));
-        if let (Some(b), Some(low)) = (parsed, self.cfg.balance_low) {
+        if let (Some(b), Some(low)) = (parsed.clone(), self.cfg.balance_low) {
             if b.amount < low && !self.balance.low_alarmed {
                 self.balance.low_alarmed = true;
                 let currency = b.currency.map(|c| format!(" {c}")).unwrap_or_default();
@@ -122,7 +129,7 @@ impl Channel {
                 self.balance.low_alarmed = false;
             }
         }
-        end
+        parsed
     }
 
     /// The balance in an operator's answer, by `balance_regex` or the tables for the SIM's

@@ -45,7 +45,7 @@ verbs![
 pub const INVALID_REPLY: &str = "_invalid";
 
 /// Longest text accepted for an SMS (at most 10 UCS-2 parts).
-pub const MAX_SMS_PARTS: usize = 10;
+pub const MAX_SMS_PARTS: usize = gsmgw_drivers::pdu::MAX_PARTS;
 
 /// A command refused, with the code the central server can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

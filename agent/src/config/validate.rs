@@ -212,6 +212,25 @@ impl Config {
         out
     }
 
+    /// Enabled modems whose AT port does not exist now (`config check` warns: the agent
+    /// starts all the same and waits for the port, which may appear once the modem is up).
+    pub fn missing_ports(&self) -> Vec<Problem> {
+        self.modems
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.enabled && !std::path::Path::new(&m.port).exists())
+            .map(|(i, m)| {
+                Problem::new(
+                    format!("modem[{}].port", i + 1),
+                    format!(
+                        "`{}` does not exist now; the agent will wait for it (is the modem plugged in and powered, is it another ttyUSB?)",
+                        m.port
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// Check every value and cross-reference; returns all problems found (none = valid).
     ///
     /// Problems carry key paths but no file or line. TLS files are looked up relative to the

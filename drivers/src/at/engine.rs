@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::framer::{Frame, Framer};
-use super::urc::{self, Urc};
+use super::urc::{self, Urc, VendorUrcs};
 
 /// Ctrl-Z ends an SMS body after the prompt.
 const CTRL_Z: u8 = 0x1a;
@@ -202,23 +202,24 @@ impl AtError {
     }
 }
 
-/// Engine settings.
+/// Engine settings. The AT layer knows only 27.007/27.005; what vendors add (error words,
+/// unsolicited lines) comes in here — `crate::modem::engine_config()` fills it from the dialects.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Vendor words that end a command as an error, besides the standard ones.
     pub vendor_errors: Vec<String>,
+    /// Recognises and types vendors' own unsolicited lines.
+    pub vendor_urcs: VendorUrcs,
     /// Capacity of the URC stream; when the consumer lags, the oldest are not kept.
     pub urc_capacity: usize,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
+impl EngineConfig {
+    /// 27.007/27.005 only: no vendor error words, no vendor lines.
+    pub fn standard() -> Self {
         Self {
-            // The dialect is not known when the engine starts: every dialect's words.
-            vendor_errors: crate::modem::Dialect::all_vendor_errors()
-                .chain(["+CME ERROR"])
-                .map(String::from)
-                .collect(),
+            vendor_errors: Vec::new(),
+            vendor_urcs: VendorUrcs::NONE,
             urc_capacity: 512,
         }
     }
@@ -408,7 +409,7 @@ impl State {
         if urc::has_pdu_line(&line) {
             self.urc_header = Some((line, Instant::now() + PDU_LINE_WAIT));
         } else {
-            let u = urc::parse(&line, None);
+            let u = self.config.vendor_urcs.parse(&line, None);
             self.emit(u);
         }
     }
@@ -439,7 +440,7 @@ impl State {
         // line is taken for what it is.
         if let Some((header, _)) = self.urc_header.take() {
             if urc::looks_like_pdu(&line) {
-                let u = urc::parse(&header, Some(&line));
+                let u = self.config.vendor_urcs.parse(&header, Some(&line));
                 self.emit(u);
                 return None;
             }
@@ -491,7 +492,7 @@ impl State {
             .expect
             .as_deref()
             .is_some_and(|p| super::fields::after_prefix(&line, p).is_some());
-        if !expected && (urc::looks_unsolicited(&line)) {
+        if !expected && self.config.vendor_urcs.looks_unsolicited(&line) {
             self.unsolicited(line);
             return None;
         }
@@ -530,7 +531,7 @@ fn classify_final(line: &str, dial: bool, vendor: &[String]) -> Option<Result<Fi
             _ => {}
         }
     }
-    if vendor.iter().any(|v| v != "+CME ERROR" && l == v) {
+    if vendor.iter().any(|v| l == v) {
         return Some(Err(AtError::Vendor(l.to_string())));
     }
     None

@@ -11,6 +11,28 @@ async fn modem_reads_line(r: &mut BufReader<tokio::io::ReadHalf<DuplexStream>>) 
     String::from_utf8_lossy(&v).trim().to_string()
 }
 
+/// The vendor lines and words these transcripts hold (SIMCom's RDY, Huawei's ^RSSI, ^BOOT and
+/// COMMAND NOT SUPPORT), as a test hook: the real ones are the dialects' (crate::modem), whose
+/// tests run the same transcripts through `modem::engine_config()`.
+fn config() -> EngineConfig {
+    EngineConfig {
+        vendor_errors: vec!["COMMAND NOT SUPPORT".into()],
+        vendor_urcs: VendorUrcs {
+            is_urc: |l| ["RDY", "^RSSI:", "^BOOT:"].iter().any(|p| l.starts_with(p)),
+            parse: |l| {
+                if l == "RDY" {
+                    Some(Urc::Boot { line: l.into() })
+                } else if l.starts_with("^RSSI:") {
+                    Some(Urc::Signal { line: l.into() })
+                } else {
+                    None
+                }
+            },
+        },
+        ..EngineConfig::standard()
+    }
+}
+
 fn setup() -> (
     AtHandle,
     mpsc::Receiver<Urc>,
@@ -18,7 +40,7 @@ fn setup() -> (
     tokio::io::WriteHalf<DuplexStream>,
 ) {
     let (a, b) = tokio::io::duplex(4096);
-    let (h, urcs) = spawn(a, EngineConfig::default());
+    let (h, urcs) = spawn(a, config());
     let (r, w) = tokio::io::split(b);
     (h, urcs, BufReader::new(r), w)
 }

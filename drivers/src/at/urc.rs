@@ -1,7 +1,10 @@
 //! Unsolicited result codes: recognising them among response lines and typing them.
+//!
+//! Only 27.007/27.005 lines are known here. Vendors' own lines come in through a
+//! [`VendorUrcs`] hook in the engine's config, which the modem layer supplies
+//! (`crate::modem::engine_config`): the AT layer knows nothing of dialects.
 
 use super::fields::{parse_fields, unquote};
-use crate::modem::Dialect;
 
 /// An unsolicited result code as the engine hands it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,9 +143,47 @@ const URC_PREFIXES: &[&str] = &[
     "NO ANSWER",
 ];
 
-/// True when `line` looks like an unsolicited result code.
-pub fn looks_unsolicited(line: &str) -> bool {
-    URC_PREFIXES.iter().any(|p| line.starts_with(p)) || Dialect::is_vendor_urc(line)
+/// Lines outside 27.007/27.005 that the engine's user knows (vendors' own unsolicited lines),
+/// as hooks: the engine calls them, the modem layer fills them in.
+#[derive(Debug, Clone, Copy)]
+pub struct VendorUrcs {
+    /// True when `line` begins one of the vendor's unsolicited lines (so that one arriving
+    /// inside a command's response is taken out of it).
+    pub is_urc: fn(&str) -> bool,
+    /// Types a vendor line; None when it is no vendor line (or one nothing acts on).
+    pub parse: fn(&str) -> Option<Urc>,
+}
+
+fn no_vendor_urc(_: &str) -> bool {
+    false
+}
+
+fn no_vendor_parse(_: &str) -> Option<Urc> {
+    None
+}
+
+impl VendorUrcs {
+    /// No vendor lines: 27.007/27.005 only.
+    pub const NONE: VendorUrcs = VendorUrcs {
+        is_urc: no_vendor_urc,
+        parse: no_vendor_parse,
+    };
+
+    /// True when `line` looks like an unsolicited result code, standard or vendor.
+    pub fn looks_unsolicited(&self, line: &str) -> bool {
+        URC_PREFIXES.iter().any(|p| line.starts_with(p)) || (self.is_urc)(line)
+    }
+
+    /// Types an unsolicited line. `pdu` is the second line for `+CMT:`/`+CDS:`.
+    pub fn parse(&self, line: &str, pdu: Option<&str>) -> Urc {
+        parse_with(line, pdu, self)
+    }
+}
+
+impl Default for VendorUrcs {
+    fn default() -> Self {
+        VendorUrcs::NONE
+    }
 }
 
 /// True when the URC header announces a second line carrying a PDU (`+CMT:`, `+CDS:`, `+CBM:`).
@@ -158,8 +199,8 @@ pub fn looks_like_pdu(line: &str) -> bool {
     !l.is_empty() && l.len() % 2 == 0 && l.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Types an unsolicited line. `pdu` is the second line for `+CMT:`/`+CDS:`.
-pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
+/// Types an unsolicited line: the 27.007/27.005 ones here, the rest with `vendor`.
+fn parse_with(line: &str, pdu: Option<&str>, vendor: &VendorUrcs) -> Urc {
     let rest = |p: &str| line.get(p.len()..).unwrap_or("").trim();
     if line == "RING" || line.starts_with("+CRING:") {
         return Urc::Ring;
@@ -239,8 +280,8 @@ pub fn parse(line: &str, pdu: Option<&str>) -> Urc {
             reason: line.to_string(),
         };
     }
-    // Vendors' own lines (^RSSI, +QIND, VOICE CALL: ...): the dialect files type them.
-    Dialect::parse_vendor_urc(line).unwrap_or_else(|| Urc::Other(line.to_string()))
+    // Vendors' own lines (^RSSI, +QIND, VOICE CALL: ...): the hook types them.
+    (vendor.parse)(line).unwrap_or_else(|| Urc::Other(line.to_string()))
 }
 
 /// A DTMF URC for `digit` when it is a DTMF key (0-9, *, #, A-D); else the line as
@@ -262,6 +303,10 @@ pub fn rest<'a>(line: &'a str, prefix: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(line: &str, pdu: Option<&str>) -> Urc {
+        VendorUrcs::NONE.parse(line, pdu)
+    }
 
     #[test]
     fn types_common_urcs() {
@@ -304,22 +349,42 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(parse("^RSSI: 17", None), Urc::Signal { .. }));
-        assert_eq!(parse("+QTONEDET: 53", None), Urc::Dtmf { digit: '5' });
-        assert_eq!(parse("+RXDTMF: #", None), Urc::Dtmf { digit: '#' });
-        assert_eq!(parse("^DDTMF: 7", None), Urc::Dtmf { digit: '7' });
+        // Vendors' lines are typed by the dialect files (crate::modem, whose tests check them
+        // through the engine's hook); without a hook they are Other.
+        for l in ["^RSSI: 17", "+QTONEDET: 53", "VOICE CALL: BEGIN"] {
+            assert_eq!(parse(l, None), Urc::Other(l.into()));
+            assert!(!VendorUrcs::NONE.looks_unsolicited(l));
+        }
+    }
+
+    #[test]
+    fn vendor_lines_go_through_the_hook_after_the_standard_ones() {
+        let v = VendorUrcs {
+            is_urc: |l| l.starts_with("^X"),
+            parse: |l| {
+                (l.starts_with("^X") || l.starts_with("+CMTI")).then(|| Urc::Signal {
+                    line: l.to_string(),
+                })
+            },
+        };
+        assert!(v.looks_unsolicited("^X: 1"));
+        assert!(v.looks_unsolicited("RING"));
+        assert!(!v.looks_unsolicited("^Y: 1"));
         assert_eq!(
-            parse("^CEND:1,0,104,17", None),
-            Urc::CallCleared { cause: Some(17) }
+            v.parse("^X: 1", None),
+            Urc::Signal {
+                line: "^X: 1".into()
+            }
         );
-        assert!(matches!(
-            parse("VOICE CALL: BEGIN", None),
-            Urc::CallConnected { .. }
-        ));
+        // A standard line stays the standard's.
         assert_eq!(
-            parse("VOICE CALL: END: 000012", None),
-            Urc::CallCleared { cause: None }
+            v.parse("+CMTI: \"SM\",3", None),
+            Urc::NewMessage {
+                storage: "SM".into(),
+                index: 3
+            }
         );
+        assert_eq!(v.parse("^Y: 1", None), Urc::Other("^Y: 1".into()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::{Serialize, Serializer};
 
 use super::{DETECTION, Dialect};
-use crate::at::Urc;
+use crate::at::{EngineConfig, Urc, VendorUrcs};
 use crate::ussd::UssdSpec;
 
 /// What differs between vendors: data, and hooks for the vendor's own lines.
@@ -107,6 +107,37 @@ impl Dialect {
         Dialect::ALL
             .iter()
             .flat_map(|d| d.spec().vendor_errors.iter().copied())
+    }
+}
+
+/// Every dialect's own unsolicited lines, as the AT engine's hook (it runs before the modem's
+/// dialect is known, and vendors' lines do not overlap).
+pub const VENDOR_URCS: VendorUrcs = VendorUrcs {
+    is_urc: Dialect::is_vendor_urc,
+    parse: Dialect::parse_vendor_urc,
+};
+
+/// Engine settings for a modem: every dialect's error words and unsolicited lines.
+pub fn engine_config() -> EngineConfig {
+    EngineConfig {
+        vendor_errors: Dialect::all_vendor_errors().map(String::from).collect(),
+        vendor_urcs: VENDOR_URCS,
+        ..EngineConfig::standard()
+    }
+}
+
+/// `urc::parse` / `urc::looks_unsolicited` with every dialect's lines, for the dialect files'
+/// tests.
+#[cfg(test)]
+pub(super) mod urc {
+    use crate::at::Urc;
+
+    pub(crate) fn parse(line: &str, pdu: Option<&str>) -> Urc {
+        super::VENDOR_URCS.parse(line, pdu)
+    }
+
+    pub(crate) fn looks_unsolicited(line: &str) -> bool {
+        super::VENDOR_URCS.looks_unsolicited(line)
     }
 }
 
@@ -237,6 +268,40 @@ mod tests {
         assert_eq!(
             Dialect::all_vendor_errors().collect::<Vec<_>>(),
             ["COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"]
+        );
+        assert_eq!(
+            engine_config().vendor_errors,
+            ["COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"]
+        );
+    }
+
+    /// The vendor lines at/urc.rs's own test typed while the AT layer still knew the dialects:
+    /// the engine's hook types them the same.
+    #[test]
+    fn vendor_urcs_through_the_engine_hook() {
+        let parse = |l: &str, pdu: Option<&str>| engine_config().vendor_urcs.parse(l, pdu);
+        assert!(matches!(parse("^RSSI: 17", None), Urc::Signal { .. }));
+        assert_eq!(parse("+QTONEDET: 53", None), Urc::Dtmf { digit: '5' });
+        assert_eq!(parse("+RXDTMF: #", None), Urc::Dtmf { digit: '#' });
+        assert_eq!(parse("^DDTMF: 7", None), Urc::Dtmf { digit: '7' });
+        assert_eq!(
+            parse("^CEND:1,0,104,17", None),
+            Urc::CallCleared { cause: Some(17) }
+        );
+        assert!(matches!(
+            parse("VOICE CALL: BEGIN", None),
+            Urc::CallConnected { .. }
+        ));
+        assert_eq!(
+            parse("VOICE CALL: END: 000012", None),
+            Urc::CallCleared { cause: None }
+        );
+        assert_eq!(
+            parse("+CMTI: \"SM\",3", None),
+            Urc::NewMessage {
+                storage: "SM".into(),
+                index: 3
+            }
         );
     }
 }

@@ -13,7 +13,7 @@ mod replay;
 mod storage;
 mod voice;
 
-pub use dialect::{DialectSpec, VoiceSpec, VoiceWhen};
+pub use dialect::{DialectSpec, VENDOR_URCS, VoiceSpec, VoiceWhen, engine_config};
 pub use storage::StoredMessage;
 pub use voice::{CallInfo, CallStat, dialable, parse_clcc};
 
@@ -265,6 +265,104 @@ pub fn rssi_to_dbm(rssi: u8) -> Option<i32> {
     }
 }
 
+/// Every known vendor's ICCID command with its answer prefix, tried after the dialect's own
+/// (vendors without a dialect file are here only for this).
+pub const ICCID_COMMANDS: &[(&str, &str)] = &[
+    ("AT+CCID", "+CCID:"),
+    ("AT+ICCID", "+ICCID:"),
+    ("AT+CICCID", "+ICCID:"),
+    ("AT+QCCID", "+QCCID:"),
+    ("AT^ICCID?", "^ICCID:"),
+    // ZTE.
+    ("AT+ZGETICCID", "+ZGETICCID:"),
+    // Telit.
+    ("AT#CCID", "#CCID:"),
+    // Sierra Wireless prints `!ICCID: 89...` (ModemManager plugins/sierra/mm-sim-sierra.c).
+    ("AT!ICCID?", "!ICCID:"),
+    // Any 3GPP modem: EF_ICCID (2FE2) read raw through the SIM.
+    ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
+];
+
+/// True for a firmware's refusal of a command (it lacks it, or rejects it now), as opposed to a
+/// modem that stopped answering.
+fn is_refusal(e: &AtError) -> bool {
+    matches!(
+        e,
+        AtError::Error | AtError::Cme(_) | AtError::Cms(_) | AtError::Vendor(_)
+    )
+}
+
+/// The ICCID in an answer to one of the [`ICCID_COMMANDS`]; None when the answer holds none
+/// (18-22 digits once normalised; `+CRSM` only with status 144).
+fn iccid_from_answer(r: &crate::at::Response, prefix: &str) -> Option<String> {
+    // Firmwares of one vendor disagree on the label (Sierra's AT!ICCID? prints `!ICCID:`, its
+    // undocumented AT+ICCID `ICCID:`): an unexpected label is dropped, never read as digits.
+    let raw = match r.field_line(prefix) {
+        Some(v) => v,
+        None => {
+            let line = r.first_line()?;
+            match line.split_once(':') {
+                Some((label, v)) if !label.bytes().any(|b| b.is_ascii_digit()) => v.trim(),
+                _ => line,
+            }
+        }
+    };
+    let raw = if prefix == "+CRSM:" {
+        // +CRSM: 144,0,"98..." — sw1 144 is success; the data is the third field.
+        let f = parse_fields(raw);
+        if f.first().map(|s| s.trim()) != Some("144") {
+            return None;
+        }
+        f.get(2).cloned()?
+    } else {
+        raw.to_string()
+    };
+    let iccid = normalize_iccid(&raw);
+    ((18..=22).contains(&iccid.len()) && iccid.bytes().all(|b| b.is_ascii_digit())).then_some(iccid)
+}
+
+/// Manufacturer, model and revision from an ATI answer: `Manufacturer:`/`Model:`/`Revision:`
+/// lines (SIMCom, Huawei), else the unlabelled lines in that order (Quectel, generic).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct AtiIdentity {
+    manufacturer: String,
+    model: String,
+    revision: String,
+}
+
+impl AtiIdentity {
+    fn parse(lines: &[String]) -> Self {
+        let mut out = AtiIdentity::default();
+        let mut plain = Vec::new();
+        for l in lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+            let lower = l.to_ascii_lowercase();
+            let label = |name: &str| {
+                lower
+                    .strip_prefix(name)
+                    .map(|_| l.get(name.len()..).unwrap_or("").trim().to_string())
+            };
+            if let Some(v) = label("manufacturer:") {
+                out.manufacturer = v;
+            } else if let Some(v) = label("model:") {
+                out.model = v;
+            } else if let Some(v) = label("revision:") {
+                out.revision = v;
+            } else if !l.contains(':') {
+                plain.push(l.to_string());
+            }
+        }
+        let mut plain = plain.into_iter();
+        for field in [&mut out.manufacturer, &mut out.model, &mut out.revision] {
+            if field.is_empty() {
+                if let Some(v) = plain.next() {
+                    *field = v;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Normalises an ICCID as modems print it: quotes, trailing F padding, and the nibble-swapped
 /// form some firmwares (and EF_ICCID read raw) give (`98...` instead of `89...`).
 pub fn normalize_iccid(raw: &str) -> String {
@@ -335,7 +433,39 @@ impl Modem {
         Ok(v)
     }
 
-    /// Gets the modem into a known state: in sync, echo off, numeric errors on.
+    /// An optional query or setting: `Ok(None)` when the firmware refuses it (ERROR, +CME/+CMS
+    /// ERROR, a vendor error word), logged once at debug; a timeout or a gone port is an error.
+    async fn optional(&self, cmd: &str) -> Result<Option<crate::at::Response>, ModemError> {
+        match self.at.cmd(cmd).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if is_refusal(&e) => {
+                tracing::debug!(command = %cmd, error = %e, "optional command refused");
+                Ok(None)
+            }
+            Err(e) => Err(at_err(cmd)(e)),
+        }
+    }
+
+    /// The first of `queries` (command, answer prefix) that answers with a value; empty when
+    /// every one is refused or answers nothing.
+    async fn first_value(&self, queries: &[(&str, &str)]) -> Result<String, ModemError> {
+        for (cmd, prefix) in queries {
+            if let Some(r) = self.optional(cmd).await? {
+                let v = r
+                    .field_line(prefix)
+                    .or_else(|| r.first_line())
+                    .map(unquote)
+                    .unwrap_or_default();
+                if !v.is_empty() {
+                    return Ok(v);
+                }
+            }
+        }
+        Ok(String::new())
+    }
+
+    /// Gets the modem into a known state: in sync, echo off, numeric errors on. Only `AT` must
+    /// answer; a firmware refusing ATE0 or AT+CMEE=1 is used as it is.
     pub async fn sync(&self) -> Result<(), ModemError> {
         let mut last = None;
         for _ in 0..3 {
@@ -355,19 +485,52 @@ impl Modem {
         if let Some(e) = last {
             return Err(at_err("AT")(e));
         }
-        self.run("ATE0").await?;
-        self.run("AT+CMEE=1").await?;
+        self.optional("ATE0").await?;
+        self.optional("AT+CMEE=1").await?;
         Ok(())
     }
 
     /// Reads manufacturer, model, firmware, IMEI; detects the dialect unless `forced`; then
-    /// IMSI and ICCID when the SIM allows (left empty otherwise).
+    /// IMSI and ICCID when the SIM allows (left empty otherwise). Best effort: each value falls
+    /// back to the older command forms and ATI, and is empty when nothing answers; only a
+    /// modem that stops answering (timeout, port gone) is an error.
     pub async fn identify(&mut self, forced: Option<Dialect>) -> Result<Identity, ModemError> {
-        let manufacturer = self.value("AT+CGMI", "+CGMI:").await?;
-        let model = self.value("AT+CGMM", "+CGMM:").await?;
-        let firmware = self.value("AT+CGMR", "+CGMR:").await?;
-        let imei = self.value("AT+CGSN", "+CGSN:").await?;
-        self.dialect = forced.unwrap_or_else(|| Dialect::detect(&manufacturer, &model));
+        let mut manufacturer = self
+            .first_value(&[("AT+CGMI", "+CGMI:"), ("AT+GMI", "+GMI:")])
+            .await?;
+        let mut model = self
+            .first_value(&[("AT+CGMM", "+CGMM:"), ("AT+GMM", "+GMM:")])
+            .await?;
+        let mut firmware = self
+            .first_value(&[("AT+CGMR", "+CGMR:"), ("AT+GMR", "+GMR:")])
+            .await?;
+        let mut ati_text = String::new();
+        if manufacturer.is_empty() || model.is_empty() || firmware.is_empty() {
+            if let Some(r) = self.optional("ATI").await? {
+                let ati = AtiIdentity::parse(&r.lines);
+                for (field, from_ati) in [
+                    (&mut manufacturer, ati.manufacturer),
+                    (&mut model, ati.model),
+                    (&mut firmware, ati.revision),
+                ] {
+                    if field.is_empty() {
+                        *field = from_ati;
+                    }
+                }
+                ati_text = r.lines.join("\n");
+            }
+        }
+        let imei = self
+            .first_value(&[
+                ("AT+CGSN", "+CGSN:"),
+                ("AT+GSN", "+GSN:"),
+                ("AT+CGSN=1", "+CGSN:"),
+            ])
+            .await?;
+        self.dialect = forced.unwrap_or_else(|| match Dialect::detect(&manufacturer, &model) {
+            Dialect::Generic => Dialect::detect_text(&ati_text),
+            d => d,
+        });
         let mut id = Identity {
             manufacturer,
             model,
@@ -379,34 +542,38 @@ impl Modem {
         Ok(id)
     }
 
-    /// Fills IMSI and ICCID (best effort: a busy or absent SIM leaves them empty).
+    /// Fills IMSI and ICCID (best effort: a busy or absent SIM leaves them empty). The ICCID
+    /// commands are the dialect's, in its order, then every other known vendor form.
     pub async fn read_sim_identity(&self, id: &mut Identity) -> Result<(), ModemError> {
         match self.value("AT+CIMI", "+CIMI:").await {
             Ok(v) => id.imsi = v,
             Err(e) if e.is_fatal() => return Err(e),
             Err(_) => {}
         }
-        for (cmd, prefix) in self.dialect.spec().iccid_commands {
+        if !id.iccid.is_empty() {
+            return Ok(());
+        }
+        let own = self.dialect.spec().iccid_commands;
+        let others = ICCID_COMMANDS.iter().filter(|c| !own.contains(*c));
+        for (cmd, prefix) in own.iter().chain(others) {
             match self.run(cmd).await {
                 Ok(r) => {
-                    let raw = r
-                        .field_line(prefix)
-                        .or_else(|| r.first_line())
-                        .unwrap_or_default();
-                    // +CRSM: 144,0,"98..." — the data is the third field.
-                    let raw = if *prefix == "+CRSM:" {
-                        parse_fields(raw).get(2).cloned().unwrap_or_default()
-                    } else {
-                        raw.to_string()
-                    };
-                    let iccid = normalize_iccid(&raw);
-                    if iccid.len() >= 18 {
+                    if let Some(iccid) = iccid_from_answer(&r, prefix) {
                         id.iccid = iccid;
                         break;
                     }
                 }
                 Err(e) if e.is_fatal() => return Err(e),
-                Err(_) => continue,
+                // The command exists but the SIM cannot be read now (busy, absent, failed):
+                // other forms would say the same; the caller reads again once it is ready.
+                Err(ModemError::At {
+                    source: AtError::Cme(c),
+                    ..
+                }) if matches!(c.code, Some(10 | 13 | 14)) => break,
+                Err(e) => {
+                    tracing::debug!(command = %cmd, error = %e, "ICCID command refused");
+                    continue;
+                }
             }
         }
         Ok(())
@@ -501,7 +668,8 @@ impl Modem {
             }
         }
         self.run("AT+CMGF=0").await?;
-        self.run("AT+CSCS=\"GSM\"").await?;
+        // Best effort: the engine and the PDU codec do not depend on the character set.
+        self.optional("AT+CSCS=\"GSM\"").await?;
         // New SMS stored with +CMTI, status reports stored with +CDSI; modems without
         // stored reports route them directly (+CDS).
         if self.run("AT+CNMI=2,1,0,2,0").await.is_err() {
@@ -597,6 +765,7 @@ pub fn field(line: &str, prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::at::Urc;
 
     #[test]
     fn rssi_mapping() {
@@ -604,6 +773,134 @@ mod tests {
         assert_eq!(rssi_to_dbm(20), Some(-73));
         assert_eq!(rssi_to_dbm(31), Some(-51));
         assert_eq!(rssi_to_dbm(99), None);
+    }
+
+    fn resp(lines: &[&str]) -> crate::at::Response {
+        crate::at::Response {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            final_result: crate::at::Final::Ok,
+        }
+    }
+
+    /// The engine's vendor transcripts (at/engine_tests.rs) with the dialects' real hook.
+    #[tokio::test]
+    async fn engine_with_the_dialects_vendor_lines() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (a, b) = tokio::io::duplex(4096);
+        let (h, mut urcs) = crate::at::spawn(a, engine_config());
+        let (r, mut w) = tokio::io::split(b);
+        let mut r = BufReader::new(r);
+        let mut line = Vec::new();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move { h2.cmd("AT+COPS?").await });
+        r.read_until(b'\r', &mut line).await.unwrap();
+        w.write_all(
+            b"\r\nRDY\r\n\r\n^RSSI:17\r\n\r\n+COPS: 0,0,\"Kyivstar\",2\r\n\r\n^BOOT:12345678,0,0,0,72\r\n\r\nVOICE CALL: END: 000012\r\n\r\nOK\r\n",
+        )
+        .await
+        .unwrap();
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.lines, vec!["+COPS: 0,0,\"Kyivstar\",2"]);
+        assert_eq!(urcs.recv().await, Some(Urc::Boot { line: "RDY".into() }));
+        assert!(matches!(urcs.recv().await, Some(Urc::Signal { .. })));
+        assert!(matches!(urcs.recv().await, Some(Urc::Other(l)) if l.starts_with("^BOOT")));
+        assert_eq!(urcs.recv().await, Some(Urc::CallCleared { cause: None }));
+        let task = tokio::spawn(async move { h.cmd("AT^FOO").await });
+        line.clear();
+        r.read_until(b'\r', &mut line).await.unwrap();
+        w.write_all(b"\r\nCOMMAND NOT SUPPORT\r\n").await.unwrap();
+        assert_eq!(
+            task.await.unwrap().unwrap_err(),
+            AtError::Vendor("COMMAND NOT SUPPORT".into())
+        );
+    }
+
+    #[test]
+    fn iccid_answers_of_every_vendor_form() {
+        let want = "89380062300517131234";
+        for (lines, prefix) in [
+            (vec!["+CCID: \"89380062300517131234\""], "+CCID:"),
+            (vec!["89380062300517131234"], "+CCID:"),
+            (vec!["+ICCID: 89380062300517131234"], "+ICCID:"),
+            (vec!["+QCCID: 89380062300517131234"], "+QCCID:"),
+            (vec!["^ICCID: 98830026035071312143"], "^ICCID:"),
+            (vec!["+ZGETICCID: 89380062300517131234"], "+ZGETICCID:"),
+            (vec!["#CCID: 89380062300517131234"], "#CCID:"),
+            (vec!["ICCID: 89380062300517131234"], "ICCID:"),
+            (vec!["+CRSM: 144,0,\"98830026035071312143\""], "+CRSM:"),
+        ] {
+            assert_eq!(
+                iccid_from_answer(&resp(&lines), prefix).as_deref(),
+                Some(want),
+                "{lines:?}"
+            );
+        }
+        // A failed EF read, a short or non-numeric answer, nothing at all.
+        assert_eq!(
+            iccid_from_answer(&resp(&["+CRSM: 148,4,\"\""]), "+CRSM:"),
+            None
+        );
+        assert_eq!(
+            iccid_from_answer(&resp(&["+CRSM: 106,130"]), "+CRSM:"),
+            None
+        );
+        assert_eq!(iccid_from_answer(&resp(&["+CCID: 1234"]), "+CCID:"), None);
+        assert_eq!(
+            iccid_from_answer(&resp(&["+CCID: 8938ABCDEF0517131234"]), "+CCID:"),
+            None
+        );
+        assert_eq!(iccid_from_answer(&resp(&[]), "+CCID:"), None);
+        // 22 digits is still an ICCID, 23 is not.
+        assert!(iccid_from_answer(&resp(&["8938006230051713123456"]), "+CCID:").is_some());
+        assert!(iccid_from_answer(&resp(&["89380062300517131234567"]), "+CCID:").is_none());
+        // Another label than the one asked for is dropped, not read as hex digits.
+        for line in [
+            "ICCID: 89380062300517131234",
+            "!ICCID: 89380062300517131234",
+        ] {
+            assert_eq!(
+                iccid_from_answer(&resp(&[line]), "+ICCID:").as_deref(),
+                Some("89380062300517131234"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn known_iccid_commands_cover_every_dialects_own() {
+        for d in Dialect::ALL {
+            for c in d.spec().iccid_commands {
+                assert!(ICCID_COMMANDS.contains(c), "{d}: {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ati_answers() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            AtiIdentity::parse(&lines(&["Quectel", "EC25", "Revision: EC25EFAR06A06M4G"])),
+            AtiIdentity {
+                manufacturer: "Quectel".into(),
+                model: "EC25".into(),
+                revision: "EC25EFAR06A06M4G".into()
+            }
+        );
+        assert_eq!(
+            AtiIdentity::parse(&lines(&[
+                "Manufacturer: huawei",
+                "Model: E173",
+                "Revision: 11.126.85.00.209",
+                "IMEI: 861234567890128",
+                "+GCAP: +CGSM,+DS,+ES",
+            ])),
+            AtiIdentity {
+                manufacturer: "huawei".into(),
+                model: "E173".into(),
+                revision: "11.126.85.00.209".into()
+            }
+        );
+        assert_eq!(AtiIdentity::parse(&[]), AtiIdentity::default());
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn parse_urc(line: &str) -> Option<Urc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::at::urc;
+    use crate::modem::dialect::urc;
 
     #[test]
     fn quectel_lines() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{Dialect, Modem};
-use crate::at::{EngineConfig, Urc, spawn};
+use super::{Dialect, Modem, engine_config};
+use crate::at::{Urc, spawn};
 
 /// One command of a transcript and the lines the modem answers (final result included).
 pub(crate) type Exchange<'a> = (&'a str, &'a [&'a str]);
@@ -26,7 +26,7 @@ impl Replay {
     /// Starts the fake modem: it prints `boot` at once, then answers commands from `script`.
     pub(crate) fn start(boot: &[&str], script: &[Exchange<'_>]) -> Replay {
         let (ours, theirs) = tokio::io::duplex(8192);
-        let (at, urcs) = spawn(ours, EngineConfig::default());
+        let (at, urcs) = spawn(ours, engine_config());
         let script: Vec<(String, Vec<String>)> = script
             .iter()
             .map(|(c, lines)| (c.to_string(), lines.iter().map(|l| l.to_string()).collect()))

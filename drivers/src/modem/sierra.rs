@@ -16,7 +16,8 @@ pub const SPEC: DialectSpec = DialectSpec {
     name: "sierra",
     iccid_commands: &[
         ("AT!ICCID?", "!ICCID:"),
-        ("AT+ICCID", "ICCID:"),
+        // Answers `ICCID: 89...`; the label is dropped whatever it reads.
+        ("AT+ICCID", "+ICCID:"),
         ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
     ],
     vendor_errors: &[],

@@ -72,7 +72,7 @@ fn parse_urc(line: &str) -> Option<Urc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::at::urc;
+    use crate::modem::dialect::urc;
     use crate::modem::Dialect;
     use crate::modem::replay::Replay;
 

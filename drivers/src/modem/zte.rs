@@ -21,8 +21,8 @@ pub const SPEC: DialectSpec = DialectSpec {
     name: "zte",
     iccid_commands: &[
         ("AT+ZGETICCID", "+ZGETICCID:"),
-        // MF656-class firmwares.
-        ("AT+ICCID", "ICCID:"),
+        // MF656-class firmwares (`ICCID: 89...`; the label is dropped whatever it reads).
+        ("AT+ICCID", "+ICCID:"),
         ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
     ],
     // ZTE firmwares end commands with the 27.007 words only.
@@ -53,7 +53,7 @@ fn parse_urc(line: &str) -> Option<Urc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::at::urc;
+    use crate::modem::dialect::urc;
     use crate::modem::Dialect;
     use crate::modem::replay::Replay;
 

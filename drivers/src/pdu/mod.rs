@@ -159,6 +159,10 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<Pdu, PduError> {
     Ok(pdu)
 }
 
+/// The most parts one message is sent in (`cmd/sms-send`, campaigns, `gsmgw pdu encode`): ten
+/// concatenated parts, about 1530 GSM 7-bit or 670 UCS-2 characters.
+pub const MAX_PARTS: usize = 10;
+
 /// Splits a text into the parts' texts and picks the alphabet (GSM 7-bit when it fits, else UCS-2).
 ///
 /// A single part holds 160 septets / 70 UTF-16 units; multipart messages hold 153 septets / 67

@@ -41,6 +41,23 @@ fn bool_field(msg: &Value, name: &str) -> Result<bool, String> {
         .ok_or_else(|| format!("\"{name}\" must be true or false"))
 }
 
+/// The `commands` list of `reject` / `iccid-forms`: AT command strings (empty clears).
+fn command_list(msg: &Value) -> Result<Vec<String>, String> {
+    let list = field(msg, "commands")?
+        .as_array()
+        .ok_or("\"commands\" must be a list of AT commands")?;
+    list.iter()
+        .map(|c| match c.as_str() {
+            Some(s) if s.trim().to_ascii_uppercase().starts_with("AT") && s.trim().len() > 2 => {
+                Ok(s.trim().to_string())
+            }
+            _ => Err(format!(
+                "{c} is not an AT command (\"AT+CGMR\", \"AT!ICCID?\")"
+            )),
+        })
+        .collect()
+}
+
 fn ok() -> Value {
     json!({"ok": true})
 }
@@ -281,6 +298,14 @@ impl Device {
                 self.faults.vendor_error = (count > 0).then_some((text, count));
                 Ok(ok())
             }
+            "reject" => {
+                self.opts.reject = command_list(msg)?;
+                Ok(json!({"rejecting": self.opts.reject}))
+            }
+            "iccid-forms" => {
+                self.opts.iccid_forms = command_list(msg)?;
+                Ok(json!({"iccid_forms": self.opts.iccid_forms}))
+            }
             "drop-final-ok" => {
                 self.faults.drop_final_ok = u64_field(msg, "count")? as u32;
                 Ok(ok())
@@ -406,6 +431,8 @@ impl Device {
                 "errors_left": self.faults.errors.as_ref().map(|(_, n)| *n).unwrap_or(0),
                 "vendor_errors_left": self.faults.vendor_error.as_ref().map(|(_, n)| *n).unwrap_or(0),
                 "drop_final_ok": self.faults.drop_final_ok,
+                "reject": self.opts.reject,
+                "iccid_forms": self.opts.iccid_forms,
                 "urc_mode": match self.faults.urc_mode { UrcMode::Inside => "inside", UrcMode::Between => "between" },
             },
             "counters": {

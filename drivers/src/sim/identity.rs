@@ -4,7 +4,7 @@ use tokio::time::Instant;
 
 use super::device::{AtError, CmdResult, Device, Resp, later};
 use super::dialect::Dialect;
-use super::parse::Form;
+use super::parse::{self, Form};
 
 /// PIN attempts a SIM allows before asking for the PUK.
 const PIN_TRIES: u8 = 3;
@@ -96,6 +96,43 @@ impl SimCard {
     }
 }
 
+/// The answer of another vendor's ICCID command, when `forms` lists it, as that vendor prints
+/// it (Sierra's `AT!ICCID?` prints `ICCID: `; `AT+CRSM` reads EF_ICCID raw: nibble-swapped,
+/// F-padded, status 144).
+fn foreign_iccid_line(forms: &[String], name: &str, form: &Form, iccid: &str) -> Option<String> {
+    let listed = forms
+        .iter()
+        .any(|f| parse::command_name(&parse::normalize_command(f)) == name);
+    if !listed {
+        return None;
+    }
+    let prefix = match (name, form) {
+        ("+CCID", Form::Exec | Form::Read) => "+CCID: ",
+        ("+ICCID", Form::Exec | Form::Read) | ("+CICCID", Form::Exec) => "+ICCID: ",
+        ("+QCCID", Form::Exec) => "+QCCID: ",
+        ("^ICCID", Form::Read) => "^ICCID: ",
+        ("+ZGETICCID", Form::Exec) => "+ZGETICCID: ",
+        ("#CCID", Form::Exec | Form::Read) => "#CCID: ",
+        ("!ICCID", Form::Read) => "ICCID: ",
+        ("+CRSM", Form::Set(a))
+            if a.int(0).ok().flatten() == Some(176) && a.int(1).ok().flatten() == Some(12258) =>
+        {
+            return Some(format!("+CRSM: 144,0,\"{}\"", ef_iccid(iccid)));
+        }
+        _ => return None,
+    };
+    Some(format!("{prefix}{iccid}"))
+}
+
+/// EF_ICCID as stored on the card: BCD with swapped nibbles, padded with F to 10 bytes.
+fn ef_iccid(iccid: &str) -> String {
+    let mut digits: Vec<char> = iccid.chars().collect();
+    while digits.len() < 20 || digits.len() % 2 == 1 {
+        digits.push('F');
+    }
+    digits.chunks(2).flat_map(|p| [p[1], p[0]]).collect()
+}
+
 impl Device {
     /// The SIM finished initialising after power-on.
     pub(crate) fn sim_ready(&mut self, now: Instant) {
@@ -145,30 +182,39 @@ impl Device {
     }
 
     /// ICCID: readable without PIN (EF_ICCID is always readable), not while the SIM initialises.
+    /// The dialect's own commands, plus the other vendors' forms the `iccid_forms` option lists.
     pub(crate) fn cmd_iccid(&mut self, name: &str, form: &Form, now: Instant) -> CmdResult {
         let d = self.dialect;
-        let prefix = match (d, name, form) {
-            (Dialect::Generic, "+CCID", Form::Exec | Form::Read) => "+CCID: ",
-            (Dialect::Quectel, "+QCCID", Form::Exec) => "+QCCID: ",
-            (Dialect::Quectel, "+CCID", Form::Exec) => "+CCID: ",
+        let iccid = &self.opts.iccid;
+        let native = match (d, name, form) {
+            (Dialect::Generic, "+CCID", Form::Exec | Form::Read) => Some("+CCID: "),
+            (Dialect::Quectel, "+QCCID", Form::Exec) => Some("+QCCID: "),
+            (Dialect::Quectel, "+CCID", Form::Exec) => Some("+CCID: "),
             // SIM800-family AT+CCID prints the bare number; SIM7600 AT+CICCID prints +ICCID:.
-            (Dialect::Simcom, "+CCID", Form::Exec) => "",
-            (Dialect::Simcom, "+CICCID", Form::Exec) => "+ICCID: ",
-            (Dialect::Huawei, "^ICCID", Form::Read) => "^ICCID: ",
-            (Dialect::Zte, "+ZGETICCID", Form::Exec) => "+ZGETICCID: ",
-            (Dialect::Zte, "+ICCID", Form::Exec) => "ICCID: ",
+            (Dialect::Simcom, "+CCID", Form::Exec) => Some(""),
+            (Dialect::Simcom, "+CICCID", Form::Exec) => Some("+ICCID: "),
+            (Dialect::Huawei, "^ICCID", Form::Read) => Some("^ICCID: "),
+            (Dialect::Zte, "+ZGETICCID", Form::Exec) => Some("+ZGETICCID: "),
+            (Dialect::Zte, "+ICCID", Form::Exec) => Some("ICCID: "),
             // SIM800 and SIM900 AT+CCID print the bare number.
-            (Dialect::Simcom2g, "+CCID", Form::Exec) => "",
-            (Dialect::Telit, "#CCID", Form::Exec | Form::Read) => "#CCID: ",
-            (Dialect::Ublox, "+CCID", Form::Exec | Form::Read) => "+CCID: ",
+            (Dialect::Simcom2g, "+CCID", Form::Exec) => Some(""),
+            (Dialect::Telit, "#CCID", Form::Exec | Form::Read) => Some("#CCID: "),
+            (Dialect::Ublox, "+CCID", Form::Exec | Form::Read) => Some("+CCID: "),
             // ModemManager's sierra plugin strips `!ICCID:`; the undocumented AT+ICCID of some
             // firmwares answers `ICCID:` (networkmanager-list, July 2013).
-            (Dialect::Sierra, "!ICCID", Form::Read) => "!ICCID: ",
-            (Dialect::Sierra, "+ICCID", Form::Exec) => "ICCID: ",
-            (Dialect::Fibocom, "+CCID", Form::Exec | Form::Read) => "+CCID: ",
-            (Dialect::Fibocom, "+ICCID", Form::Exec) => "+ICCID: ",
-            (_, _, Form::Test) if name != "+ICCID" => return Ok(Resp::ok()),
-            _ => return Err(AtError::Error),
+            (Dialect::Sierra, "!ICCID", Form::Read) => Some("!ICCID: "),
+            (Dialect::Sierra, "+ICCID", Form::Exec) => Some("ICCID: "),
+            (Dialect::Fibocom, "+CCID", Form::Exec | Form::Read) => Some("+CCID: "),
+            (Dialect::Fibocom, "+ICCID", Form::Exec) => Some("+ICCID: "),
+            _ => None,
+        };
+        let line = match native {
+            Some(prefix) => format!("{prefix}{iccid}"),
+            None => match foreign_iccid_line(&self.opts.iccid_forms, name, form, iccid) {
+                Some(line) => line,
+                None if matches!(form, Form::Test) && name != "+ICCID" => return Ok(Resp::ok()),
+                None => return Err(AtError::Error),
+            },
         };
         if self.sim.is_busy(now) {
             return Err(AtError::Cme(14));
@@ -176,7 +222,7 @@ impl Device {
         if self.sim.lock == Lock::Blocked {
             return Err(AtError::Cme(13));
         }
-        Ok(Resp::line(format!("{prefix}{}", self.opts.iccid)))
+        Ok(Resp::line(line))
     }
 
     pub(crate) fn cmd_cpin(&mut self, form: &Form, now: Instant) -> CmdResult {

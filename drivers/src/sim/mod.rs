@@ -112,6 +112,13 @@ pub struct SimOptions {
     /// Symlink to a second pty carrying the call's voice as 8 kHz 16-bit LE PCM (like a
     /// Quectel's /dev/ttyUSB4); None = no voice port.
     pub voice_link: Option<PathBuf>,
+    /// Commands the firmware refuses with `ERROR` (`AT+CGMR`, `AT+CCID`; a name alone refuses
+    /// all its forms), like a modem whose firmware lacks them. The `reject` op changes them.
+    pub reject: Vec<String>,
+    /// Other vendors' ICCID commands this modem answers as well as its dialect's own
+    /// (`AT+ICCID`, `AT+CCID`, `AT+QCCID`, `AT+CICCID`, `AT^ICCID?`, `AT+ZGETICCID`, `AT#CCID`,
+    /// `AT!ICCID?`, `AT+CRSM=176,12258,0,0,10`). The `iccid-forms` op changes them.
+    pub iccid_forms: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -132,6 +139,8 @@ impl Default for SimOptions {
             signal_urc_interval_ms: None,
             reboot_ms: 1000,
             voice_link: None,
+            reject: Vec::new(),
+            iccid_forms: Vec::new(),
         }
     }
 }

@@ -85,6 +85,30 @@ pub(crate) fn strip_at(line: &str) -> Option<&str> {
     line.get(pos + 2..)
 }
 
+/// A command as configured for the `reject` / `iccid-forms` options, normalised: upper case,
+/// without `AT` and spaces (`AT+CGMR` → `+CGMR`, `at!iccid?` → `!ICCID?`).
+pub(crate) fn normalize_command(cmd: &str) -> String {
+    let up: String = cmd
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    up.strip_prefix("AT").map_or(up.clone(), str::to_string)
+}
+
+/// The name part of a normalised command (`+CRSM=176,...` → `+CRSM`).
+pub(crate) fn command_name(normalized: &str) -> &str {
+    let end = normalized.find(['=', '?']).unwrap_or(normalized.len());
+    &normalized[..end]
+}
+
+/// Whether one command of a line (normalised, e.g. `+CGMR` or `!ICCID?`) is `pattern`
+/// (normalised): the same text, or the pattern is a bare name and the command is one of its
+/// forms.
+pub(crate) fn command_matches(pattern: &str, command: &str) -> bool {
+    pattern == command || (command_name(pattern) == pattern && command_name(command) == pattern)
+}
+
 /// Split the body of a command line (after "AT") into commands.
 pub(crate) fn parse_line(body: &str) -> Result<Vec<Cmd>, Syntax> {
     let chars: Vec<char> = body.chars().collect();
@@ -308,6 +332,32 @@ mod tests {
                 Form::Set(Args(vec![Arg::Empty, Arg::Raw("1".into())]))
             )]
         );
+    }
+
+    #[test]
+    fn vendor_command_forms() {
+        for (line, name, form) in [
+            ("!ICCID?", "!ICCID", Form::Read),
+            ("#CCID", "#CCID", Form::Exec),
+            ("+ZGETICCID", "+ZGETICCID", Form::Exec),
+            ("^ICCID?", "^ICCID", Form::Read),
+        ] {
+            assert_eq!(parse_line(line).unwrap(), vec![ext(name, form)], "{line}");
+        }
+        assert_eq!(normalize_command("at!iccid?"), "!ICCID?");
+        assert_eq!(normalize_command("ATI"), "I");
+        assert!(command_matches("+CGMR", "+CGMR"));
+        assert!(command_matches("+CRSM", "+CRSM=176,12258,0,0,10"));
+        assert!(command_matches(
+            "+CRSM=176,12258,0,0,10",
+            "+CRSM=176,12258,0,0,10"
+        ));
+        assert!(!command_matches(
+            "+CRSM=176,12258,0,0,10",
+            "+CRSM=176,28423,0,0,9"
+        ));
+        assert!(!command_matches("+CGMR", "+CGMM"));
+        assert!(!command_matches("+CCID", "+QCCID"));
     }
 
     #[test]

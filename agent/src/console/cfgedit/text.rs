@@ -118,12 +118,13 @@ pub(super) fn line_diff(old: &str, new: &str) -> Vec<String> {
         if i < n && j < m && a[i] == b[j] {
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(format!("+{}", b[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // The old line first, as diff(1) shows a change.
             out.push(format!("-{}", a[i]));
             i += 1;
+        } else {
+            out.push(format!("+{}", b[j]));
+            j += 1;
         }
     }
     out
@@ -166,4 +167,21 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::line_diff;
+
+    #[test]
+    fn a_change_reads_old_then_new() {
+        assert_eq!(line_diff("a\nb\nc", "a\nB\nc"), ["-b", "+B"]);
+        assert_eq!(line_diff("a\nc", "a\nb\nc"), ["+b"]);
+        assert_eq!(line_diff("a\nb\nc", "a\nc"), ["-b"]);
+        assert_eq!(
+            line_diff("x = 1\ny = 2", "x = 3\ny = 4"),
+            ["-x = 1", "-y = 2", "+x = 3", "+y = 4"]
+        );
+        assert!(line_diff("same", "same").is_empty());
+    }
 }

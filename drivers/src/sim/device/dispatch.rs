@@ -126,6 +126,8 @@ impl Device {
         match (forced, parse::parse_line(body)) {
             (Some(e), _) => fin = Final::Err(e),
             (None, Err(_)) => fin = Final::Err(AtError::Error),
+            // The firmware lacks the command (the `reject` option): plain ERROR, as unknown.
+            (None, Ok(_)) if self.rejects(body) => fin = Final::Err(AtError::Error),
             (None, Ok(cmds)) => {
                 for cmd in &cmds {
                     self.executing = true;
@@ -181,6 +183,24 @@ impl Device {
         if delay == 0 {
             self.flush_pending(now);
         }
+    }
+
+    /// Whether a command of the line is one the `reject` option refuses.
+    fn rejects(&self, body: &str) -> bool {
+        if self.opts.reject.is_empty() {
+            return false;
+        }
+        body.split(';').any(|c| {
+            let c: String = c
+                .chars()
+                .filter(|ch| !ch.is_whitespace())
+                .collect::<String>()
+                .to_ascii_uppercase();
+            self.opts
+                .reject
+                .iter()
+                .any(|p| parse::command_matches(&parse::normalize_command(p), &c))
+        })
     }
 
     fn take_forced_error(&mut self) -> Option<AtError> {
