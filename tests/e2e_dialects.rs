@@ -95,6 +95,8 @@ async fn agent_identifies_each_new_dialect() {
         assert_eq!(m["imei"], format!("35209900176148{i}"), "{m}");
         assert_eq!(m["iccid"], *iccid, "{m}");
         assert_eq!(m["sim"], "ready", "{m}");
+        // None of them has a PCM voice port: the state says so.
+        assert_eq!(m["pcm_voice"], false, "{m}");
     }
     // The dialects' own commands reached the modems: each ICCID by its vendor's command.
     for (sim, cmd) in sims.iter().zip([

@@ -3,8 +3,14 @@
 use gsmgw_drivers::modem::Dialect;
 use serde::Serialize;
 
-fn dialect_name<S: serde::Serializer>(d: &Option<Dialect>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(d.map_or("", Dialect::as_str))
+/// `dialect` by its name (empty until identified) and, beside it, `pcm_voice`: whether that
+/// dialect has a PCM voice port calls can be bridged through (null until identified).
+fn dialect_and_voice<S: serde::Serializer>(d: &Option<Dialect>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("dialect", d.map_or("", Dialect::as_str))?;
+    m.serialize_entry("pcm_voice", &d.map(|d| d.spec().voice.pcm_port))?;
+    m.end()
 }
 
 /// The life cycle of a modem slot.
@@ -59,8 +65,9 @@ pub struct ModemSnapshot {
     /// Configured AT port.
     pub port: String,
     /// Dialect in use (detected or forced); None until the modem was identified (published as
-    /// an empty string).
-    #[serde(serialize_with = "dialect_name")]
+    /// an empty string), published with `pcm_voice` (false for SIM800-class and data modules:
+    /// no PCM voice port, calls cannot be bridged to SIP).
+    #[serde(flatten, serialize_with = "dialect_and_voice")]
     pub dialect: Option<Dialect>,
     /// AT+CGMI.
     pub manufacturer: String,
@@ -185,5 +192,26 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["dialect"], "quectel");
         assert!(s.summary().contains(" quectel  "), "{}", s.summary());
+    }
+
+    #[test]
+    fn pcm_voice_says_whether_calls_can_be_bridged() {
+        let mut s = ModemSnapshot::new(1, "/dev/ttyUSB2");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["pcm_voice"], serde_json::Value::Null);
+        s.dialect = Some(Dialect::Quectel);
+        assert_eq!(serde_json::to_value(&s).unwrap()["pcm_voice"], true);
+        s.dialect = Some(Dialect::Simcom2g);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (&v["dialect"], &v["pcm_voice"]),
+            (&"simcom2g".into(), &false.into())
+        );
+        // In its place, right after the dialect.
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains("\"dialect\":\"simcom2g\",\"pcm_voice\":false,\"manufacturer\""),
+            "{text}"
+        );
     }
 }
