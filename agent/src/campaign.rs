@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::events::Events;
-use crate::proto::JobState;
-use crate::store::{EventClass, NewCampaign, NewEvent, NewJob, StoreError, Submitted};
+use crate::proto::events::CampaignProgress;
+use crate::proto::{CampaignState, EventBody, JobState};
+use crate::store::{EventClass, NewCampaign, NewJob, StoreError, Submitted};
 
 /// A validated campaign, ready to store (built by `cmd/campaign`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +58,7 @@ pub async fn submit(
         let (encoding, parts) = gsmgw_drivers::pdu::split_text(&text, false);
         NewJob {
             request_id: format!("{job_campaign}:{to}"),
-            verb: "sms-send".into(),
+            verb: crate::proto::Verb::SmsSend,
             payload: json!({
                 "to": to, "text": text, "report": report, "slot": slot, "group": group,
                 "campaign_id": job_campaign, "parts": parts.len(), "encoding": encoding.as_str(),
@@ -71,7 +72,7 @@ pub async fn submit(
     });
     let command = NewJob {
         request_id: request_id.to_string(),
-        verb: "campaign".into(),
+        verb: crate::proto::Verb::Campaign,
         payload: spec.clone(),
         slot: None,
         state: JobState::Done,
@@ -134,12 +135,12 @@ pub async fn control(
     let Some(c) = events.store().campaign(id).await.map_err(internal)? else {
         return Err(("unknown-campaign", format!("no campaign {id:?}")));
     };
-    let final_state = matches!(c.state.as_str(), "cancelled" | "done");
+    let final_state = c.state.is_final();
     let new_state = match (action, final_state) {
-        (_, true) => c.state.clone(),
-        ("pause", _) => "paused".into(),
-        ("resume", _) => "running".into(),
-        ("cancel", _) => "cancelled".into(),
+        (_, true) => c.state,
+        ("pause", _) => CampaignState::Paused,
+        ("resume", _) => CampaignState::Running,
+        ("cancel", _) => CampaignState::Cancelled,
         (other, _) => {
             return Err((
                 "bad-field",
@@ -149,11 +150,11 @@ pub async fn control(
     };
     events
         .store()
-        .set_campaign_state(id, &new_state)
+        .set_campaign_state(id, new_state)
         .await
         .map_err(internal)?;
     let mut cancelled = 0u64;
-    if new_state == "cancelled" && !final_state {
+    if new_state == CampaignState::Cancelled && !final_state {
         // Every recipient ends in a final state, with its own sms-status event.
         loop {
             let batch = events
@@ -169,13 +170,10 @@ pub async fn control(
             // uplink waits for this reply).
             let mut updates = tokio::task::JoinSet::new();
             for job in batch {
-                let ev = NewEvent::new(
-                    crate::proto::EventType::SmsStatus,
-                    EventClass::Critical,
-                    json!({
-                        "request_id": job.request_id, "msg_id": job.job_id, "to": job.payload["to"],
-                        "state": "cancelled", "parts": job.payload["parts"], "campaign_id": id,
-                    }),
+                let ev = crate::sms_status::status_event(
+                    &job,
+                    JobState::Cancelled.as_str(),
+                    json!({ "campaign_id": id }),
                 );
                 let store = events.store().clone();
                 updates.spawn(async move {
@@ -196,7 +194,7 @@ pub async fn control(
             events.committed();
         }
     }
-    if new_state == "running" {
+    if new_state == CampaignState::Running {
         events.job_queued();
     }
     Ok(json!({"campaign_id": id, "state": new_state, "cancelled": cancelled}))
@@ -205,7 +203,7 @@ pub async fn control(
 /// Publishes `campaign` progress events for active campaigns (at most every
 /// [`PROGRESS_EVERY`], only when something changed) and the final one when a campaign ends.
 pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) {
-    let mut last: BTreeMap<String, (String, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut last: BTreeMap<String, (CampaignState, BTreeMap<String, u64>)> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(PROGRESS_EVERY) => {}
@@ -219,7 +217,7 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
             }
         };
         for c in campaigns {
-            if c.state == "done" {
+            if c.state == CampaignState::Done {
                 continue;
             }
             let counts = match events.store().campaign_counts(&c.campaign_id).await {
@@ -232,44 +230,42 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
             let get = |k: &str| counts.get(k).copied().unwrap_or(0);
             let remaining = get("queued") + get("sending");
             let expired = get("expired");
-            let finished = remaining == 0 && c.state != "paused";
-            let now = (c.state.clone(), counts.clone());
+            let finished = remaining == 0 && c.state != CampaignState::Paused;
+            let now = (c.state, counts.clone());
             if !finished && last.get(&c.campaign_id) == Some(&now) {
                 continue;
             }
             let state = if finished {
-                if c.state == "cancelled" {
-                    "cancelled"
+                if c.state == CampaignState::Cancelled {
+                    CampaignState::Cancelled
                 } else {
-                    "done"
+                    CampaignState::Done
                 }
             } else {
-                c.state.as_str()
+                c.state
             };
-            let body = json!({
-                "campaign_id": c.campaign_id,
-                "state": state,
-                "total": counts.values().sum::<u64>(),
-                "queued": get("queued"),
-                "sending": get("sending"),
-                "sent": get("sent"),
-                "delivered": get("delivered"),
-                "failed": get("failed"),
-                "unknown": get("unknown"),
-                "cancelled": get("cancelled"),
-                "expired": expired,
-                "remaining": remaining,
-                "final": finished,
-            });
+            let body = CampaignProgress {
+                campaign_id: &c.campaign_id,
+                state,
+                total: counts.values().sum::<u64>(),
+                queued: get("queued"),
+                sending: get("sending"),
+                sent: get("sent"),
+                delivered: get("delivered"),
+                failed: get("failed"),
+                unknown: get("unknown"),
+                cancelled: get("cancelled"),
+                expired,
+                remaining,
+                finished,
+            }
+            .body();
             let class = if finished {
                 EventClass::Critical
             } else {
                 EventClass::Telemetry
             };
-            if let Err(e) = events
-                .emit(crate::proto::EventType::Campaign, class, body)
-                .await
-            {
+            if let Err(e) = events.emit(CampaignProgress::TYPE, class, body).await {
                 tracing::error!(error = %e, "cannot record campaign progress");
                 continue;
             }
@@ -277,7 +273,7 @@ pub async fn progress_loop(events: Events, mut shutdown: watch::Receiver<bool>) 
                 // The final event is sent once (also for a cancelled campaign): closed.
                 if let Err(e) = events
                     .store()
-                    .set_campaign_state(&c.campaign_id, "done")
+                    .set_campaign_state(&c.campaign_id, CampaignState::Done)
                     .await
                 {
                     tracing::error!(error = %e, "cannot close a campaign");

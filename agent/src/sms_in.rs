@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::clock::now_ms;
 use crate::events::Events;
+use crate::proto::EventBody;
+use crate::proto::events::SmsStatus;
 use crate::store::{EventClass, NewEvent, PartOutcome, StoreError, StoredPart};
 
 /// Why a stored message was left on the modem.
@@ -310,19 +312,22 @@ impl Inbox {
         .await?;
         if !matched {
             // A report for a message this agent did not send (or sent long ago): kept anyway.
-            let mut body = details;
-            if let Some(o) = body.as_object_mut() {
-                o.insert("request_id".into(), Value::Null);
-                o.insert("to".into(), json!(to));
-                o.insert("state".into(), json!(state));
-                o.insert("imsi".into(), json!(self.imsi));
-            }
+            let mut extra = match details {
+                Value::Object(o) => o,
+                _ => serde_json::Map::new(),
+            };
+            extra.insert("imsi".into(), Value::from(self.imsi.as_str()));
+            let to = Value::from(to);
+            let body = SmsStatus {
+                request_id: None,
+                msg_id: None,
+                to: &to,
+                state,
+                parts: None,
+                extra,
+            };
             self.events
-                .emit(
-                    crate::proto::EventType::SmsStatus,
-                    EventClass::Critical,
-                    body,
-                )
+                .emit(SmsStatus::TYPE, EventClass::Critical, body.body())
                 .await?;
         }
         Ok(())

@@ -1,29 +1,27 @@
 //! `sms-status` events, and matching a status report to the job that sent the message.
 //! Shared by the sender (sent, failed, expired) and the inbox (reports), below both.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::events::Events;
-use crate::proto::JobState;
+use crate::proto::events::SmsStatus;
+use crate::proto::{EventBody, JobState};
 use crate::store::{EventClass, Job, NewEvent, StoreError};
 
 /// An `sms-status` event for `job` in `state`, with `extra` fields.
 pub fn status_event(job: &Job, state: &str, extra: Value) -> NewEvent {
-    let mut body = json!({
-        "request_id": job.request_id,
-        "msg_id": job.job_id,
-        "to": job.payload["to"],
-        "state": state,
-        "parts": job.payload["parts"],
-    });
-    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
-        obj.extend(more);
-    }
-    NewEvent::new(
-        crate::proto::EventType::SmsStatus,
-        EventClass::Critical,
-        body,
-    )
+    let body = SmsStatus {
+        request_id: Some(&job.request_id),
+        msg_id: Some(job.job_id),
+        to: &job.payload["to"],
+        state,
+        parts: Some(&job.payload["parts"]),
+        extra: match extra {
+            Value::Object(more) => more,
+            _ => Map::new(),
+        },
+    };
+    NewEvent::new(SmsStatus::TYPE, EventClass::Critical, body.body())
 }
 
 /// Matches a status report to the job that sent it (slot, MR, recipient); updates the job

@@ -1,17 +1,7 @@
 //! What the agent knows about each modem slot, as published on `…/modem/{slot}/state`.
 
-use gsmgw_drivers::modem::Dialect;
-use serde::Serialize;
-
-/// `dialect` by its name (empty until identified) and, beside it, `pcm_voice`: whether that
-/// dialect has a PCM voice port calls can be bridged through (null until identified).
-fn dialect_and_voice<S: serde::Serializer>(d: &Option<Dialect>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut m = s.serialize_map(Some(2))?;
-    m.serialize_entry("dialect", d.map_or("", Dialect::as_str))?;
-    m.serialize_entry("pcm_voice", &d.map(|d| d.spec().voice.pcm_port))?;
-    m.end()
-}
+use gsmgw_drivers::modem::{Dialect, Identity, Registration, SimState};
+use serde::{Serialize, Serializer};
 
 /// The life cycle of a modem slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,8 +45,9 @@ pub struct BalanceState {
     pub text: String,
 }
 
-/// A slot's current picture, retained on the broker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A slot's current picture, retained on the broker (`modem-state.json`; serialised through
+/// [`StateWire`], field by field, so the payload stays what the schema names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModemSnapshot {
     /// Configured 1-based slot.
     pub slot: u16,
@@ -65,26 +56,15 @@ pub struct ModemSnapshot {
     /// Configured AT port.
     pub port: String,
     /// Dialect in use (detected or forced); None until the modem was identified (published as
-    /// an empty string), published with `pcm_voice` (false for SIM800-class and data modules:
-    /// no PCM voice port, calls cannot be bridged to SIP).
-    #[serde(flatten, serialize_with = "dialect_and_voice")]
+    /// an empty string, and with `pcm_voice`: false for SIM800-class and data modules, which
+    /// have no PCM voice port to bridge calls through).
     pub dialect: Option<Dialect>,
-    /// AT+CGMI.
-    pub manufacturer: String,
-    /// AT+CGMM.
-    pub model: String,
-    /// AT+CGMR.
-    pub firmware: String,
-    /// IMEI.
-    pub imei: String,
-    /// IMSI (empty until the SIM is readable).
-    pub imsi: String,
-    /// ICCID.
-    pub iccid: String,
-    /// SIM state (ready, pin-required, busy, absent ...).
-    pub sim: String,
-    /// Registration (home, roaming, searching ...).
-    pub registration: String,
+    /// Who the modem and its SIM are (strings empty until read).
+    pub identity: Identity,
+    /// SIM state; None until AT+CPIN? answered (published as `unknown`).
+    pub sim: Option<SimState>,
+    /// Registration (home, roaming, searching ...; `unknown` until read).
+    pub registration: Registration,
     /// Operator long name.
     pub operator: String,
     /// Operator MCC+MNC.
@@ -99,6 +79,68 @@ pub struct ModemSnapshot {
     pub ts: String,
 }
 
+/// The `modem/{slot}/state` payload: every field named here, none added by the drivers'
+/// types (the schema has `additionalProperties: false`).
+#[derive(Serialize)]
+struct StateWire<'a> {
+    slot: u16,
+    state: ChannelState,
+    port: &'a str,
+    dialect: &'a str,
+    /// Whether the dialect has a PCM voice port (null until identified).
+    pcm_voice: Option<bool>,
+    manufacturer: &'a str,
+    model: &'a str,
+    firmware: &'a str,
+    imei: &'a str,
+    imsi: &'a str,
+    iccid: &'a str,
+    sim: &'a str,
+    registration: Registration,
+    operator: &'a str,
+    operator_numeric: &'a str,
+    signal_dbm: Option<i32>,
+    error: Option<&'a str>,
+    balance: Option<&'a BalanceState>,
+    ts: &'a str,
+}
+
+impl Serialize for ModemSnapshot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // No `..`: a new Identity field does not reach the payload unseen.
+        let Identity {
+            manufacturer,
+            model,
+            firmware,
+            imei,
+            imsi,
+            iccid,
+        } = &self.identity;
+        StateWire {
+            slot: self.slot,
+            state: self.state,
+            port: &self.port,
+            dialect: self.dialect.map_or("", Dialect::as_str),
+            pcm_voice: self.dialect.map(|d| d.spec().voice.pcm_port),
+            manufacturer,
+            model,
+            firmware,
+            imei,
+            imsi,
+            iccid,
+            sim: self.sim_name(),
+            registration: self.registration,
+            operator: &self.operator,
+            operator_numeric: &self.operator_numeric,
+            signal_dbm: self.signal_dbm,
+            error: self.error.as_deref(),
+            balance: self.balance.as_ref(),
+            ts: &self.ts,
+        }
+        .serialize(s)
+    }
+}
+
 impl ModemSnapshot {
     /// A slot nobody has seen yet.
     pub fn new(slot: u16, port: &str) -> Self {
@@ -107,14 +149,9 @@ impl ModemSnapshot {
             state: ChannelState::Absent,
             port: port.to_string(),
             dialect: None,
-            manufacturer: String::new(),
-            model: String::new(),
-            firmware: String::new(),
-            imei: String::new(),
-            imsi: String::new(),
-            iccid: String::new(),
-            sim: "unknown".into(),
-            registration: "unknown".into(),
+            identity: Identity::default(),
+            sim: None,
+            registration: Registration::Unknown,
             operator: String::new(),
             operator_numeric: String::new(),
             signal_dbm: None,
@@ -122,6 +159,11 @@ impl ModemSnapshot {
             balance: None,
             ts: crate::clock::now_rfc3339(),
         }
+    }
+
+    /// The SIM state's wire name (`unknown` until read).
+    pub fn sim_name(&self) -> &str {
+        self.sim.as_ref().map_or("unknown", SimState::as_str)
     }
 
     /// Equal apart from the timestamp (avoids republishing an unchanged picture).
@@ -142,11 +184,11 @@ impl ModemSnapshot {
             self.slot,
             self.state.as_str(),
             self.dialect.map_or("", Dialect::as_str),
-            format!("{} {}", self.manufacturer, self.model).trim(),
-            self.imei,
-            self.imsi,
-            self.sim,
-            self.registration,
+            format!("{} {}", self.identity.manufacturer, self.identity.model).trim(),
+            self.identity.imei,
+            self.identity.imsi,
+            self.sim_name(),
+            self.registration.as_str(),
             self.operator,
             signal
         )
@@ -195,6 +237,44 @@ mod tests {
     }
 
     #[test]
+    fn the_state_payload_is_the_documented_one() {
+        let mut s = ModemSnapshot::new(2, "/dev/ttyUSB2");
+        s.ts = "2026-12-02T05:00:00Z".into();
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"slot":2,"state":"absent","port":"/dev/ttyUSB2","dialect":"","pcm_voice":null,"manufacturer":"","model":"","firmware":"","imei":"","imsi":"","iccid":"","sim":"unknown","registration":"unknown","operator":"","operator_numeric":"","signal_dbm":null,"error":null,"balance":null,"ts":"2026-12-02T05:00:00Z"}"#
+        );
+        s.state = ChannelState::Degraded;
+        s.dialect = Some(Dialect::Simcom);
+        s.identity = Identity {
+            manufacturer: "SIMCOM".into(),
+            model: "SIM7600".into(),
+            firmware: "LE20B04".into(),
+            imei: "860000000000001".into(),
+            imsi: "255010000000001".into(),
+            iccid: "8938000000000000001F".into(),
+        };
+        s.sim = Some(SimState::Other("ph-net pin".into()));
+        s.registration = Registration::NotRegistered;
+        s.operator = "Op".into();
+        s.operator_numeric = "25501".into();
+        s.signal_dbm = Some(-71);
+        s.error = Some("sim ph-net pin, registration not-registered".into());
+        s.balance = Some(BalanceState {
+            amount: Some(-1.5),
+            currency: Some("UAH".into()),
+            checked_at: "2026-12-02T04:00:00Z".into(),
+            text: "Balance -1.50 UAH".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"slot":2,"state":"degraded","port":"/dev/ttyUSB2","dialect":"simcom","pcm_voice":true,"manufacturer":"SIMCOM","model":"SIM7600","firmware":"LE20B04","imei":"860000000000001","imsi":"255010000000001","iccid":"8938000000000000001F","sim":"ph-net pin","registration":"not-registered","operator":"Op","operator_numeric":"25501","signal_dbm":-71,"error":"sim ph-net pin, registration not-registered","balance":{"amount":-1.5,"currency":"UAH","checked_at":"2026-12-02T04:00:00Z","text":"Balance -1.50 UAH"},"ts":"2026-12-02T05:00:00Z"}"#
+        );
+        s.sim = Some(SimState::PinRequired);
+        assert_eq!(serde_json::to_value(&s).unwrap()["sim"], "pin-required");
+    }
+
+    #[test]
     fn pcm_voice_says_whether_calls_can_be_bridged() {
         let mut s = ModemSnapshot::new(1, "/dev/ttyUSB2");
         let v = serde_json::to_value(&s).unwrap();
@@ -206,12 +286,6 @@ mod tests {
         assert_eq!(
             (&v["dialect"], &v["pcm_voice"]),
             (&"simcom2g".into(), &false.into())
-        );
-        // In its place, right after the dialect.
-        let text = serde_json::to_string(&s).unwrap();
-        assert!(
-            text.contains("\"dialect\":\"simcom2g\",\"pcm_voice\":false,\"manufacturer\""),
-            "{text}"
         );
     }
 }

@@ -27,7 +27,7 @@ fn open(dir: &Path) -> Store {
 fn job(request_id: &str, event: Option<NewEvent>) -> NewJob {
     NewJob {
         request_id: request_id.into(),
-        verb: "sms-send".into(),
+        verb: gsmgw_agent::proto::Verb::SmsSend,
         payload: json!({ "to": "+15550100", "text": "hello" }),
         slot: Some(2),
         state: JobState::Queued,
@@ -192,7 +192,7 @@ async fn a_job_done_at_once_records_its_outcome_and_event_together() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let mut j = job("req-ping", Some(result_event("req-ping", true)));
-    j.verb = "ping".into();
+    j.verb = gsmgw_agent::proto::Verb::Ping;
     j.state = JobState::Done;
     j.outcome = Some(json!({ "pong": true }));
     j.slot = None;

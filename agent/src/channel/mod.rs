@@ -259,7 +259,7 @@ impl Channel {
             state: snap.state,
             reason,
             port: self.port.clone(),
-            imei: snap.imei.clone(),
+            imei: snap.identity.imei.clone(),
             recovery_ms: None,
         };
         self.send_event(ev);
@@ -303,7 +303,7 @@ impl Channel {
                         state,
                         reason: None,
                         port: self.port.clone(),
-                        imei: snap.imei,
+                        imei: snap.identity.imei,
                         recovery_ms: Some(ms),
                     });
                 }

@@ -44,7 +44,7 @@ impl Channel {
         // the status was just read, and the sweep below reads every stored message.
         while urcs.try_recv().is_ok() {}
         self.inbox.reset();
-        self.inbox.imsi = self.tx.borrow().imsi.clone();
+        self.inbox.imsi = self.tx.borrow().identity.imsi.clone();
         if let Some(end) = self.sweep(&modem).await {
             return end;
         }
@@ -328,12 +328,7 @@ impl Channel {
     fn publish_identity(&self, dialect: Dialect, id: &Identity) {
         self.update(|s| {
             s.dialect = Some(dialect);
-            s.manufacturer.clone_from(&id.manufacturer);
-            s.model.clone_from(&id.model);
-            s.firmware.clone_from(&id.firmware);
-            s.imei.clone_from(&id.imei);
-            s.imsi.clone_from(&id.imsi);
-            s.iccid.clone_from(&id.iccid);
+            s.identity.clone_from(id);
         });
     }
 
@@ -363,8 +358,8 @@ impl Channel {
             )
         };
         self.update(|s| {
-            s.sim = st.sim.as_str().to_string();
-            s.registration = st.registration.as_str().to_string();
+            s.sim = Some(st.sim.clone());
+            s.registration = st.registration;
             s.operator.clone_from(&st.operator);
             s.operator_numeric.clone_from(&st.operator_numeric);
             s.signal_dbm = st.signal_dbm;

@@ -148,8 +148,8 @@ impl Channel {
         }
         let operator = {
             let s = self.tx.borrow();
-            if s.imsi.len() >= 5 {
-                s.imsi.get(..5).map(str::to_string)
+            if s.identity.imsi.len() >= 5 {
+                s.identity.imsi.get(..5).map(str::to_string)
             } else {
                 Some(s.operator_numeric.clone())
             }

@@ -21,7 +21,6 @@ pub use crate::campaign::CampaignPlan;
 
 /// `cmd/campaign`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "campaign",
     parse,
     execute,
 };

@@ -9,7 +9,6 @@ use crate::store::{NewJob, Submitted};
 
 /// `cmd/campaign-control`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "campaign-control",
     parse,
     execute,
 };
@@ -26,7 +25,7 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
         .map_err(|(c, m)| (c.to_string(), m))?;
     let job = NewJob {
         request_id: cmd.request_id.clone(),
-        verb: cmd.verb.clone(),
+        verb: cmd.verb,
         payload: cmd.payload.clone(),
         slot: None,
         state: crate::proto::JobState::Done,

@@ -15,7 +15,6 @@ use super::registry::{Env, Exec, VerbSpec};
 
 /// `cmd/dial`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "dial",
     parse,
     execute,
 };

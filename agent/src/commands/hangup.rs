@@ -8,7 +8,6 @@ use super::registry::{Env, Exec, VerbSpec};
 
 /// `cmd/hangup`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "hangup",
     parse,
     execute,
 };

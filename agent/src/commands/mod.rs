@@ -5,12 +5,15 @@
 //! job); the uplink acknowledges the MQTT message only after that and replies on
 //! `gsmgw/{id}/reply/{request_id}`.
 //!
-//! Adding a verb: a file here exporting `pub const VERB: VerbSpec` (parser + execution), its
-//! name in the `verbs!` list below, and its schema in docs/schema.
+//! Adding a verb: a file here exporting `pub const VERB: VerbSpec` (parser + execution), one
+//! line in `proto::for_each_verb!` (its `Verb`, wire name and module: the list below expands
+//! it), and its schema in docs/schema.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+
+use crate::proto::Verb;
 
 pub mod e164;
 pub mod field;
@@ -21,25 +24,17 @@ pub use e164::E164;
 pub use field::Field;
 pub use registry::{Done, Env, Followup, Origin, Outcome, Registry, Reply, VerbSpec};
 
-/// Declares each verb's module and registers its `VERB`, in the order `unknown-verb` lists them.
+/// Declares each verb's module and registers its `VERB` under its [`Verb`], in the order
+/// `unknown-verb` lists them (the order of `proto::for_each_verb!`).
 macro_rules! verbs {
-    ($($verb:ident),* $(,)?) => {
-        $(pub mod $verb;)*
+    ($($(#[$vdoc:meta])* $variant:ident = $text:literal => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
         /// Every verb this agent executes.
-        pub const REGISTRY: &[VerbSpec] = &[$($verb::VERB),*];
+        pub const REGISTRY: &[(Verb, VerbSpec)] = &[$((Verb::$variant, $module::VERB)),*];
     };
 }
 
-verbs![
-    ping,
-    sms_send,
-    campaign,
-    campaign_control,
-    dial,
-    hangup,
-    recording_fetch,
-    ussd,
-];
+crate::proto::for_each_verb!(verbs);
 
 /// Where replies go when a command has no usable `request_id`.
 pub const INVALID_REPLY: &str = "_invalid";
@@ -67,7 +62,7 @@ pub struct ValidCommand {
     /// The request id (also the reply topic's last level).
     pub request_id: String,
     /// The verb.
-    pub verb: String,
+    pub verb: Verb,
     /// The normalised payload to store.
     pub payload: Value,
     /// The slot it targets, if any.
@@ -124,7 +119,7 @@ impl Context {
 
 /// The verbs' names, in the order the `unknown-verb` message lists them.
 pub fn verb_names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|v| v.name).collect()
+    REGISTRY.iter().map(|(v, _)| v.as_str()).collect()
 }
 
 /// Reads the request id of any payload (however big) without building it: the first pass.
@@ -157,7 +152,7 @@ pub fn request_id_of(payload: &[u8]) -> Result<String, Rejection> {
 pub fn parse(verb: &str, payload: &[u8], ctx: &Context) -> Result<ValidCommand, Rejection> {
     let request_id = request_id_of(payload)?;
     let rid = Some(request_id.as_str());
-    let Some(spec) = registry::find(verb) else {
+    let Some((verb, spec)) = registry::find(verb) else {
         return Err(reject(
             rid,
             "unknown-verb",
@@ -170,7 +165,7 @@ pub fn parse(verb: &str, payload: &[u8], ctx: &Context) -> Result<ValidCommand, 
     let p = (spec.parse)(payload, ctx).map_err(|(code, m)| reject(rid, code, m))?;
     Ok(ValidCommand {
         request_id,
-        verb: verb.to_string(),
+        verb,
         payload: p.payload,
         slot: p.slot,
         campaign: p.campaign,
@@ -242,7 +237,7 @@ fn optional_bool(name: &str, v: Option<&Field>) -> Result<Option<bool>, Refusal>
 /// command layer only hands it these.
 pub struct VoiceCommand {
     /// `dial` or `hangup`.
-    pub verb: String,
+    pub verb: Verb,
     /// The validated payload.
     pub payload: Value,
     /// The result or a refusal `(code, message)`.
@@ -257,7 +252,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
         if job.verb != cmd.verb {
             return Err((
                 "bad-request-id".into(),
-                registry::reused(&cmd.request_id, &job.verb),
+                registry::reused(&cmd.request_id, job.verb),
             ));
         }
         let mut r = serde_json::json!({"state": job.state, "duplicate": true});
@@ -270,7 +265,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
     let (tx, rx) = tokio::sync::oneshot::channel();
     voice
         .send(VoiceCommand {
-            verb: cmd.verb.clone(),
+            verb: cmd.verb,
             payload: cmd.payload.clone(),
             reply: tx,
         })
@@ -290,7 +285,7 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
     }?;
     let job = crate::store::NewJob {
         request_id: cmd.request_id.clone(),
-        verb: cmd.verb.clone(),
+        verb: cmd.verb,
         payload: cmd.payload.clone(),
         slot: cmd.slot,
         state: crate::proto::JobState::Done,

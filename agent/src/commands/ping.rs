@@ -9,7 +9,6 @@ use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, read};
 
 /// `cmd/ping`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "ping",
     parse,
     execute,
 };

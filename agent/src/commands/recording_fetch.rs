@@ -8,7 +8,6 @@ use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, call_id, read
 
 /// `cmd/recording-fetch`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "recording-fetch",
     parse,
     execute,
 };

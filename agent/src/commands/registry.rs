@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Context, INVALID_REPLY, Parsed, Refusal, ValidCommand};
 use crate::events::Events;
-use crate::proto::JobState;
+use crate::proto::{JobState, Verb};
 use crate::store::{NewEvent, NewJob, StoreError, Submitted};
 
 /// A verb's execution, boxed so verbs fit in one table.
@@ -25,10 +25,8 @@ pub type Exec<'a> = Pin<Box<dyn Future<Output = Result<Done, Failure>> + Send + 
 /// A refusal at execution: (code, message).
 pub type Failure = (String, String);
 
-/// One verb: its name on the wire, its parser, its execution.
+/// One verb: its parser, its execution (its name is its [`Verb`] in the registry).
 pub struct VerbSpec {
-    /// `cmd/{name}`.
-    pub name: &'static str,
     /// Validates a payload.
     pub parse: fn(&[u8], &Context) -> Result<Parsed, Refusal>,
     /// Runs a validated command.
@@ -219,7 +217,7 @@ impl Registry {
                 return plain(Reply::refused(
                     Some(&rid),
                     "bad-request-id",
-                    &reused(&rid, &job.verb),
+                    &reused(&rid, job.verb),
                 ));
             }
             Ok(_) => {}
@@ -227,7 +225,7 @@ impl Registry {
                 tracing::warn!(request_id = %rid, error = %e, "cannot look up the request_id")
             }
         }
-        let Some(spec) = find(verb) else {
+        let Some((_, spec)) = find(verb) else {
             // parse() refuses unknown verbs; kept total all the same.
             return plain(Reply::refused(Some(&rid), "unknown-verb", verb));
         };
@@ -249,12 +247,16 @@ fn plain(reply: Reply) -> Outcome {
 }
 
 /// The registered verb named `name`.
-pub fn find(name: &str) -> Option<&'static VerbSpec> {
-    super::REGISTRY.iter().find(|v| v.name == name)
+pub fn find(name: &str) -> Option<(Verb, &'static VerbSpec)> {
+    let verb = Verb::parse(name)?;
+    super::REGISTRY
+        .iter()
+        .find(|(v, _)| *v == verb)
+        .map(|(v, spec)| (*v, spec))
 }
 
 /// The refusal text for a request_id used by another verb.
-pub fn reused(rid: &str, earlier: &str) -> String {
+pub fn reused(rid: &str, earlier: Verb) -> String {
     format!("request_id {rid} was already used by a {earlier} command")
 }
 
@@ -280,7 +282,7 @@ pub async fn store_job(
     };
     let job = NewJob {
         request_id: cmd.request_id,
-        verb: cmd.verb.clone(),
+        verb: cmd.verb,
         payload,
         slot: cmd.slot,
         state,
@@ -299,7 +301,7 @@ pub async fn store_job(
             Ok(Done::result(result))
         }
         Ok(Submitted::Existing { verb, .. }) if verb != cmd.verb => {
-            Err(("bad-request-id".into(), reused(&rid, &verb)))
+            Err(("bad-request-id".into(), reused(&rid, verb)))
         }
         Ok(Submitted::Existing {
             job_id,

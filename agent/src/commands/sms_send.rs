@@ -12,7 +12,6 @@ use super::{
 
 /// `cmd/sms-send`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "sms-send",
     parse,
     execute,
 };

@@ -20,7 +20,6 @@ use gsmgw_drivers::ussd::{UssdStatus, validate_code};
 
 /// `cmd/ussd`.
 pub const VERB: VerbSpec = VerbSpec {
-    name: "ussd",
     parse,
     execute,
 };
@@ -143,7 +142,7 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
         if job.verb != cmd.verb {
             return Err((
                 "bad-request-id".into(),
-                super::registry::reused(&cmd.request_id, &job.verb),
+                super::registry::reused(&cmd.request_id, job.verb),
             ));
         }
         // The first refusal again, or the first answer: never sent a second time.
@@ -214,7 +213,7 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
     // Recorded either way: a repeated request_id is answered from the store, never re-sent.
     let job = crate::store::NewJob {
         request_id: cmd.request_id.clone(),
-        verb: cmd.verb.clone(),
+        verb: cmd.verb,
         payload: cmd.payload.clone(),
         slot: cmd.slot,
         state: if outcome.is_ok() {

@@ -18,11 +18,12 @@ use std::path::Path;
 pub use endpoint::{MQTT_PORT, MQTTS_PORT, MqttEndpoint, host_port};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    Config, ConsoleConfig, DEFAULT_BAUD, DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_DEVICE,
-    DEFAULT_DATA_DIR, DEFAULT_HEALTH_INTERVAL_SECS, DEFAULT_IDLE_LOGOUT_SECS,
-    DEFAULT_KEEP_ALIVE_SECS, DEFAULT_LOG_LEVEL, DEFAULT_MQTT_URL, DEFAULT_REASSEMBLY_TIMEOUT_SECS,
-    DialectChoice, GatewayConfig, LOG_LEVELS, LogFormat, ModemConfig, MqttConfig, STANDARD_BAUDS,
-    SipConfig, SmsConfig, SmsRoute, VoiceConfig, VoiceRoute,
+    Config, ConsoleConfig, DEFAULT_BALANCE_INTERVAL_SECS, DEFAULT_BAUD, DEFAULT_CONFIG_PATH,
+    DEFAULT_CONSOLE_DEVICE, DEFAULT_DATA_DIR, DEFAULT_HEALTH_INTERVAL_SECS,
+    DEFAULT_IDLE_LOGOUT_SECS, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_LOG_LEVEL, DEFAULT_MQTT_URL,
+    DEFAULT_REASSEMBLY_TIMEOUT_SECS, DialectChoice, GatewayConfig, LOG_LEVELS, LogFormat,
+    ModemConfig, MqttConfig, STANDARD_BAUDS, SipConfig, SmsConfig, SmsRoute, VoiceConfig,
+    VoiceRoute,
 };
 pub use validate::MAX_SLOT;
 

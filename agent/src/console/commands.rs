@@ -502,8 +502,9 @@ pub(super) static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         s.push_str(&format!("  {usage}\n      {what}\n"));
     }
     s.push_str(
-        "config keys: section.key (gateway.id, mqtt.url, mqtt.username, mqtt.password, console.idle_logout_secs …)\n\
-         or modem[N].key (N-th [[modem]] table: modem[1].port, modem[1].pin; modem[N+1] adds one).\n\
+        "config keys: section.key (gateway.id, mqtt.url, sms.per_day, sip.server, voice.record_sip_in …),\n\
+         modem[N].key (N-th [[modem]] table: modem[1].port, modem[1].pin; modem[N+1] adds one),\n\
+         sms.route[N].key, voice.route[N].key. Values take the key's type (100, true, 10.5, a,b, text).\n\
          Every change is checked like `gsmgw config check`; a refused change leaves everything as it was.\n\
          `config apply` restarts only what changed (MQTT: the uplink reconnects, modems keep running);\n\
          `config save` writes the file atomically and keeps the old one as .bak.\n\

@@ -177,7 +177,10 @@ impl Console {
             .filter_map(|s| crate::proto::JobState::parse(s))
         {
             match store.jobs_in_state(state, 10_000).await {
-                Ok(j) => jobs.extend(j.into_iter().filter(|j| j.verb == "sms-send")),
+                Ok(j) => jobs.extend(
+                    j.into_iter()
+                        .filter(|j| j.verb == crate::proto::Verb::SmsSend),
+                ),
                 Err(e) => return format!("error: {e}\n"),
             }
         }

@@ -286,7 +286,7 @@ pub async fn run_with(
                     continue;
                 };
                 busy.entry(handle.slot).or_default().push(job.job_id);
-                let imsi = handle.snapshot.borrow().imsi.clone();
+                let imsi = handle.snapshot.borrow().identity.imsi.clone();
                 let names = limit_counters(&imsi, now_ms());
                 for n in &names {
                     *counts.entry(n.clone()).or_insert(0) += 1;
@@ -413,7 +413,7 @@ async fn route(
     // Least loaded first (spreads a campaign over every SIM), then least used today.
     let mut best: Option<(&SlotHandle, (usize, i64))> = None;
     for h in candidates {
-        let imsi = h.snapshot.borrow().imsi.clone();
+        let imsi = h.snapshot.borrow().identity.imsi.clone();
         let names = limit_counters(&imsi, now_ms());
         let mut used = [0i64; 3];
         for (i, n) in names.iter().enumerate() {

@@ -29,7 +29,10 @@ mod test_box {
     fn snapshot(slot: u16, state: ChannelState) -> ModemSnapshot {
         ModemSnapshot {
             state,
-            imsi: format!("25501000000000{slot}"),
+            identity: gsmgw_drivers::modem::Identity {
+                imsi: format!("25501000000000{slot}"),
+                ..Default::default()
+            },
             ..ModemSnapshot::new(slot, "/dev/null")
         }
     }

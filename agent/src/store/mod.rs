@@ -22,6 +22,7 @@ mod error;
 mod reader;
 mod schema;
 mod types;
+pub(crate) mod vocab;
 mod writer;
 
 #[cfg(test)]
@@ -35,6 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+
+use crate::proto::CampaignState;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -275,10 +278,10 @@ impl Store {
     pub async fn set_campaign_state(
         &self,
         campaign_id: &str,
-        state: &str,
+        state: CampaignState,
     ) -> Result<bool, StoreError> {
         match self
-            .call(Request::SetCampaignState(campaign_id.into(), state.into()))
+            .call(Request::SetCampaignState(campaign_id.into(), state))
             .await?
         {
             Reply::Count(n) => Ok(n > 0),

@@ -1,7 +1,7 @@
 //! Read-only queries, run on reader connections (and a few by the writer inside its
 //! transaction). Readers see committed data only, which is all any caller was told about.
 
-use crate::proto::JobState;
+use crate::proto::{CampaignState, JobState, Verb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -70,9 +70,9 @@ const JOB_COLUMNS: &str =
 type JobColumns = (
     i64,
     String,
+    Verb,
     String,
-    String,
-    String,
+    JobState,
     Option<u16>,
     Option<String>,
     i64,
@@ -100,17 +100,12 @@ fn decode_job(c: JobColumns) -> Result<Job, StoreError> {
         request_id,
         verb,
         payload: parse_json(&payload)?,
-        state: job_state(&state)?,
+        state,
         slot,
         outcome: parse_json_opt(outcome.as_deref())?,
         created_ms,
         updated_ms,
     })
-}
-
-/// A job state column.
-pub(crate) fn job_state(s: &str) -> Result<JobState, StoreError> {
-    JobState::parse(s).ok_or_else(|| StoreError::Decode(format!("unknown job state {s:?}")))
 }
 
 /// The job whose `column` equals `value` (a unique column: job_id, request_id).
@@ -288,7 +283,7 @@ pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<Campaign>, StoreError> 
     rows.into_iter().map(decode_campaign).collect()
 }
 
-type CampaignColumns = (String, String, String, String, i64, i64);
+type CampaignColumns = (String, String, CampaignState, String, i64, i64);
 
 fn campaign_columns(r: &Row<'_>) -> rusqlite::Result<CampaignColumns> {
     Ok((
@@ -320,9 +315,9 @@ pub(crate) fn campaign_counts(
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     let mut out = std::collections::BTreeMap::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT state, COUNT(*) FROM jobs WHERE campaign_id = ?1 AND verb = 'sms-send' GROUP BY state",
+        "SELECT state, COUNT(*) FROM jobs WHERE campaign_id = ?1 AND verb = ?2 GROUP BY state",
     )?;
-    let mut rows = stmt.query([id])?;
+    let mut rows = stmt.query(params![id, Verb::SmsSend])?;
     while let Some(r) = rows.next()? {
         out.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64);
     }
@@ -339,10 +334,13 @@ pub(crate) fn campaign_queued(
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs
-             WHERE campaign_id = ?1 AND state = 'queued' AND verb = 'sms-send'
+             WHERE campaign_id = ?1 AND state = ?3 AND verb = ?4
              ORDER BY job_id LIMIT ?2"
         ))?
-        .query_map(params![id, limit], job_columns)?
+        .query_map(
+            params![id, limit, JobState::Queued, Verb::SmsSend],
+            job_columns,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_job).collect()
 }
@@ -357,12 +355,21 @@ pub(crate) fn next_jobs(
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs
-             WHERE state = 'queued' AND verb = 'sms-send' AND not_before_ms <= ?1
+             WHERE state = ?3 AND verb = ?4 AND not_before_ms <= ?1
                AND (campaign_id IS NULL
-                    OR campaign_id IN (SELECT campaign_id FROM campaigns WHERE state = 'running'))
+                    OR campaign_id IN (SELECT campaign_id FROM campaigns WHERE state = ?5))
              ORDER BY priority DESC, job_id LIMIT ?2"
         ))?
-        .query_map(params![now_ms, limit], job_columns)?
+        .query_map(
+            params![
+                now_ms,
+                limit,
+                JobState::Queued,
+                Verb::SmsSend,
+                CampaignState::Running
+            ],
+            job_columns,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_job).collect()
 }

@@ -309,7 +309,7 @@ async fn retention_prunes_finished_jobs_and_receipts_and_bounds_the_jobs() {
     });
     let job = |rid: String, state: &str| NewJob {
         request_id: rid,
-        verb: "ping".into(),
+        verb: crate::proto::Verb::Ping,
         payload: json!({}),
         slot: None,
         state: crate::proto::JobState::parse(state).unwrap(),
@@ -449,18 +449,63 @@ async fn console_auth_survives_a_reopen() {
 #[test]
 fn the_finished_states_in_sql_are_the_final_job_states() {
     use crate::proto::JobState;
-    let finished: Vec<&str> = JobState::ALL
+    let mut finished: Vec<JobState> = JobState::ALL
         .iter()
+        .copied()
         .filter(|s| s.is_final())
-        .map(|s| s.as_str())
         .collect();
-    let sql: Vec<String> = super::writer::FINISHED_JOB_STATES
-        .split(',')
-        .map(|s| s.trim_matches('\'').to_string())
-        .collect();
-    let mut a: Vec<String> = finished.iter().map(|s| s.to_string()).collect();
-    let mut b = sql.clone();
-    a.sort();
-    b.sort();
-    assert_eq!(a, b);
+    // What the retention statements' `state IN (...)` sees, read back typed.
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare(super::writer::FINISHED_JOB_STATES).unwrap();
+    let mut sql: Vec<JobState> = stmt
+        .query_map(
+            rusqlite::named_params! {":finished": super::vocab::final_job_states()},
+            |r| r.get(0),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    finished.sort();
+    sql.sort();
+    assert_eq!(finished, sql);
+    assert!(!sql.contains(&JobState::Queued) && !sql.contains(&JobState::Sending));
+}
+
+#[tokio::test]
+async fn a_verb_the_vocabulary_does_not_know_is_a_decode_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .submit_job(NewJob {
+            request_id: "r-1".into(),
+            verb: crate::proto::Verb::Ping,
+            payload: json!({}),
+            slot: None,
+            state: crate::proto::JobState::Done,
+            outcome: None,
+            event: None,
+        })
+        .await
+        .expect("job");
+    assert_eq!(
+        store
+            .job_by_request("r-1")
+            .await
+            .expect("read")
+            .map(|j| j.verb),
+        Some(crate::proto::Verb::Ping)
+    );
+    // Another program (or an older agent) wrote a verb this one does not know.
+    let other = rusqlite::Connection::open(store.path()).expect("open");
+    other.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    other
+        .execute(
+            "UPDATE jobs SET verb = 'bogus' WHERE request_id = 'r-1'",
+            [],
+        )
+        .expect("update");
+    match store.job_by_request("r-1").await {
+        Err(StoreError::Decode(m)) => assert!(m.contains("bogus"), "{m}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 }

@@ -1,6 +1,6 @@
 //! The values that go in and out of the store.
 
-use crate::proto::JobState;
+use crate::proto::{CampaignState, JobState, Verb};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -186,7 +186,7 @@ pub struct NewJob {
     /// The command's `request_id`; a repeated one is never executed twice.
     pub request_id: String,
     /// The command verb.
-    pub verb: String,
+    pub verb: Verb,
     /// The command's parameters.
     pub payload: Value,
     /// The modem slot it targets, if any.
@@ -214,7 +214,7 @@ pub enum Submitted {
         /// The earlier job.
         job_id: i64,
         /// Its verb.
-        verb: String,
+        verb: Verb,
         /// Its state now.
         state: JobState,
         /// Its outcome, if any.
@@ -230,7 +230,7 @@ pub struct Job {
     /// Central's request id.
     pub request_id: String,
     /// The command verb.
-    pub verb: String,
+    pub verb: Verb,
     /// The command's parameters.
     pub payload: Value,
     /// Current state.
@@ -334,7 +334,7 @@ pub struct Campaign {
     /// The command's request_id.
     pub request_id: String,
     /// running, paused, cancelled, done.
-    pub state: String,
+    pub state: CampaignState,
     /// Its specification.
     pub spec: Value,
     /// Created (unix ms).

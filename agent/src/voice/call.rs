@@ -25,7 +25,6 @@ use gsmgw_drivers::modem::{CallInfo, Dialect, VoiceWhen};
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::ua::UaEvent;
 use gsmgw_drivers::voice::bridge::{Bridge, BridgeEvent, BridgeStats};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
@@ -134,15 +133,16 @@ impl Call {
             return;
         }
         self.published_state = Some(state);
-        let body = json!({
-            "call_id": self.id,
-            "direction": self.direction,
-            "slot": self.slot,
-            "from": self.from,
-            "to": self.to,
-            "sip_peer": self.sip_peer,
-            "state": state,
-        });
+        let body = crate::proto::events::CallState {
+            call_id: &self.id,
+            direction: self.direction,
+            slot: self.slot,
+            from: &self.from,
+            to: &self.to,
+            sip_peer: self.sip_peer.as_deref(),
+            state,
+        };
+        let body = crate::proto::EventBody::body(&body);
         if let Err(e) = self
             .sh
             .events
@@ -161,7 +161,7 @@ impl Call {
         self.slot = Some(slot);
         if let Some(s) = self.sh.slot(slot) {
             let snap = s.snapshot.borrow();
-            self.imsi = snap.imsi.clone();
+            self.imsi = snap.identity.imsi.clone();
             // Not identified yet (no dialect known): the generic voice set-up, as before.
             self.dialect = snap.dialect.unwrap_or_default();
         }

@@ -489,13 +489,13 @@ pub async fn run(mut ctx: VoiceContext) {
                 }
             },
             Some(cmd) = ctx.commands.recv() => {
-                if cmd.verb == "dial" {
+                if cmd.verb == crate::proto::Verb::Dial {
                     let (id, tx) = call::spawn_dial(shared.clone(), &cmd.payload, cmd.reply);
                     calls.insert(id, tx);
                     continue;
                 }
-                let result = match cmd.verb.as_str() {
-                    "hangup" => {
+                let result = match cmd.verb {
+                    crate::proto::Verb::Hangup => {
                         let id = cmd.payload.get("call_id").and_then(Value::as_str).unwrap_or("");
                         match calls.get(id) {
                             Some(tx) => {
@@ -616,7 +616,7 @@ impl Shared {
             let used = self
                 .events
                 .store()
-                .counter_get(&minutes_counter(&snap.imsi))
+                .counter_get(&minutes_counter(&snap.identity.imsi))
                 .await
                 .unwrap_or(0);
             let limit = i64::from(self.voice.call_minutes_per_day) * 60;

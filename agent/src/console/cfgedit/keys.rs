@@ -6,101 +6,124 @@ use crate::config::{self, Config};
 
 /// Keys (last path element) whose values are never shown.
 pub(super) const SECRET_KEYS: &[&str] = &["password", "pin", "password_hash"];
-/// Keys holding whole numbers.
-const INT_KEYS: &[&str] = &[
-    "slot",
-    "baud",
-    "keep_alive_secs",
-    "max_command_mb",
-    "health_interval_secs",
-    "job_retention_days",
-    "sms_seen_retention_days",
-    "idle_logout_secs",
-    "reassembly_timeout_secs",
-];
-/// Keys holding true/false.
-const BOOL_KEYS: &[&str] = &["enabled"];
-/// Keys holding a list of strings.
-const LIST_KEYS: &[&str] = &["port_scan"];
-/// Sections that are plain tables.
-const SECTIONS: &[&str] = &["gateway", "mqtt", "console", "sms"];
+/// Sections that are plain tables (`[[modem]]`, `[[sms.route]]`, `[[voice.route]]` are lists
+/// of tables, addressed as `modem[N].key`, `sms.route[N].key`, `voice.route[N].key`).
+const SECTIONS: &[&str] = &["gateway", "mqtt", "console", "sms", "sip", "voice"];
+/// Lists of tables inside a section: (section, key).
+const TABLE_LISTS: &[(&str, &str)] = &[("sms", "route"), ("voice", "route")];
 
-/// A parsed key path: `section.key` or `modem[N].key` (N: 1-based position of the table).
+/// A parsed key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum KeyPath {
+    /// `section.key`.
     Section(String, String),
-    Modem(usize, String),
+    /// `modem[N].key`, `sms.route[N].key`, `voice.route[N].key`: the N-th (1-based) table of
+    /// the list at `list` (`["modem"]`, `["sms", "route"]` …).
+    Listed {
+        list: Vec<String>,
+        n: usize,
+        leaf: String,
+    },
+}
+
+/// `name[N]` → (name, N).
+fn indexed(s: &str) -> Option<(&str, usize)> {
+    let (name, rest) = s.split_once('[')?;
+    let n: usize = rest.strip_suffix(']')?.parse().ok()?;
+    (n > 0 && !name.is_empty()).then_some((name, n))
 }
 
 impl KeyPath {
     pub(super) fn parse(key: &str) -> Result<KeyPath, String> {
         let bad = || {
             format!(
-                "bad key {key:?}: write section.key (gateway.id, mqtt.url, console.idle_logout_secs …) or modem[N].key (modem[1].port)"
+                "bad key {key:?}: write section.key (gateway.id, sms.per_day, voice.record_sip_in …), modem[N].key (modem[1].port), or sms.route[N].key / voice.route[N].key"
             )
         };
-        if let Some(rest) = key.strip_prefix("modem[") {
-            let (n, leaf) = rest.split_once("].").ok_or_else(bad)?;
-            let n: usize = n.parse().map_err(|_| bad())?;
-            if n == 0 || leaf.is_empty() || leaf.contains('.') {
-                return Err(bad());
+        let parts: Vec<&str> = key.split('.').collect();
+        let leaf_ok = |l: &str| !l.is_empty() && !l.contains('[');
+        match parts.as_slice() {
+            [first, leaf] if first.contains('[') => {
+                let (name, n) = indexed(first).ok_or_else(bad)?;
+                if name != "modem" || !leaf_ok(leaf) {
+                    return Err(bad());
+                }
+                Ok(KeyPath::Listed {
+                    list: vec!["modem".into()],
+                    n,
+                    leaf: leaf.to_string(),
+                })
             }
-            return Ok(KeyPath::Modem(n, leaf.to_string()));
+            [section, second, leaf] if second.contains('[') => {
+                let (name, n) = indexed(second).ok_or_else(bad)?;
+                if !TABLE_LISTS.contains(&(*section, name)) || !leaf_ok(leaf) {
+                    return Err(bad());
+                }
+                Ok(KeyPath::Listed {
+                    list: vec![section.to_string(), name.to_string()],
+                    n,
+                    leaf: leaf.to_string(),
+                })
+            }
+            [section, leaf] => {
+                if !SECTIONS.contains(section) {
+                    return Err(format!(
+                        "unknown section {section:?}; sections: {}, modem[N]",
+                        SECTIONS.join(", ")
+                    ));
+                }
+                if !leaf_ok(leaf) {
+                    return Err(bad());
+                }
+                Ok(KeyPath::Section(section.to_string(), leaf.to_string()))
+            }
+            _ => Err(bad()),
         }
-        let (section, leaf) = key.split_once('.').ok_or_else(bad)?;
-        if !SECTIONS.contains(&section) {
-            return Err(format!(
-                "unknown section {section:?}; sections: gateway, mqtt, console, sms, modem[N]"
-            ));
-        }
-        if leaf.is_empty() || leaf.contains('.') {
-            return Err(bad());
-        }
-        Ok(KeyPath::Section(section.to_string(), leaf.to_string()))
     }
 
     pub(super) fn leaf(&self) -> &str {
         match self {
-            KeyPath::Section(_, l) | KeyPath::Modem(_, l) => l,
+            KeyPath::Section(_, l) | KeyPath::Listed { leaf: l, .. } => l,
+        }
+    }
+
+    /// The `[[modem]]` table number, for a modem key.
+    pub(super) fn modem(&self) -> Option<usize> {
+        match self {
+            KeyPath::Listed { list, n, .. } if list.len() == 1 && list[0] == "modem" => Some(*n),
+            _ => None,
         }
     }
 }
 
-/// The value typed after `config set KEY`, as TOML.
-pub(super) fn typed_value(leaf: &str, raw: &str) -> Result<Value, String> {
+/// The values `raw` (typed after `config set KEY`) may mean, most specific first: a TOML value
+/// as typed (`100`, `1.5`, `true`, `["a", "b"]`, `"text"`), yes/no/on/off as a boolean, a
+/// comma-separated list of strings, and the text itself. The first one the configuration
+/// takes wins, so every key gets the type of its own schema.
+pub(super) fn candidates(raw: &str) -> Vec<Value> {
     let raw = raw.trim();
-    if INT_KEYS.contains(&leaf) {
-        return raw
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| format!("{leaf} takes a whole number, not {raw:?}"));
+    let mut out = Vec::new();
+    match raw.to_ascii_lowercase().as_str() {
+        "yes" | "on" => out.push(Value::from(true)),
+        "no" | "off" => out.push(Value::from(false)),
+        _ => {}
     }
-    if BOOL_KEYS.contains(&leaf) {
-        return match raw.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Ok(Value::from(true)),
-            "false" | "no" | "off" | "0" => Ok(Value::from(false)),
-            _ => Err(format!("{leaf} takes true or false, not {raw:?}")),
-        };
+    if let Ok(mut v) = raw.parse::<Value>() {
+        // Default spacing when written (`key = 100`), not the typed text's.
+        v.decor_mut().clear();
+        out.push(v);
     }
-    if LIST_KEYS.contains(&leaf) {
-        if raw.starts_with('[') {
-            return raw
-                .parse::<Value>()
-                .map_err(|e| format!("{leaf}: not a TOML list: {}", e.to_string().trim()));
-        }
+    if raw.contains(',') && !raw.starts_with('[') {
         let mut a = toml_edit::Array::new();
-        for part in raw.split([',', ' ']).filter(|p| !p.is_empty()) {
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             a.push(part);
         }
-        return Ok(Value::Array(a));
+        out.push(Value::Array(a));
     }
-    // Strings: quotes are optional; quoted text is read as a TOML string (escapes allowed).
-    if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
-        return raw
-            .parse::<Value>()
-            .map_err(|e| format!("bad quoted string: {}", e.to_string().trim()));
+    if !(raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"')) {
+        out.push(Value::from(raw));
     }
-    Ok(Value::from(raw))
+    out
 }
 
 pub(super) fn default_of(path: &KeyPath) -> Option<String> {
@@ -121,12 +144,14 @@ pub(super) fn default_of(path: &KeyPath) -> Option<String> {
             ("sms", "reassembly_timeout_secs") => d.sms.reassembly_timeout_secs.to_string(),
             _ => return None,
         },
-        KeyPath::Modem(_, l) => match l.as_str() {
+        KeyPath::Listed { leaf: l, .. } if path.modem().is_some() => match l.as_str() {
             "baud" => config::DEFAULT_BAUD.to_string(),
             "dialect" => "auto".into(),
             "enabled" => "true".into(),
+            "balance_interval_secs" => config::DEFAULT_BALANCE_INTERVAL_SECS.to_string(),
             _ => return None,
         },
+        KeyPath::Listed { .. } => return None,
     };
     Some(format!("default {v}"))
 }
@@ -150,31 +175,61 @@ pub(super) fn set_in(
                 .and_then(Item::as_table_like_mut)
                 .ok_or_else(|| format!("[{s}] is not a table in the file"))?
         }
-        KeyPath::Modem(n, _) => {
-            let root = doc.as_table_mut();
-            if !root.contains_key("modem") {
-                root.insert("modem", Item::ArrayOfTables(ArrayOfTables::new()));
+        KeyPath::Listed { list, n, .. } => {
+            let shown = key_of(list, *n);
+            let (parent, name): (&mut dyn TableLike, &str) = match list.as_slice() {
+                [name] => (doc.as_table_mut(), name.as_str()),
+                [section, name] => {
+                    let root = doc.as_table_mut();
+                    if !root.contains_key(section) {
+                        if value.is_none() {
+                            return Ok(());
+                        }
+                        root.insert(section, Item::Table(Table::new()));
+                    }
+                    let t = root
+                        .get_mut(section)
+                        .and_then(Item::as_table_like_mut)
+                        .ok_or_else(|| format!("[{section}] is not a table in the file"))?;
+                    (t, name.as_str())
+                }
+                _ => return Err(format!("bad key {shown}")),
+            };
+            if !parent.contains_key(name) {
+                if value.is_none() {
+                    return Ok(());
+                }
+                parent.insert(name, Item::ArrayOfTables(ArrayOfTables::new()));
             }
-            let modems = root
-                .get_mut("modem")
+            let tables = parent
+                .get_mut(name)
                 .and_then(Item::as_array_of_tables_mut)
-                .ok_or("modem is not a list of [[modem]] tables in the file")?;
-            let len = modems.len();
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a list of [[{}]] tables in the file",
+                        list.join("."),
+                        list.join(".")
+                    )
+                })?;
+            let len = tables.len();
             if *n == len + 1 && value.is_some() {
-                // A new [[modem]] table; its slot defaults to its position.
                 let mut t = Table::new();
-                t.insert("slot", toml_edit::value(i64::try_from(*n).unwrap_or(0)));
-                modems.push(t);
+                if list.len() == 1 {
+                    // A new [[modem]] table; its slot defaults to its position.
+                    t.insert("slot", toml_edit::value(i64::try_from(*n).unwrap_or(0)));
+                }
+                tables.push(t);
             } else if *n > len {
                 return Err(format!(
-                    "there are {len} [[modem]] tables; modem[{}] adds the next one",
-                    len + 1
+                    "there are {len} [[{}]] tables; {} adds the next one",
+                    list.join("."),
+                    key_of(list, len + 1)
                 ));
             }
-            modems
+            tables
                 .get_mut(n - 1)
                 .map(|t| t as &mut dyn TableLike)
-                .ok_or_else(|| format!("no modem[{n}]"))?
+                .ok_or_else(|| format!("no {shown}"))?
         }
     };
     let leaf = path.leaf();
@@ -201,4 +256,9 @@ pub(super) fn set_in(
         }
     }
     Ok(())
+}
+
+/// `modem[2]`, `voice.route[1]`.
+pub(super) fn key_of(list: &[String], n: usize) -> String {
+    format!("{}[{n}]", list.join("."))
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Value};
 
 use crate::config::{self, Config, ConfigError};
-use keys::{KeyPath, SECRET_KEYS, default_of, set_in, typed_value};
+use keys::{KeyPath, SECRET_KEYS, candidates, default_of, set_in};
 pub use text::write_atomic;
 use text::{SHORT_MASK, line_diff, masked, secrets_of};
 
@@ -116,12 +116,15 @@ impl ConfigEditor {
         let path = KeyPath::parse(key)?;
         let item = match &path {
             KeyPath::Section(s, l) => self.pending.get(s).and_then(|t| t.get(l)),
-            KeyPath::Modem(n, l) => self
-                .pending
-                .get("modem")
-                .and_then(Item::as_array_of_tables)
-                .and_then(|a| a.get(n - 1))
-                .and_then(|t| t.get(l)),
+            KeyPath::Listed { list, n, leaf } => {
+                let mut at: Option<&Item> = self.pending.get(&list[0]);
+                for name in &list[1..] {
+                    at = at.and_then(|t| t.get(name));
+                }
+                at.and_then(Item::as_array_of_tables)
+                    .and_then(|a| a.get(n - 1))
+                    .and_then(|t| t.get(leaf))
+            }
         };
         match item.and_then(Item::as_value) {
             Some(_) if SECRET_KEYS.contains(&path.leaf()) => Ok(format!("{MASK} (set)")),
@@ -135,10 +138,29 @@ impl ConfigEditor {
 
     /// Sets `key` to `raw` if the result is a valid configuration; otherwise nothing changes
     /// and every problem is returned.
+    ///
+    /// The value takes the type the key has in the configuration (`sms.per_day 100` is a
+    /// number, `voice.record_sip_in true` a boolean, `gateway.port_scan a,b` a list, `gateway.id
+    /// 100` text): the readings of `raw` are tried in turn and the first valid one is kept.
     pub fn set(&mut self, key: &str, raw: &str) -> Result<(), String> {
         let path = KeyPath::parse(key)?;
-        let value = typed_value(path.leaf(), raw)?;
-        self.change(|doc| set_in(doc, &path, Some(value)))
+        let mut refusals: Vec<String> = Vec::new();
+        for value in candidates(raw) {
+            match self.change(|doc| set_in(doc, &path, Some(value))) {
+                Ok(()) => return Ok(()),
+                Err(e) => refusals.push(e),
+            }
+        }
+        // The reason that is not about the value's type says most (a range, a format);
+        // otherwise the type the key wants.
+        let best = refusals
+            .iter()
+            .find(|e| !e.contains("invalid type"))
+            .or(refusals.last())
+            .cloned();
+        Err(best
+            .map(|e| plain_type_words(&e, key, raw))
+            .unwrap_or_else(|| format!("{key}: no value given")))
     }
 
     /// Removes `key` (back to its default) if the result is valid.
@@ -315,4 +337,25 @@ fn validate(text: &str, origin: &str) -> Result<Config, String> {
             .join("\n"),
         other => other.to_string(),
     })
+}
+
+/// A type refusal in people's words: `modem[1].baud takes a whole number, not "fast"` rather
+/// than serde's `invalid type: string "fast", expected u32`.
+fn plain_type_words(refusal: &str, key: &str, raw: &str) -> String {
+    let Some(expected) = refusal
+        .find("invalid type")
+        .and_then(|i| refusal[i..].split_once("expected "))
+        .map(|(_, e)| e.lines().next().unwrap_or("").trim())
+    else {
+        return refusal.to_string();
+    };
+    let wants = match expected {
+        e if e.starts_with('u') || e.starts_with('i') => "a whole number",
+        e if e.starts_with('f') => "a number",
+        "a boolean" => "true or false",
+        e if e.contains("sequence") => "a list (a, b or [\"a\", \"b\"])",
+        e if e.contains("string") => "text",
+        _ => return refusal.to_string(),
+    };
+    format!("{key} takes {wants}, not {:?}", raw.trim())
 }

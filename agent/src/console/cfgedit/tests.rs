@@ -135,3 +135,82 @@ fn password_hash_is_stored_without_other_edits() {
     assert!(e.unsaved());
     assert!(e.show().contains("pending-edit"));
 }
+
+/// Every key takes the type of its own schema, in every section (the console's promise:
+/// configure a box without touching a file).
+#[test]
+fn set_types_values_by_the_schema_in_every_section() {
+    let d = tempfile::tempdir().unwrap();
+    let mut e = editor(d.path());
+    for (key, raw, shown) in [
+        ("sms.per_day", "100", "100"),
+        ("sms.quiet_hours", "21:00-09:00", "\"21:00-09:00\""),
+        ("voice.record_sip_in", "true", "true"),
+        ("voice.ring_timeout_secs", "30", "30"),
+        (
+            "gateway.port_scan",
+            "/dev/ttyUSB*, /dev/ttyACM*",
+            "[\"/dev/ttyUSB*\", \"/dev/ttyACM*\"]",
+        ),
+        ("gateway.id", "100", "\"100\""),
+        ("mqtt.keep_alive_secs", "45", "45"),
+        ("console.idle_logout_secs", "600", "600"),
+        ("modem[1].enabled", "yes", "true"),
+        ("modem[1].pin", "0042", "******** (set)"),
+        ("modem[1].balance_ussd", "*111#", "\"*111#\""),
+        ("modem[1].balance_low", "10.5", "10.5"),
+        ("modem[1].balance_interval_secs", "3600", "3600"),
+        ("modem[2].port", "/dev/ttyUSB6", "\"/dev/ttyUSB6\""),
+        ("sms.route[1].prefix", "+38067", "\"+38067\""),
+        ("voice.route[1].action", "reject", "\"reject\""),
+    ] {
+        if key == "sms.route[1].prefix" {
+            // A route needs its group before it is valid.
+            e.set("modem[1].group", "kyivstar").unwrap();
+        }
+        let r = e.set(key, raw);
+        if key == "sms.route[1].prefix" {
+            // Alone, the new route lacks its group: refused with config check's reason.
+            let err = r.unwrap_err();
+            assert!(err.contains("sms.route: missing field `group`"), "{err}");
+            continue;
+        }
+        r.unwrap_or_else(|err| panic!("{key} {raw}: {err}"));
+        assert_eq!(e.get(key).unwrap(), shown, "{key}");
+    }
+    let cfg = e.pending_config().unwrap();
+    assert_eq!(cfg.sms.per_day, 100);
+    assert!(cfg.voice.record_sip_in);
+    assert_eq!(cfg.modems[0].balance_low, Some(10.5));
+    assert_eq!(cfg.modems[1].slot, 2);
+    assert_eq!(cfg.voice.route[0].action, "reject");
+    // Wrong types and values are refused with config check's words; nothing changes.
+    let before = e.show();
+    let err = e.set("sms.per_day", "lots").unwrap_err();
+    assert_eq!(err, "sms.per_day takes a whole number, not \"lots\"");
+    let err = e.set("voice.record_sip_in", "maybe").unwrap_err();
+    assert_eq!(
+        err,
+        "voice.record_sip_in takes true or false, not \"maybe\""
+    );
+    let err = e.set("modem[1].balance_low", "low").unwrap_err();
+    assert_eq!(err, "modem[1].balance_low takes a number, not \"low\"");
+    let err = e.set("modem[1].balance_interval_secs", "10").unwrap_err();
+    assert!(err.contains("300"), "{err}");
+    assert!(
+        e.set("sip.colour", "blue")
+            .unwrap_err()
+            .contains("sip.colour")
+    );
+    assert!(
+        e.set("weather.today", "sun")
+            .unwrap_err()
+            .contains("unknown section")
+    );
+    assert!(
+        e.set("voice.route[3].action", "reject")
+            .unwrap_err()
+            .contains("voice.route[2] adds the next one")
+    );
+    assert_eq!(e.show(), before);
+}

@@ -2,6 +2,8 @@
 
 use rusqlite::params;
 
+use crate::proto::{CampaignState, JobState};
+
 use crate::store::envelope::unix_ms;
 use crate::store::error::StoreError;
 use crate::store::types::Submitted;
@@ -32,9 +34,15 @@ impl Writer {
             .conn
             .prepare_cached(
                 "INSERT INTO campaigns(campaign_id, request_id, state, spec, created_ms, updated_ms)
-                 VALUES (?1, ?2, 'running', ?3, ?4, ?4) ON CONFLICT(campaign_id) DO NOTHING",
+                 VALUES (?1, ?2, ?5, ?3, ?4, ?4) ON CONFLICT(campaign_id) DO NOTHING",
             )?
-            .execute(params![campaign_id, command.request_id, spec, now])?;
+            .execute(params![
+                campaign_id,
+                command.request_id,
+                spec,
+                now,
+                CampaignState::Running
+            ])?;
         if inserted == 0 {
             return Err(OpError::Refused(StoreError::Encode(format!(
                 "campaign {campaign_id} exists already"
@@ -44,7 +52,7 @@ impl Writer {
             let mut stmt = self.conn.prepare_cached(
                 "INSERT INTO jobs(request_id, verb, payload, state, slot, outcome, created_ms, updated_ms,
                                   campaign_id, priority, not_before_ms)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, NULL, ?5, ?5, ?6, ?7, ?8)
+                 VALUES (?1, ?2, ?3, ?9, ?4, NULL, ?5, ?5, ?6, ?7, ?8)
                  ON CONFLICT(request_id) DO NOTHING",
             )?;
             for r in recipients {
@@ -56,7 +64,8 @@ impl Writer {
                     now,
                     campaign_id,
                     priority,
-                    not_before_ms
+                    not_before_ms,
+                    JobState::Queued
                 ])? as u64;
             }
         }
@@ -69,7 +78,7 @@ impl Writer {
                 command.request_id,
                 command.verb,
                 command.payload,
-                command.state.as_str(),
+                command.state,
                 command.outcome,
                 now,
                 campaign_id

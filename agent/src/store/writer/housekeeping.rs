@@ -2,12 +2,16 @@
 
 use std::time::Instant;
 
+use rusqlite::{named_params, params};
 use serde_json::json;
+
+use crate::proto::CampaignState;
 
 use crate::store::disk;
 use crate::store::envelope::{Prepared, unix_ms};
 use crate::store::error::StoreError;
 use crate::store::types::{EventClass, NewEvent, StorageHealth};
+use crate::store::vocab::final_job_states;
 
 use super::{
     FINISHED_JOB_STATES, LIVE, LOG_TARGET, OpError, Request, VACUUM_MIN_FREE_PAGES, Writer, lock,
@@ -215,18 +219,23 @@ impl Writer {
         let n = self
             .conn
             .prepare_cached(&format!(
-                "DELETE FROM jobs WHERE state IN ({FINISHED_JOB_STATES}) AND updated_ms < ?1 AND {LIVE}"
+                "DELETE FROM jobs WHERE state IN ({FINISHED_JOB_STATES}) AND updated_ms < :cut AND {LIVE}"
             ))?
-            .execute([cut])? as u64;
+            .execute(named_params! {
+                ":cut": cut,
+                ":finished": final_job_states(),
+                ":running": CampaignState::Running,
+                ":paused": CampaignState::Paused,
+            })? as u64;
         self.st.jobs = self.st.jobs.saturating_sub(n);
         self.pruned_jobs += n;
         let n = n + self.prune_over(self.retention.max_jobs)?;
         self.conn
             .prepare_cached(
-                "DELETE FROM campaigns WHERE state IN ('done','cancelled') AND updated_ms < ?1
+                "DELETE FROM campaigns WHERE state IN (?2, ?3) AND updated_ms < ?1
                    AND campaign_id NOT IN (SELECT campaign_id FROM jobs WHERE campaign_id IS NOT NULL)",
             )?
-            .execute([cut])?;
+            .execute(params![cut, CampaignState::Done, CampaignState::Cancelled])?;
         Ok(n)
     }
 
@@ -241,9 +250,14 @@ impl Writer {
             .conn
             .prepare_cached(&format!(
                 "DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs
-                   WHERE state IN ({FINISHED_JOB_STATES}) AND {LIVE} ORDER BY updated_ms LIMIT ?1)"
+                   WHERE state IN ({FINISHED_JOB_STATES}) AND {LIVE} ORDER BY updated_ms LIMIT :limit)"
             ))?
-            .execute([i64::try_from(over).unwrap_or(i64::MAX)])? as u64;
+            .execute(named_params! {
+                ":limit": i64::try_from(over).unwrap_or(i64::MAX),
+                ":finished": final_job_states(),
+                ":running": CampaignState::Running,
+                ":paused": CampaignState::Paused,
+            })? as u64;
         self.st.jobs = self.st.jobs.saturating_sub(n);
         self.pruned_jobs += n;
         Ok(n)

@@ -2,10 +2,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::proto::JobState;
+use crate::proto::{JobState, Verb};
 use crate::store::envelope::{Prepared, unix_ms};
 use crate::store::error::StoreError;
-use crate::store::reader::{job_state, parse_json_opt};
+use crate::store::reader::parse_json_opt;
 use crate::store::types::Submitted;
 
 use super::{CRITICAL, JobRow, OpError, Reply, Writer};
@@ -37,7 +37,7 @@ impl Writer {
                 job.request_id,
                 job.verb,
                 job.payload,
-                job.state.as_str(),
+                job.state,
                 job.slot,
                 job.outcome,
                 now
@@ -63,7 +63,7 @@ impl Writer {
                 "UPDATE jobs SET state = ?2, outcome = COALESCE(?3, outcome), updated_ms = ?4
                  WHERE job_id = ?1",
             )?
-            .execute(params![job_id, state.as_str(), outcome, unix_ms()])?;
+            .execute(params![job_id, state, outcome, unix_ms()])?;
         if changed == 0 {
             return Err(OpError::Refused(StoreError::NoSuchJob(job_id)));
         }
@@ -81,8 +81,8 @@ impl Writer {
             .query_row([request_id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, Verb>(1)?,
+                    r.get::<_, JobState>(2)?,
                     r.get::<_, Option<String>>(3)?,
                 ))
             })
@@ -90,7 +90,6 @@ impl Writer {
         match existing {
             Some((job_id, verb, state, outcome)) => {
                 let outcome = parse_json_opt(outcome.as_deref()).map_err(OpError::Refused)?;
-                let state = job_state(&state).map_err(OpError::Refused)?;
                 Ok(Reply::Submitted(Submitted::Existing {
                     job_id,
                     verb,
@@ -113,10 +112,16 @@ impl Writer {
         let changed = self
             .conn
             .prepare_cached(
-                "UPDATE jobs SET state = 'sending', outcome = ?2, updated_ms = ?3
-                 WHERE job_id = ?1 AND state = 'queued'",
+                "UPDATE jobs SET state = ?4, outcome = ?2, updated_ms = ?3
+                 WHERE job_id = ?1 AND state = ?5",
             )?
-            .execute(params![job_id, outcome, unix_ms()])?;
+            .execute(params![
+                job_id,
+                outcome,
+                unix_ms(),
+                JobState::Sending,
+                JobState::Queued
+            ])?;
         if changed == 0 {
             return Err(OpError::Refused(StoreError::NoSuchJob(job_id)));
         }

@@ -35,16 +35,16 @@ pub(crate) use request::{Op, Reply, Request};
 /// The log target of every part of the writer: its lines read as they did when it was one file.
 const LOG_TARGET: &str = module_path!();
 
-/// Job states after which nothing more happens to a job (retention may delete it).
-pub(crate) const FINISHED_JOB_STATES: &str =
-    "'done','delivered','failed','cancelled','unknown','expired','sent'";
+/// Job states after which nothing more happens to a job (retention may delete it): the set
+/// `:finished` binds (`vocab::final_job_states`).
+pub(crate) const FINISHED_JOB_STATES: &str = "SELECT value FROM json_each(:finished)";
 
 /// Alarms taken while the disk is full, per episode: the reserve is for recovery.
 const ALARMS_WHILE_FULL: u32 = 16;
 
 /// Jobs that belong to no campaign still running (a running campaign counts its recipients).
 const LIVE: &str = "(campaign_id IS NULL OR campaign_id NOT IN
-     (SELECT campaign_id FROM campaigns WHERE state IN ('running','paused')))";
+     (SELECT campaign_id FROM campaigns WHERE state IN (:running, :paused)))";
 
 /// Locks a mutex, also one a panicking thread left poisoned (the data is a plain set).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -61,7 +61,7 @@ pub(crate) const RESERVED_COUNTERS: [&str; 2] = ["next_seq", "dropped_telemetry"
 #[derive(Debug)]
 pub(crate) struct JobRow {
     pub request_id: String,
-    pub verb: String,
+    pub verb: crate::proto::Verb,
     pub payload: String,
     pub slot: Option<u16>,
     pub state: crate::proto::JobState,
@@ -523,10 +523,16 @@ impl Writer {
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE jobs SET state = 'queued', outcome = ?2, not_before_ms = ?3, updated_ms = ?4
+                        "UPDATE jobs SET state = ?5, outcome = ?2, not_before_ms = ?3, updated_ms = ?4
                          WHERE job_id = ?1",
                     )?
-                    .execute(params![job_id, outcome, not_before_ms, unix_ms()])?;
+                    .execute(params![
+                        job_id,
+                        outcome,
+                        not_before_ms,
+                        unix_ms(),
+                        crate::proto::JobState::Queued
+                    ])?;
                 Ok(Reply::Done)
             }
             Request::CounterAdd(name, delta) => self.counter_add(name, *delta),

@@ -38,7 +38,7 @@ pub(crate) enum Request {
         not_before_ms: i64,
         recipients: Vec<JobRow>,
     },
-    SetCampaignState(String, String),
+    SetCampaignState(String, crate::proto::CampaignState),
     MarkSending {
         job_id: i64,
         outcome: String,

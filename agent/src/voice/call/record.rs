@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use super::{Call, LOG_TARGET};
 use crate::clock::{now_ms, now_rfc3339};
 use crate::commands::Origin;
+use crate::proto::EventBody;
+use crate::proto::events::{CallMedia, CallRecord, CallRecording};
 use crate::sms_out::VoiceOp;
 use crate::store::{EventClass, NewEvent};
 use crate::voice::Registry;
@@ -34,39 +36,40 @@ impl Call {
                 let _ = std::fs::remove_file(p);
             }
         }
-        let recording = self.recording.as_ref().filter(|p| p.exists()).map(|p| {
-            json!({
-                "file": p.file_name().map(|f| f.to_string_lossy().to_string()),
-                "bytes": std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            })
+        let recording = self
+            .recording
+            .as_ref()
+            .filter(|p| p.exists())
+            .map(|p| CallRecording {
+                file: p.file_name().map(|f| f.to_string_lossy().to_string()),
+                bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            });
+        let media = self.stats.as_ref().map(|s| CallMedia {
+            rtp_sent: s.rtp_sent,
+            rtp_received: s.rtp_received,
+            rtp_lost: s.rtp_lost,
+            jitter_ms: (s.jitter_ms * 10.0).round() / 10.0,
+            frames_from_modem: s.frames_from_modem,
+            frames_to_modem: s.frames_to_modem,
         });
-        let media = self.stats.as_ref().map(|s| {
-            json!({
-                "rtp_sent": s.rtp_sent,
-                "rtp_received": s.rtp_received,
-                "rtp_lost": s.rtp_lost,
-                "jitter_ms": (s.jitter_ms * 10.0).round() / 10.0,
-                "frames_from_modem": s.frames_from_modem,
-                "frames_to_modem": s.frames_to_modem,
-            })
-        });
-        let body = json!({
-            "call_id": self.id,
-            "direction": self.direction,
-            "slot": self.slot,
-            "imsi": self.imsi,
-            "from": self.from,
-            "to": self.to,
-            "sip_peer": self.sip_peer,
-            "started_at": self.started_at,
-            "answered_at": self.answered.as_ref().map(|a| a.0.clone()),
-            "ended_at": ended_at,
-            "duration_s": (duration_s * 10.0).round() / 10.0,
-            "cause": self.cause.as_str(),
-            "sip_code": self.sip_code,
-            "recording": recording,
-            "media": media,
-        });
+        let body = CallRecord {
+            call_id: &self.id,
+            direction: self.direction,
+            slot: self.slot,
+            imsi: &self.imsi,
+            from: &self.from,
+            to: &self.to,
+            sip_peer: self.sip_peer.as_deref(),
+            started_at: &self.started_at,
+            answered_at: self.answered.as_ref().map(|a| a.0.as_str()),
+            ended_at: &ended_at,
+            duration_s: (duration_s * 10.0).round() / 10.0,
+            cause: self.cause.as_str(),
+            sip_code: self.sip_code,
+            recording,
+            media,
+        }
+        .body();
         tracing::info!(target: LOG_TARGET, call = %self.id, direction = self.direction, cause = self.cause.as_str(), duration_s, "call ended");
         if let Some(slot) = self.slot {
             if self.direction != "gsm-in" && duration_s > 0.0 {

@@ -30,7 +30,10 @@ fn rig(missed_call_sms: &str) -> Rig {
     let (dir, events) = crate::fixtures::events();
     let (snap, snap_rx) = watch::channel(ModemSnapshot {
         state: ChannelState::Ready,
-        imsi: "255010000000001".into(),
+        identity: gsmgw_drivers::modem::Identity {
+            imsi: "255010000000001".into(),
+            ..Default::default()
+        },
         ..ModemSnapshot::new(1, "/dev/null")
     });
     let (req_tx, req_rx) = mpsc::channel(16);

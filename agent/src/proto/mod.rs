@@ -7,6 +7,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod events;
+
+pub use events::EventBody;
+
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         $(#[$doc])*
@@ -61,6 +65,45 @@ macro_rules! vocabulary {
     };
 }
 
+/// The command verbs, each once: its variant, its wire name (`cmd/{verb}`, the store's
+/// `jobs.verb`) and the module under `agent/src/commands` that parses and executes it, in
+/// the order `unknown-verb` lists them. Expands `$m!` over the list: this module builds
+/// [`Verb`] from it, `commands` its modules and its registry. A new verb is one line here.
+macro_rules! for_each_verb {
+    ($m:ident) => {
+        $m! {
+            /// `ping`: a liveness check.
+            Ping = "ping" => ping,
+            /// `sms-send`: one SMS.
+            SmsSend = "sms-send" => sms_send,
+            /// `campaign`: many SMS.
+            Campaign = "campaign" => campaign,
+            /// `campaign-control`: pause, resume or cancel a campaign.
+            CampaignControl = "campaign-control" => campaign_control,
+            /// `dial`: an outgoing call.
+            Dial = "dial" => dial,
+            /// `hangup`: ends a call.
+            Hangup = "hangup" => hangup,
+            /// `recording-fetch`: a call's recording, in chunks.
+            RecordingFetch = "recording-fetch" => recording_fetch,
+            /// `ussd`: a USSD session.
+            Ussd = "ussd" => ussd,
+        }
+    };
+}
+pub(crate) use for_each_verb;
+
+macro_rules! verb_vocabulary {
+    ($($(#[$vdoc:meta])* $variant:ident = $text:literal => $module:ident),* $(,)?) => {
+        vocabulary! {
+            /// A command verb (`cmd/{verb}`, the store's `jobs.verb`).
+            Verb { $($(#[$vdoc])* $variant = $text),* }
+        }
+    };
+}
+
+for_each_verb!(verb_vocabulary);
+
 vocabulary! {
     /// Where a command's job is (`sms-status.state`, the store's `jobs.state`).
     JobState {
@@ -104,6 +147,13 @@ vocabulary! {
         Done = "done",
         /// Cancelled: its queued messages were cancelled.
         Cancelled = "cancelled",
+    }
+}
+
+impl CampaignState {
+    /// Whether nothing more happens to the campaign (retention may delete it).
+    pub fn is_final(self) -> bool {
+        matches!(self, CampaignState::Done | CampaignState::Cancelled)
     }
 }
 
@@ -204,6 +254,11 @@ mod tests {
         for s in CampaignState::ALL {
             assert_eq!(CampaignState::parse(s.as_str()), Some(*s));
         }
+        for v in Verb::ALL {
+            assert_eq!(Verb::parse(v.as_str()), Some(*v));
+        }
+        assert_eq!(Verb::SmsSend.as_str(), "sms-send");
+        assert!(CampaignState::Done.is_final() && !CampaignState::Paused.is_final());
         assert_eq!(JobState::parse("nonsense"), None);
         assert!(JobState::Failed.is_final() && !JobState::Sending.is_final());
     }
