@@ -295,7 +295,8 @@ impl Inbox {
         let to = r.recipient.to_string();
         let details = json!({
             "slot": self.slot,
-            "mr": r.mr,
+            // A list like in `sent` events (one element: the part this report is about).
+            "mr": [r.mr],
             "status": r.status,
             "status_text": status_text(r.status),
             "submitted_at": r.scts.to_rfc3339(),
@@ -557,7 +558,7 @@ mod tests {
         let evs = committed(&events).await;
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_eq!(evs[0].0, "sms-status");
-        assert_eq!(evs[0].1["mr"], 42, "{}", evs[0].1);
+        assert_eq!(evs[0].1["mr"], json!([42]), "{}", evs[0].1);
     }
 
     #[tokio::test]
