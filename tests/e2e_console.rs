@@ -176,7 +176,11 @@ fn wait_ready(pty: &mut Pty, prompt: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = pty.run(prompt, "modems");
-        if out.contains("slot 1  ready") {
+        // The `modems` table: a row starting with the slot number and its state.
+        if out
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["1", "ready"]))
+        {
             return;
         }
         assert!(Instant::now() < deadline, "modem never ready: {out}");
@@ -300,7 +304,7 @@ fn every_command_and_garbage_over_the_serial_console() {
     for c in [
         "status",
         "modems",
-        "modem N",
+        "modem N [--json]",
         "at N CMD",
         "sms send",
         "sms recent",
@@ -334,6 +338,11 @@ fn every_command_and_garbage_over_the_serial_console() {
     let calls = pty.run(p, "calls");
     assert!(calls.contains("no calls in progress"), "{calls}");
     let m = pty.run(p, "modem 1");
+    assert!(
+        m.contains("\r\nimei          ") && m.contains("state         ready"),
+        "{m}"
+    );
+    let m = pty.run(p, "modem 1 --json");
     assert!(m.contains("\"imei\""), "{m}");
     assert!(pty.run(p, "modem 9").contains("no modem in slot 9"));
     let at = pty.run(p, "at 1 AT+CSQ");
@@ -491,7 +500,7 @@ fn every_command_and_garbage_over_the_serial_console() {
     pty.send(b"statuz\x08s\r\n");
     assert!(pty.expect(p, T).contains("uptime"));
     pty.send(b"reboot everything\x15modems\r");
-    assert!(pty.expect(p, T).contains("slot 1"));
+    assert!(pty.expect(p, T).contains("SLOT  STATE"));
     pty.send(b"reset modem 1\x03");
     pty.expect("^C", T);
     pty.expect(p, T);

@@ -173,6 +173,107 @@ impl ModemSnapshot {
         a == *other
     }
 
+    /// The slots as an aligned table with a header (the console's `modems`, the demo): each
+    /// column as wide as its longest value, so long model names do not shift the rest.
+    pub fn table(snaps: &[ModemSnapshot]) -> String {
+        let rows: Vec<[String; 10]> = snaps
+            .iter()
+            .map(|s| {
+                [
+                    s.slot.to_string(),
+                    s.state.as_str().to_string(),
+                    s.dialect.map_or("-", Dialect::as_str).to_string(),
+                    dash(format!("{} {}", s.identity.manufacturer, s.identity.model).trim()),
+                    dash(&s.identity.imei),
+                    dash(&s.identity.imsi),
+                    s.sim_name().to_string(),
+                    s.registration.as_str().to_string(),
+                    dash(&s.operator),
+                    s.signal_dbm
+                        .map(|d| format!("{d} dBm"))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let header = [
+            "SLOT", "STATE", "DIALECT", "MODEM", "IMEI", "IMSI", "SIM", "NETWORK", "OPERATOR",
+            "SIGNAL",
+        ];
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for r in &rows {
+            for (w, v) in widths.iter_mut().zip(r) {
+                *w = (*w).max(v.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut l = String::new();
+            for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(c);
+                } else {
+                    l.push_str(c);
+                    l.push_str(&" ".repeat(w - c.chars().count() + 2));
+                }
+            }
+            l.trim_end().to_string() + "\n"
+        };
+        let mut out = line(header.to_vec());
+        for r in &rows {
+            out.push_str(&line(r.iter().map(String::as_str).collect()));
+        }
+        out
+    }
+
+    /// The slot's picture as aligned `name  value` lines (the console's `modem N`).
+    pub fn details(&self) -> String {
+        let balance = self.balance.as_ref().map_or_else(
+            || "-".to_string(),
+            |b| {
+                let amount = b.amount.map_or("?".to_string(), |a| format!("{a:.2}"));
+                let currency = b.currency.as_deref().unwrap_or("");
+                format!(
+                    "{amount} {currency} (checked {}: {:?})",
+                    b.checked_at, b.text
+                )
+                .replace("  ", " ")
+            },
+        );
+        let rows: [(&str, String); 17] = [
+            ("slot", self.slot.to_string()),
+            ("state", self.state.as_str().to_string()),
+            ("error", self.error.clone().unwrap_or_else(|| "-".into())),
+            ("port", self.port.clone()),
+            (
+                "dialect",
+                self.dialect.map_or("-", Dialect::as_str).to_string(),
+            ),
+            ("manufacturer", dash(&self.identity.manufacturer)),
+            ("model", dash(&self.identity.model)),
+            ("firmware", dash(&self.identity.firmware)),
+            ("imei", dash(&self.identity.imei)),
+            ("imsi", dash(&self.identity.imsi)),
+            ("iccid", dash(&self.identity.iccid)),
+            ("sim", self.sim_name().to_string()),
+            ("registration", self.registration.as_str().to_string()),
+            (
+                "operator",
+                dash(format!("{} {}", self.operator, self.operator_numeric).trim()),
+            ),
+            (
+                "signal",
+                self.signal_dbm
+                    .map(|d| format!("{d} dBm"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ("balance", balance),
+            ("updated", self.ts.clone()),
+        ];
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("{k:<width$}  {}\n", gsmgw_drivers::redact::printable(v)))
+            .collect()
+    }
+
     /// One human line for consoles and logs.
     pub fn summary(&self) -> String {
         let signal = self
@@ -221,9 +322,73 @@ pub struct ModemEvent {
     pub recovery_ms: Option<u64>,
 }
 
+/// `-` for an empty value (a table cell must not vanish).
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_modem_table_stays_aligned_with_long_model_names() {
+        let mut a = ModemSnapshot::new(1, "/dev/ttyUSB2");
+        a.identity.manufacturer = "SIMCOM INCORPORATED".into();
+        a.identity.model = "SIMCOM_SIM7600E-H-with-a-long-name".into();
+        a.identity.imei = "861698041234567".into();
+        a.state = ChannelState::Ready;
+        let mut b = ModemSnapshot::new(2, "/dev/ttyUSB6");
+        b.identity.model = "EC25".into();
+        b.identity.imei = "352099001761481".into();
+        let t = ModemSnapshot::table(&[a, b]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("SLOT  STATE"), "{t}");
+        let col =
+            |l: &str, needle: &str| l.find(needle).unwrap_or_else(|| panic!("{needle} in {l}"));
+        assert_eq!(
+            col(lines[0], "IMEI"),
+            col(lines[1], "861698041234567"),
+            "{t}"
+        );
+        assert_eq!(
+            col(lines[0], "IMEI"),
+            col(lines[2], "352099001761481"),
+            "{t}"
+        );
+        assert!(
+            lines[1].split_whitespace().take(2).eq(["1", "ready"]),
+            "{t}"
+        );
+        assert!(!t.contains("Some(") && !t.contains("None"), "{t}");
+    }
+
+    #[test]
+    fn modem_details_read_for_people() {
+        let mut s = ModemSnapshot::new(3, "/dev/ttyUSB9");
+        s.error = Some("port /dev/ttyUSB9 does not exist; waiting for it".into());
+        s.balance = Some(BalanceState {
+            amount: Some(45.67),
+            currency: Some("UAH".into()),
+            checked_at: "2026-12-02T10:00:00.000Z".into(),
+            text: "Na rahunku 45.67 grn".into(),
+        });
+        let d = s.details();
+        assert!(d.contains("slot          3\n"), "{d}");
+        assert!(d.contains("state         absent\n"), "{d}");
+        assert!(
+            d.contains("error         port /dev/ttyUSB9 does not exist; waiting for it\n"),
+            "{d}"
+        );
+        assert!(d.contains("balance       45.67 UAH (checked 2026-12-02T10:00:00.000Z: \"Na rahunku 45.67 grn\")"), "{d}");
+        assert!(d.contains("imei          -\n"), "{d}");
+        assert!(!d.contains("Some(") && !d.contains("null"), "{d}");
+    }
 
     #[test]
     fn dialect_is_published_by_its_name_and_empty_before_identification() {

@@ -30,6 +30,10 @@ impl Console {
                 None => "voice is not running\n".to_string(),
             },
             ("modem", [n]) => match self.snapshot(n) {
+                Ok(s) => s.details(),
+                Err(e) => e,
+            },
+            ("modem", [n, "--json"]) => match self.snapshot(n) {
                 Ok(s) => serde_json::to_string_pretty(&s)
                     .map(|j| j + "\n")
                     .unwrap_or_else(|e| format!("error: {e}\n")),
@@ -444,7 +448,7 @@ pub(super) const COMMANDS: &[(&str, &str, &str)] = &[
         "modems",
         "one line per slot: state, model, IMEI, IMSI, SIM, network, signal",
     ),
-    ("modem", "modem N", "everything known about slot N"),
+    ("modem", "modem N [--json]", "everything known about slot N"),
     (
         "calls",
         "calls",

@@ -84,15 +84,11 @@ impl AgentView {
 
     /// The `modems` text: one line per slot.
     pub fn modems_text(&self) -> String {
-        let mut out = String::new();
-        for s in self.snapshots() {
-            out.push_str(&s.summary());
-            out.push('\n');
+        let snaps = self.snapshots();
+        if snaps.is_empty() {
+            return "no modems configured\n".into();
         }
-        if out.is_empty() {
-            out.push_str("no modems configured\n");
-        }
-        out
+        crate::state::ModemSnapshot::table(&snaps)
     }
 }
 
