@@ -238,7 +238,12 @@ impl ModemSnapshot {
                 .replace("  ", " ")
             },
         );
-        let rows: [(&str, String); 17] = [
+        let voice = match self.dialect {
+            None => "-",
+            Some(d) if d.spec().voice.pcm_port => "PCM port",
+            Some(_) => "no PCM port (calls cannot be bridged to SIP)",
+        };
+        let rows: [(&str, String); 18] = [
             ("slot", self.slot.to_string()),
             ("state", self.state.as_str().to_string()),
             ("error", self.error.clone().unwrap_or_else(|| "-".into())),
@@ -247,6 +252,7 @@ impl ModemSnapshot {
                 "dialect",
                 self.dialect.map_or("-", Dialect::as_str).to_string(),
             ),
+            ("voice", voice.to_string()),
             ("manufacturer", dash(&self.identity.manufacturer)),
             ("model", dash(&self.identity.model)),
             ("firmware", dash(&self.identity.firmware)),
@@ -451,6 +457,12 @@ mod tests {
         assert_eq!(
             (&v["dialect"], &v["pcm_voice"]),
             (&"simcom2g".into(), &false.into())
+        );
+        assert!(
+            s.details()
+                .contains("voice         no PCM port (calls cannot be bridged to SIP)\n"),
+            "{}",
+            s.details()
         );
     }
 }
