@@ -295,3 +295,63 @@ async fn oversized_commands_are_refused_once_and_never_take_the_session() {
         "the request_id-less command was answered on _invalid"
     );
 }
+
+/// A command the broker held while the box was offline is not sent late: past its
+/// `expires_at` it is refused on arrival; one with time left is sent; a repeat of an accepted
+/// one is answered from the store even once it has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_past_their_expires_at_are_refused_not_sent_late() {
+    let (_d, _b, sim, _a, mut central) = setup("gw-exp").await;
+    central
+        .expect("gsmgw/gw-exp/modem/1/state", T, |v| v["state"] == "ready")
+        .await;
+    let past = "2020-01-01T00:00:00Z";
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let late = format!(
+        r#"{{"request_id":"e-1","to":"+380501234567","text":"too late","expires_at":"{past}"}}"#
+    );
+    central.send("gsmgw/gw-exp/cmd/sms-send", &late).await;
+    let r = central.expect("gsmgw/gw-exp/reply/e-1", T, |_| true).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["code"], "expired", "{r}");
+    let camp = format!(
+        r#"{{"request_id":"e-2","campaign_id":"late-1","text":"hi","recipients":[{{"to":"+380501234567"}}],"expires_at":"{past}"}}"#
+    );
+    central.send("gsmgw/gw-exp/cmd/campaign", &camp).await;
+    let r = central.expect("gsmgw/gw-exp/reply/e-2", T, |_| true).await;
+    assert_eq!(r["error"]["code"], "expired", "{r}");
+    let ok = format!(
+        r#"{{"request_id":"e-3","to":"+380501234567","text":"in time","expires_at":"{soon}"}}"#
+    );
+    central.send("gsmgw/gw-exp/cmd/sms-send", &ok).await;
+    let r = central.expect("gsmgw/gw-exp/reply/e-3", T, |_| true).await;
+    assert_eq!(r["ok"], true, "{r}");
+    central
+        .expect("gsmgw/gw-exp/event/sms-status", T, |v| {
+            v["request_id"] == "e-3" && v["state"] == "sent"
+        })
+        .await;
+    // After its expiry, the same request_id is answered from the store, not refused.
+    let wait = chrono::DateTime::parse_from_rfc3339(&soon).unwrap();
+    while chrono::Utc::now() < wait {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    central.send("gsmgw/gw-exp/cmd/sms-send", &ok).await;
+    let r = central
+        .expect("gsmgw/gw-exp/reply/e-3", T, |v| {
+            v["result"]["duplicate"] == true
+        })
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let sent: Vec<String> = sim.control(json!({"op": "state"}))["sms"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        ["in time"],
+        "only the message with time left went out"
+    );
+}

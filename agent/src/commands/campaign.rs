@@ -35,6 +35,11 @@ async fn run(env: &Env, mut cmd: ValidCommand) -> Result<Done, Failure> {
     let Some(plan) = cmd.campaign.take() else {
         return Err(("internal".into(), "campaign without a plan".into()));
     };
+    // Arrived after its expires_at (held by the broker while the box was offline): nothing of
+    // it would be sent; a repeat of an accepted campaign is still answered from the store.
+    if !matches!(env.events.store().job_by_request(&rid).await, Ok(Some(_))) {
+        super::refuse_expired(&plan.spec)?;
+    }
     let recipients = plan.recipients.len();
     let submitted = crate::campaign::submit(&env.events, &rid, plan).await;
     registry::release_free_memory();
@@ -295,16 +300,6 @@ fn strip_position(s: &str) -> &str {
     s.rsplit_once(" at line ").map_or(s, |(head, _)| head)
 }
 
-fn rfc3339(name: &str, v: Option<&Field>) -> Result<Option<(String, i64)>, Refusal> {
-    match v {
-        None | Some(Field::Null) => Ok(None),
-        Some(Field::Str(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some((s.clone(), t.timestamp_millis())))
-            .map_err(|e| ("bad-field", format!("{name} {s:?}: {e}"))),
-        Some(_) => Err(("bad-field", format!("{name} must be an RFC 3339 time"))),
-    }
-}
-
 /// Validates a `cmd/campaign` payload.
 pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
     let names = match serde_json::from_slice::<TextOnly>(payload) {
@@ -346,8 +341,8 @@ fn plan(c: Campaign, ctx: &Context) -> Result<CampaignPlan, Refusal> {
             "priority must be an integer -100..100".to_string(),
         ))?,
     };
-    let start = rfc3339("start_at", c.start_at.as_ref())?;
-    let expires = rfc3339("expires_at", c.expires_at.as_ref())?;
+    let start = super::rfc3339("start_at", c.start_at.as_ref())?;
+    let expires = super::rfc3339("expires_at", c.expires_at.as_ref())?;
     if let (Some((s, s_ms)), Some((e, e_ms))) = (&start, &expires) {
         if s_ms >= e_ms {
             return Err((

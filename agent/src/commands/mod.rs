@@ -210,6 +210,17 @@ fn read<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Refusal> 
     serde_json::from_slice(payload).map_err(|e| field::classify(&e))
 }
 
+/// An optional RFC 3339 time field: its text and its Unix milliseconds.
+pub(crate) fn rfc3339(name: &str, v: Option<&Field>) -> Result<Option<(String, i64)>, Refusal> {
+    match v {
+        None | Some(Field::Null) => Ok(None),
+        Some(Field::Str(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some((s.clone(), t.timestamp_millis())))
+            .map_err(|e| ("bad-field", format!("{name} {s:?}: {e}"))),
+        Some(_) => Err(("bad-field", format!("{name} must be an RFC 3339 time"))),
+    }
+}
+
 /// The optional `slot` field: absent/null, or one of the configured slots.
 fn optional_slot(v: Option<&Field>, slots: &[u16]) -> Result<Option<u16>, Refusal> {
     match v {
@@ -296,6 +307,22 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
         tracing::warn!(request_id = %cmd.request_id, error = %e, "voice command not recorded");
     }
     Ok(Done::result(result))
+}
+
+/// The refusal of a command whose `expires_at` (in `payload`, as `expires_ms`) has passed
+/// when it arrives: a command the broker held while the box was offline is not sent hours
+/// late.
+pub(crate) fn refuse_expired(payload: &Value) -> Result<(), registry::Failure> {
+    match payload["expires_ms"].as_i64() {
+        Some(t) if t <= crate::clock::now_ms() => Err((
+            "expired".into(),
+            format!(
+                "the command expired at {} before it arrived; nothing is sent",
+                payload["expires_at"].as_str().unwrap_or("its expires_at")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A call id field (`hangup`, `recording-fetch`).

@@ -1,4 +1,6 @@
-//! `cmd/sms-send` {request_id, to, text, slot?, report?}: one SMS (up to 10 parts).
+//! `cmd/sms-send` {request_id, to, text, slot?, report?, expires_at?}: one SMS (up to 10
+//! parts). Past `expires_at` it is refused on arrival (`expired`), and a queued one that was not
+//! sent by then ends `expired` without being sent.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +20,14 @@ pub const VERB: VerbSpec = VerbSpec {
 
 /// Queued as a job; the sender picks it up.
 fn execute(env: &Env, cmd: ValidCommand, origin: Origin) -> Exec<'_> {
-    Box::pin(registry::store_job(env, cmd, JobState::Queued, None, origin))
+    Box::pin(async move {
+        // A repeat of an accepted command is answered from the store, expired or not.
+        let known = matches!(env.events.store().job_by_request(&cmd.request_id).await, Ok(Some(_)));
+        if !known {
+            super::refuse_expired(&cmd.payload)?;
+        }
+        registry::store_job(env, cmd, JobState::Queued, None, origin).await
+    })
 }
 
 #[derive(Deserialize)]
@@ -30,6 +39,7 @@ struct SmsSend {
     text: Option<Field>,
     slot: Option<Field>,
     report: Option<Field>,
+    expires_at: Option<Field>,
 }
 
 /// Validates an SMS to send; the stored payload adds its parts and encoding.
@@ -67,11 +77,13 @@ pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
     }
     let slot = optional_slot(m.slot.as_ref(), &ctx.slots)?;
     let report = optional_bool("report", m.report.as_ref())?.unwrap_or(false);
-    Ok(Parsed::plain(
-        json!({
-            "to": to, "text": text, "slot": slot, "report": report,
-            "parts": parts.len(), "encoding": encoding.as_str(),
-        }),
-        slot,
-    ))
+    let mut payload = json!({
+        "to": to, "text": text, "slot": slot, "report": report,
+        "parts": parts.len(), "encoding": encoding.as_str(),
+    });
+    if let Some((at, ms)) = super::rfc3339("expires_at", m.expires_at.as_ref())? {
+        payload["expires_at"] = json!(at);
+        payload["expires_ms"] = json!(ms);
+    }
+    Ok(Parsed::plain(payload, slot))
 }

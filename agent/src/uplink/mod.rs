@@ -556,6 +556,11 @@ impl<T: Transport> Uplink<T> {
                     Ok(ev) => {
                         if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                             backoff.reset();
+                            // Pictures that changed while offline: only each slot's latest
+                            // is published (retained state is a picture, not a history).
+                            while let Ok(s) = snap_rx.try_recv() {
+                                self.latest.insert(s.slot, s);
+                            }
                         }
                         self.on_event(ev).await;
                     }
@@ -619,6 +624,11 @@ impl<T: Transport> Uplink<T> {
                     if let Some(s) = s {
                         self.dirty.insert(s.slot);
                         self.latest.insert(s.slot, s);
+                        // Changes that queued meanwhile: the latest of each slot only.
+                        while let Ok(s) = snap_rx.try_recv() {
+                            self.dirty.insert(s.slot);
+                            self.latest.insert(s.slot, s);
+                        }
                         if self.connected {
                             self.publish_states();
                         }

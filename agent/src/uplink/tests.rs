@@ -154,6 +154,68 @@ mod test_box {
         }
     }
 
+    /// Like `rig`, with one modem slot whose picture the test changes.
+    fn rig_with_slot() -> (Rig, watch::Sender<ModemSnapshot>) {
+        let (dir, events) = crate::fixtures::events();
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (out_tx, out_rx) = mpsc::channel(100_000);
+        let room = Arc::new(AtomicUsize::new(usize::MAX / 2));
+        let transport = TestTransport {
+            events: ev_rx,
+            out: out_tx,
+            room: room.clone(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (snap_tx, snap_rx) = watch::channel(ModemSnapshot::new(1, "/dev/ttyUSB2"));
+        spawn_on(
+            transport,
+            options(None),
+            vec![snap_rx],
+            events.clone(),
+            stop_rx,
+            Heartbeat::detached("uplink"),
+        );
+        let r = Rig {
+            tb: TestBox::new(Handle::from_sender("broker", ev_tx), out_rx),
+            room,
+            events,
+            _dir: dir,
+            _stop: stop,
+        };
+        (r, snap_tx)
+    }
+
+    #[tokio::test]
+    async fn after_a_reconnect_only_each_slots_latest_picture_is_published() {
+        use crate::state::ChannelState;
+        let (mut r, snaps) = rig_with_slot();
+        // Offline, the slot goes through several states (each one seen by the forwarder).
+        for state in [
+            ChannelState::Initializing,
+            ChannelState::Degraded,
+            ChannelState::Initializing,
+            ChannelState::Ready,
+        ] {
+            snaps.send_modify(|s| s.state = state);
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
+        connect(&mut r).await;
+        let state = r.tb.next().await;
+        assert_eq!(state.topic(), "gsmgw/gw-test/modem/1/state");
+        assert_eq!(state.json()["state"], "ready", "{:?}", state.json());
+        // And nothing else: no replay of the states it went through.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        let more: Vec<String> = r.tb.drain().iter().map(|q| q.topic().to_string()).collect();
+        assert!(
+            !more.iter().any(|t| t.ends_with("/modem/1/state")),
+            "replayed: {more:?}"
+        );
+    }
+
     fn connack() -> Result<Event, ConnectionError> {
         Ok(Event::Incoming(Packet::ConnAck(ConnAck {
             session_present: false,
