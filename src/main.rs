@@ -111,7 +111,7 @@ struct SimArgs {
     /// Unix socket for JSON-line control messages.
     #[arg(long)]
     control: Option<PathBuf>,
-    /// generic, quectel, simcom or huawei.
+    /// generic, quectel, simcom, huawei, zte, simcom2g, telit, ublox, sierra or fibocom.
     #[arg(long, default_value = "generic")]
     dialect: String,
     /// IMEI.

@@ -149,6 +149,12 @@ fn probe_identifies_every_dialect() {
         ("quectel", "Quectel", "89380030123456789012"),
         ("simcom", "SIMCOM", "89380010987654321098"),
         ("huawei", "huawei", "89380060555444333221"),
+        ("zte", "ZTE", "89380030111222333444"),
+        ("simcom2g", "SIMCOM", "8938001098765432109"),
+        ("telit", "Telit", "89390100001234567890"),
+        ("ublox", "u-blox", "8939107800023416395"),
+        ("sierra", "Sierra", "89490200000863940628"),
+        ("fibocom", "Fibocom", "89860117851023456789"),
     ] {
         let sim = SimModem::start(
             dir.path(),
@@ -272,7 +278,7 @@ fn wait_registered(sim: &SimModem) {
 #[test]
 fn ussd_works_on_every_dialect_with_each_encoding() {
     let dir = tempfile::tempdir().unwrap();
-    for dialect in ["generic", "quectel", "simcom", "huawei"] {
+    for dialect in ["generic", "quectel", "simcom", "huawei", "zte", "simcom2g"] {
         let sim = SimModem::start(
             dir.path(),
             &format!("ussd-{dialect}"),

@@ -62,6 +62,7 @@ async fn central_sees_birth_identified_modems_and_goodbye() {
     assert_eq!(m1["imei"], "861698041234567");
     assert_eq!(m1["imsi"], "255030123456781");
     assert_eq!(m1["dialect"], "quectel");
+    assert_eq!(m1["pcm_voice"], true, "{m1}");
     assert_eq!(m1["sim"], "ready");
     assert!(m1["registration"] == "home" || m1["registration"] == "roaming");
     assert!(m1["iccid"].as_str().is_some_and(|s| s.len() >= 18), "{m1}");

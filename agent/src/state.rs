@@ -56,7 +56,8 @@ pub struct ModemSnapshot {
     /// Configured AT port.
     pub port: String,
     /// Dialect in use (detected or forced); None until the modem was identified (published as
-    /// an empty string).
+    /// an empty string, and with `pcm_voice`: false for SIM800-class and data modules, which
+    /// have no PCM voice port to bridge calls through).
     pub dialect: Option<Dialect>,
     /// Who the modem and its SIM are (strings empty until read).
     pub identity: Identity,
@@ -86,6 +87,8 @@ struct StateWire<'a> {
     state: ChannelState,
     port: &'a str,
     dialect: &'a str,
+    /// Whether the dialect has a PCM voice port (null until identified).
+    pcm_voice: Option<bool>,
     manufacturer: &'a str,
     model: &'a str,
     firmware: &'a str,
@@ -118,6 +121,7 @@ impl Serialize for ModemSnapshot {
             state: self.state,
             port: &self.port,
             dialect: self.dialect.map_or("", Dialect::as_str),
+            pcm_voice: self.dialect.map(|d| d.spec().voice.pcm_port),
             manufacturer,
             model,
             firmware,
@@ -234,7 +238,12 @@ impl ModemSnapshot {
                 .replace("  ", " ")
             },
         );
-        let rows: [(&str, String); 17] = [
+        let voice = match self.dialect {
+            None => "-",
+            Some(d) if d.spec().voice.pcm_port => "PCM port",
+            Some(_) => "no PCM port (calls cannot be bridged to SIP)",
+        };
+        let rows: [(&str, String); 18] = [
             ("slot", self.slot.to_string()),
             ("state", self.state.as_str().to_string()),
             ("error", self.error.clone().unwrap_or_else(|| "-".into())),
@@ -243,6 +252,7 @@ impl ModemSnapshot {
                 "dialect",
                 self.dialect.map_or("-", Dialect::as_str).to_string(),
             ),
+            ("voice", voice.to_string()),
             ("manufacturer", dash(&self.identity.manufacturer)),
             ("model", dash(&self.identity.model)),
             ("firmware", dash(&self.identity.firmware)),
@@ -403,7 +413,7 @@ mod tests {
         s.ts = "2026-12-02T05:00:00Z".into();
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
-            r#"{"slot":2,"state":"absent","port":"/dev/ttyUSB2","dialect":"","manufacturer":"","model":"","firmware":"","imei":"","imsi":"","iccid":"","sim":"unknown","registration":"unknown","operator":"","operator_numeric":"","signal_dbm":null,"error":null,"balance":null,"ts":"2026-12-02T05:00:00Z"}"#
+            r#"{"slot":2,"state":"absent","port":"/dev/ttyUSB2","dialect":"","pcm_voice":null,"manufacturer":"","model":"","firmware":"","imei":"","imsi":"","iccid":"","sim":"unknown","registration":"unknown","operator":"","operator_numeric":"","signal_dbm":null,"error":null,"balance":null,"ts":"2026-12-02T05:00:00Z"}"#
         );
         s.state = ChannelState::Degraded;
         s.dialect = Some(Dialect::Simcom);
@@ -429,9 +439,30 @@ mod tests {
         });
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
-            r#"{"slot":2,"state":"degraded","port":"/dev/ttyUSB2","dialect":"simcom","manufacturer":"SIMCOM","model":"SIM7600","firmware":"LE20B04","imei":"860000000000001","imsi":"255010000000001","iccid":"8938000000000000001F","sim":"ph-net pin","registration":"not-registered","operator":"Op","operator_numeric":"25501","signal_dbm":-71,"error":"sim ph-net pin, registration not-registered","balance":{"amount":-1.5,"currency":"UAH","checked_at":"2026-12-02T04:00:00Z","text":"Balance -1.50 UAH"},"ts":"2026-12-02T05:00:00Z"}"#
+            r#"{"slot":2,"state":"degraded","port":"/dev/ttyUSB2","dialect":"simcom","pcm_voice":true,"manufacturer":"SIMCOM","model":"SIM7600","firmware":"LE20B04","imei":"860000000000001","imsi":"255010000000001","iccid":"8938000000000000001F","sim":"ph-net pin","registration":"not-registered","operator":"Op","operator_numeric":"25501","signal_dbm":-71,"error":"sim ph-net pin, registration not-registered","balance":{"amount":-1.5,"currency":"UAH","checked_at":"2026-12-02T04:00:00Z","text":"Balance -1.50 UAH"},"ts":"2026-12-02T05:00:00Z"}"#
         );
         s.sim = Some(SimState::PinRequired);
         assert_eq!(serde_json::to_value(&s).unwrap()["sim"], "pin-required");
+    }
+
+    #[test]
+    fn pcm_voice_says_whether_calls_can_be_bridged() {
+        let mut s = ModemSnapshot::new(1, "/dev/ttyUSB2");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["pcm_voice"], serde_json::Value::Null);
+        s.dialect = Some(Dialect::Quectel);
+        assert_eq!(serde_json::to_value(&s).unwrap()["pcm_voice"], true);
+        s.dialect = Some(Dialect::Simcom2g);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (&v["dialect"], &v["pcm_voice"]),
+            (&"simcom2g".into(), &false.into())
+        );
+        assert!(
+            s.details()
+                .contains("voice         no PCM port (calls cannot be bridged to SIP)\n"),
+            "{}",
+            s.details()
+        );
     }
 }

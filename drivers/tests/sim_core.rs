@@ -224,6 +224,10 @@ async fn identity(dialect: Dialect, name: &str) -> Vec<String> {
         Dialect::Quectel => "AT+QCCID",
         Dialect::Simcom => "AT+CICCID",
         Dialect::Huawei => "AT^ICCID?",
+        Dialect::Zte => "AT+ZGETICCID",
+        Dialect::Simcom2g | Dialect::Ublox | Dialect::Fibocom => "AT+CCID",
+        Dialect::Telit => "AT#CCID",
+        Dialect::Sierra => "AT!ICCID?",
     };
     out.push(port.cmd(iccid).await);
     sim.shutdown().await;
@@ -269,6 +273,61 @@ async fn identity_per_dialect() {
             ok("+CCID: 8938001234567890123")
         ]
     );
+    for (dialect, name, manufacturer, model, iccid) in [
+        (
+            Dialect::Zte,
+            "id-z",
+            "ZTE CORPORATION",
+            "MF626",
+            "+ZGETICCID: 8938001234567890123",
+        ),
+        (
+            Dialect::Simcom2g,
+            "id-s2",
+            "SIMCOM_Ltd",
+            "SIMCOM_SIM800L",
+            "8938001234567890123",
+        ),
+        (
+            Dialect::Telit,
+            "id-t",
+            "Telit",
+            "LE910C1-EU",
+            "#CCID: 8938001234567890123",
+        ),
+        (
+            Dialect::Ublox,
+            "id-u",
+            "u-blox",
+            "SARA-U201",
+            "+CCID: 8938001234567890123",
+        ),
+        (
+            Dialect::Sierra,
+            "id-sw",
+            "Sierra Wireless, Incorporated",
+            "MC7710",
+            "!ICCID: 8938001234567890123",
+        ),
+        (
+            Dialect::Fibocom,
+            "id-f",
+            "Fibocom",
+            "L610",
+            "+CCID: 8938001234567890123",
+        ),
+    ] {
+        assert_eq!(
+            identity(dialect, name).await,
+            vec![
+                ok(manufacturer),
+                ok(model),
+                ok("861234567890128"),
+                ok(iccid)
+            ],
+            "{dialect}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,6 +127,7 @@ async fn voice_call(name: &str, dialect: Dialect) {
             assert_eq!(port.cmd("AT^DDSETEX=2").await, "\r\n+CME ERROR: 3\r\n")
         }
         Dialect::Generic => {}
+        other => panic!("{other} has no PCM port: see call_without_pcm_port_never_streams"),
     }
     sim.control_ok(json!({"op": "call", "from": "+380501234567"}))
         .await
@@ -223,6 +224,7 @@ async fn voice_call(name: &str, dialect: Dialect) {
             assert_eq!(r["ok"], json!(false));
             assert_eq!(r["error"], json!("generic modems report no DTMF"));
         }
+        other => panic!("{other} has no PCM port"),
     }
 
     // Hang-up (remote for half of them) stops the stream.
@@ -275,6 +277,7 @@ async fn voice_call(name: &str, dialect: Dialect) {
             assert_eq!(port.cmd("AT+QPCMV?").await, "\r\n+QPCMV: 1,0\r\n\r\nOK\r\n");
         }
         Dialect::Generic => {}
+        other => panic!("{other} has no PCM port"),
     }
     sim.control_ok(json!({"op": "voice-reset"})).await.unwrap();
     let s = stats(&sim).await;
@@ -305,6 +308,31 @@ async fn huawei_voice_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_voice_call() {
     voice_call("voice-generic", Dialect::Generic).await;
+}
+
+/// A SIM800 (dialect simcom2g) has analog audio only: with a voice link configured anyway, an
+/// answered call never streams, no voice-port command exists, and DTMF still comes as `+DTMF:`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_without_pcm_port_never_streams() {
+    let (sim, mut port, _dir) = start_voice("voice-sim800", Dialect::Simcom2g).await;
+    sim.control_ok(json!({"op": "call", "from": "+380501234567"}))
+        .await
+        .unwrap();
+    port.expect("\r\nRING\r\n").await;
+    assert_eq!(port.cmd("ATA").await, "\r\nOK\r\n");
+    let r = port.cmd("AT+CLCC").await;
+    assert!(r.contains("+CLCC: 1,1,0,0,0,"), "{r:?}");
+    for cmd in ["AT+CPCMREG=1", "AT+QPCMV=1,0", "AT^DDSETEX=2"] {
+        assert_eq!(port.cmd(cmd).await, "\r\nERROR\r\n", "{cmd}");
+    }
+    assert_eq!(stats(&sim).await["streaming"], json!(false));
+    assert_eq!(port.cmd("AT+DDET=1").await, "\r\nOK\r\n");
+    sim.control_ok(json!({"op": "dtmf", "digit": "5"}))
+        .await
+        .unwrap();
+    port.expect("\r\n+DTMF: 5\r\n").await;
+    assert_eq!(port.cmd("ATH").await, "\r\nOK\r\n");
+    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,6 +137,12 @@ mod tests {
             Quectel,
             Simcom,
             Huawei,
+            Zte,
+            Simcom2g,
+            Telit,
+            Ublox,
+            Sierra,
+            Fibocom,
         }
     }
 
@@ -160,6 +166,13 @@ mod tests {
             "\"quectel\"",
             "\"simcom\"",
             "\"huawei\"",
+            "\"zte\"",
+            "\"simcom2g\"",
+            "\"telit\"",
+            "\"ublox\"",
+            "\"sierra\"",
+            "\"fibocom\"",
+            "\"u-blox\"",
             "\"nokia\"",
             "\"Quectel\"",
             "\"\"",

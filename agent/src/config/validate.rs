@@ -12,6 +12,12 @@ use super::model::{
 /// Highest allowed `modem.slot`.
 pub const MAX_SLOT: u16 = 64;
 
+/// The dialect a modem is forced to when that dialect has no PCM voice port (SIM800/SIM900,
+/// the data modules): its calls can be dialled and answered, never bridged to SIP or recorded.
+fn without_pcm_port(m: &ModemConfig) -> Option<gsmgw_drivers::modem::Dialect> {
+    m.dialect.forced().filter(|d| !d.spec().voice.pcm_port)
+}
+
 /// `[sip]` and `[voice]`.
 fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
     if let Some(sip) = &cfg.sip {
@@ -142,11 +148,25 @@ fn check_voice(cfg: &Config, out: &mut Vec<Problem>) {
         }
         seen.push(r.slot);
         if let Some(slot) = r.slot {
-            if !cfg.modems.iter().any(|m| m.slot == slot) {
-                out.push(Problem::new(
+            match cfg.modems.iter().find(|m| m.slot == slot) {
+                None => out.push(Problem::new(
                     at("slot"),
                     format!("no modem has slot {slot}"),
-                ));
+                )),
+                Some(m) => {
+                    if let Some(d) = without_pcm_port(m) {
+                        if r.action == "forward" || r.record {
+                            out.push(Problem::new(
+                                at("action"),
+                                format!(
+                                    "slot {slot} uses dialect {d}, which has no PCM voice port: its \
+                                     calls cannot be forwarded to SIP or recorded; use reject or \
+                                     answer-hangup without record"
+                                ),
+                            ));
+                        }
+                    }
+                }
             }
         }
         match r.action.as_str() {
@@ -452,6 +472,16 @@ fn check_modems(modems: &[ModemConfig], out: &mut Vec<Problem>) {
             } else {
                 devices.insert(port, at(field));
             }
+        }
+
+        if let (Some(_), Some(d)) = (&m.voice_port, without_pcm_port(m)) {
+            out.push(Problem::new(
+                at("voice_port"),
+                format!(
+                    "dialect {d} has no PCM voice port (audio only on the module's pins); remove \
+                     voice_port, or set dialect to the modem's real vendor"
+                ),
+            ));
         }
 
         if let Err(msg) = check_baud(m.baud) {
@@ -808,6 +838,57 @@ mod tests {
         c.modems[0].slot = 0;
         c.modems[1].slot = 65;
         assert_eq!(keys(&c), ["modem[1].slot", "modem[2].slot"]);
+    }
+
+    #[test]
+    fn a_dialect_without_pcm_port_takes_no_voice_port_nor_forward_route() {
+        use super::super::{DialectChoice, VoiceRoute};
+        use gsmgw_drivers::modem::Dialect;
+        let mut c = valid();
+        c.modems[0].dialect = DialectChoice::Forced(Dialect::Simcom2g);
+        c.modems[0].voice_port = Some("/dev/ttyUSB3".into());
+        let route = |slot, action: &str, record| VoiceRoute {
+            slot: Some(slot),
+            action: action.into(),
+            target: Some("sip:100@pbx.local".into()),
+            record,
+        };
+        c.voice.route = vec![route(1, "forward", false), route(2, "forward", false)];
+        let p = c.validate();
+        let mine: Vec<_> = p
+            .iter()
+            .filter(|p| p.key.ends_with(".action") || p.key.ends_with(".voice_port"))
+            .collect();
+        assert_eq!(mine.len(), 2, "{p:?}");
+        let msg = |k: &str| {
+            mine.iter()
+                .find(|p| p.key == k)
+                .map(|p| p.message.clone())
+                .unwrap_or_default()
+        };
+        assert!(msg("voice.route[1].action").contains("simcom2g, which has no PCM voice port"));
+        assert!(msg("modem[1].voice_port").contains("dialect simcom2g has no PCM voice port"));
+        // Rejecting or answering and hanging up needs no audio; auto and PCM dialects pass.
+        c.voice.route = vec![
+            route(1, "reject", false),
+            route(1 + 1, "answer-hangup", true),
+        ];
+        c.modems[0].voice_port = None;
+        assert!(
+            !c.validate()
+                .iter()
+                .any(|p| p.key.ends_with(".action") || p.key.ends_with(".voice_port")),
+            "{:?}",
+            c.validate()
+        );
+        c.voice.route = vec![route(1, "answer-hangup", true)];
+        assert_eq!(
+            c.validate()
+                .iter()
+                .filter(|p| p.key == "voice.route[1].action")
+                .count(),
+            1
+        );
     }
 
     #[test]

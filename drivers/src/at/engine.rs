@@ -68,7 +68,9 @@ impl Command {
         }
         let upper = self.text.to_ascii_uppercase();
         let rest = upper.strip_prefix("AT")?;
-        if !(rest.starts_with('+') || rest.starts_with('^') || rest.starts_with('$')) {
+        // Extended commands: 27.007 `+`, and the vendors' `^` (Huawei), `$`, `#` (Telit), `!`
+        // (Sierra).
+        if !rest.starts_with(['+', '^', '$', '#', '!']) {
             return None;
         }
         let name: String = rest

@@ -6,7 +6,7 @@ pub mod framer;
 pub mod urc;
 
 pub use engine::{AtError, AtHandle, Command, EngineConfig, ErrorCode, Final, Response, spawn};
-pub use urc::{Urc, VendorUrcs};
+pub use urc::{Service, Urc, VendorUrcs};
 
 #[cfg(test)]
 mod tests {

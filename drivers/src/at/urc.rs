@@ -94,8 +94,25 @@ pub enum Urc {
         /// 0-9, *, #, A-D.
         digit: char,
     },
+    /// A service became usable after start or a SIM change (SIMCom 2G `SMS Ready` /
+    /// `Call Ready`, Telit `#QSS: 3`, u-blox `+PBREADY`...).
+    Ready {
+        /// Which service.
+        service: Service,
+    },
     /// Anything else the modem said unprompted.
     Other(String),
+}
+
+/// A modem service whose readiness vendors announce with their own lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// SMS can be sent, read and received.
+    Sms,
+    /// Voice calls can be made and taken.
+    Calls,
+    /// The SIM phonebook was read.
+    Phonebook,
 }
 
 /// Prefixes that begin an unsolicited line on 27.007/27.005 modems. Vendors' own lines are in

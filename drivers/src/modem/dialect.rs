@@ -52,6 +52,20 @@ pub struct VoiceSpec {
     pub disable: Option<&'static str>,
     /// The command that turns on DTMF detection URCs, if the dialect needs one.
     pub dtmf_detect: Option<&'static str>,
+    /// False when the firmware has no PCM voice port the host can open (SIM800/SIM900: analog
+    /// audio pins only): calls can be dialled and answered, never bridged to SIP.
+    pub pcm_port: bool,
+}
+
+impl VoiceSpec {
+    /// A modem without a PCM voice port: nothing to switch, no DTMF detection command.
+    pub const NO_PCM_PORT: VoiceSpec = VoiceSpec {
+        enable: None,
+        when: VoiceWhen::BeforeCall,
+        disable: None,
+        dtmf_detect: None,
+        pcm_port: false,
+    };
 }
 
 impl Dialect {
@@ -167,7 +181,12 @@ mod tests {
             Dialect::Simcom
         );
         assert_eq!(Dialect::detect("huawei", "E173"), Dialect::Huawei);
-        assert_eq!(Dialect::detect("Telit", "LE910"), Dialect::Generic);
+        assert_eq!(Dialect::detect("Telit", "LE910"), Dialect::Telit);
+        assert_eq!(
+            Dialect::detect("SIMCOM_Ltd", "SIMCOM_SIM800L"),
+            Dialect::Simcom2g
+        );
+        assert_eq!(Dialect::detect("Cinterion", "EHS6"), Dialect::Generic);
     }
 
     #[test]
@@ -179,12 +198,29 @@ mod tests {
             ("QUECTEL EG91", Dialect::Quectel),
             ("SIMCOM INCORPORATED SIMCOM_SIM7600E", Dialect::Simcom),
             (
-                "Manufacturer: SIMCOM INCORPORATED\nModel: SIMCOM_SIM800",
+                "Manufacturer: SIMCOM INCORPORATED\nModel: SIMCOM_SIM7000E",
                 Dialect::Simcom,
             ),
+            (
+                "Manufacturer: SIMCOM INCORPORATED\nModel: SIMCOM_SIM800",
+                Dialect::Simcom2g,
+            ),
+            ("SIMCOM_Ltd SIMCOM_SIM800L", Dialect::Simcom2g),
+            ("SIM800 R14.18", Dialect::Simcom2g),
+            ("SIMCOM_Ltd SIMCOM_SIM900", Dialect::Simcom2g),
+            ("SIMCOM_Ltd SIMCOM_SIM808", Dialect::Simcom2g),
             ("huawei E3372", Dialect::Huawei),
             ("Manufacturer: huawei\nModel: E173", Dialect::Huawei),
-            ("Telit LE910", Dialect::Generic),
+            ("ZTE CORPORATION MF626", Dialect::Zte),
+            ("ZTEWelink ME3630", Dialect::Zte),
+            ("Telit LE910", Dialect::Telit),
+            ("Telit GE910-QUAD", Dialect::Telit),
+            ("u-blox SARA-U201", Dialect::Ublox),
+            ("u-blox LISA-U200", Dialect::Ublox),
+            ("Sierra Wireless, Incorporated MC7710", Dialect::Sierra),
+            ("Fibocom L610", Dialect::Fibocom),
+            ("Fibocom Wireless Inc. FM150-AE", Dialect::Fibocom),
+            ("Cinterion EHS6", Dialect::Generic),
             ("", Dialect::Generic),
         ] {
             assert_eq!(Dialect::detect_text(identity), want, "{identity:?}");
@@ -207,7 +243,11 @@ mod tests {
         }
         assert_eq!(
             "Nokia".parse::<Dialect>(),
-            Err("unknown dialect \"nokia\" (generic, quectel, simcom, huawei)".to_string())
+            Err(
+                "unknown dialect \"nokia\" (generic, quectel, simcom, huawei, zte, simcom2g, \
+                 telit, ublox, sierra, fibocom)"
+                    .to_string()
+            )
         );
         assert_eq!(Dialect::default(), Dialect::Generic);
     }

@@ -19,6 +19,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::BeforeCall,
         disable: None,
         dtmf_detect: None,
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,

@@ -22,6 +22,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::AfterDialOrAnswer,
         disable: None,
         dtmf_detect: None,
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,

@@ -8,6 +8,8 @@
 //! its identity, one row in [`DETECTION`].
 
 mod dialect;
+#[cfg(test)]
+mod replay;
 mod storage;
 mod voice;
 
@@ -58,14 +60,38 @@ dialects! {
     Simcom => simcom,
     /// Huawei.
     Huawei => huawei,
+    /// ZTE (MF-series USB sticks).
+    Zte => zte,
+    /// SIMCom 2G (SIM800, SIM900): no PCM voice port.
+    Simcom2g => simcom2g,
+    /// Telit.
+    Telit => telit,
+    /// u-blox.
+    Ublox => ublox,
+    /// Sierra Wireless.
+    Sierra => sierra,
+    /// Fibocom.
+    Fibocom => fibocom,
 }
 
 /// Words in a modem's identity (AT+CGMI / AT+CGMM, or ATI, answers; case-insensitive) that name
 /// its dialect. The first row that matches wins; none means [`Dialect::Generic`].
 pub const DETECTION: &[(&str, Dialect)] = &[
     ("quectel", Dialect::Quectel),
+    // SIMCom's 2G models before the SIMCom row: `SIMCOM_Ltd` / `SIMCOM_SIM800L`.
+    ("sim800", Dialect::Simcom2g),
+    ("sim808", Dialect::Simcom2g),
+    ("sim868", Dialect::Simcom2g),
+    ("sim900", Dialect::Simcom2g),
     ("simcom", Dialect::Simcom),
     ("huawei", Dialect::Huawei),
+    // `ZTE CORPORATION`, `ZTEWelink`.
+    ("zte", Dialect::Zte),
+    ("telit", Dialect::Telit),
+    ("u-blox", Dialect::Ublox),
+    // `Sierra Wireless, Incorporated`.
+    ("sierra", Dialect::Sierra),
+    ("fibocom", Dialect::Fibocom),
 ];
 
 /// Who the modem and its SIM are.
@@ -251,8 +277,8 @@ pub const ICCID_COMMANDS: &[(&str, &str)] = &[
     ("AT+ZGETICCID", "+ZGETICCID:"),
     // Telit.
     ("AT#CCID", "#CCID:"),
-    // Sierra Wireless prints `ICCID: 89...`.
-    ("AT!ICCID?", "ICCID:"),
+    // Sierra Wireless prints `!ICCID: 89...` (ModemManager plugins/sierra/mm-sim-sierra.c).
+    ("AT!ICCID?", "!ICCID:"),
     // Any 3GPP modem: EF_ICCID (2FE2) read raw through the SIM.
     ("AT+CRSM=176,12258,0,0,10", "+CRSM:"),
 ];
@@ -269,7 +295,18 @@ fn is_refusal(e: &AtError) -> bool {
 /// The ICCID in an answer to one of the [`ICCID_COMMANDS`]; None when the answer holds none
 /// (18-22 digits once normalised; `+CRSM` only with status 144).
 fn iccid_from_answer(r: &crate::at::Response, prefix: &str) -> Option<String> {
-    let raw = r.field_line(prefix).or_else(|| r.first_line())?;
+    // Firmwares of one vendor disagree on the label (Sierra's AT!ICCID? prints `!ICCID:`, its
+    // undocumented AT+ICCID `ICCID:`): an unexpected label is dropped, never read as digits.
+    let raw = match r.field_line(prefix) {
+        Some(v) => v,
+        None => {
+            let line = r.first_line()?;
+            match line.split_once(':') {
+                Some((label, v)) if !label.bytes().any(|b| b.is_ascii_digit()) => v.trim(),
+                _ => line,
+            }
+        }
+    };
     let raw = if prefix == "+CRSM:" {
         // +CRSM: 144,0,"98..." — sw1 144 is success; the data is the third field.
         let f = parse_fields(raw);
@@ -816,6 +853,17 @@ mod tests {
         // 22 digits is still an ICCID, 23 is not.
         assert!(iccid_from_answer(&resp(&["8938006230051713123456"]), "+CCID:").is_some());
         assert!(iccid_from_answer(&resp(&["89380062300517131234567"]), "+CCID:").is_none());
+        // Another label than the one asked for is dropped, not read as hex digits.
+        for line in [
+            "ICCID: 89380062300517131234",
+            "!ICCID: 89380062300517131234",
+        ] {
+            assert_eq!(
+                iccid_from_answer(&resp(&[line]), "+ICCID:").as_deref(),
+                Some("89380062300517131234"),
+                "{line}"
+            );
+        }
     }
 
     #[test]

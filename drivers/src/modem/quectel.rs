@@ -2,7 +2,7 @@
 
 use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
-use crate::at::Urc;
+use crate::at::{Service, Urc};
 use crate::at::fields::unquote;
 use crate::at::urc::{dtmf, rest};
 
@@ -18,6 +18,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::BeforeCall,
         disable: Some("AT+QPCMV=0"),
         dtmf_detect: Some("AT+QTONEDET=1"),
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
@@ -32,6 +33,20 @@ fn parse_urc(line: &str) -> Option<Urc> {
         return Some(Urc::Signal {
             line: line.to_string(),
         });
+    }
+    // Readiness once the SIM was read (EC2x manual, AT+QINDCFG / "+QIND: SMS DONE").
+    match line {
+        "+QIND: SMS DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Sms,
+            });
+        }
+        "+QIND: PB DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Phonebook,
+            });
+        }
+        _ => {}
     }
     if line.starts_with("+QTONEDET:") {
         // The key as its ASCII code ('5' → 53).
@@ -62,13 +77,24 @@ mod tests {
             parse_urc("+QTONEDET:"),
             Some(Urc::Other("+QTONEDET:".into()))
         );
+        assert_eq!(
+            parse_urc("+QIND: SMS DONE"),
+            Some(Urc::Ready {
+                service: Service::Sms
+            })
+        );
+        assert_eq!(
+            urc::parse("+QIND: PB DONE", None),
+            Urc::Ready {
+                service: Service::Phonebook
+            }
+        );
         // +QIND lines the agent does not act on are taken out of responses, typed as Other.
-        assert_eq!(parse_urc("+QIND: SMS DONE"), None);
         assert!(urc::looks_unsolicited("+QIND: SMS DONE"));
         assert!(urc::looks_unsolicited("+QUSIM: 1"));
         assert_eq!(
-            urc::parse("+QIND: SMS DONE", None),
-            Urc::Other("+QIND: SMS DONE".into())
+            urc::parse("+QIND: \"smsfull\",\"SM\"", None),
+            Urc::Other("+QIND: \"smsfull\",\"SM\"".into())
         );
         assert_eq!(urc::parse("+QTONEDET: 53", None), Urc::Dtmf { digit: '5' });
     }

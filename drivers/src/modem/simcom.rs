@@ -1,9 +1,10 @@
-//! SIMCom (SIM800, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on 2G ones; `VOICE CALL:`
-//! progress lines, `+RXDTMF` DTMF reports.
+//! SIMCom (SIM7000, SIM7500, SIM7600...): AT+CICCID on LTE models, bare AT+CCID on older ones;
+//! `VOICE CALL:` progress lines, `+RXDTMF` DTMF reports. The 2G SIM800/SIM900 have their own
+//! dialect (`simcom2g`).
 
 use crate::ussd::UssdSpec;
 use super::{DialectSpec, VoiceSpec, VoiceWhen};
-use crate::at::Urc;
+use crate::at::{Service, Urc};
 use crate::at::fields::unquote;
 use crate::at::urc::{dtmf, rest};
 
@@ -18,6 +19,7 @@ pub const SPEC: DialectSpec = DialectSpec {
         when: VoiceWhen::AfterConnect,
         disable: Some("AT+CPCMREG=0"),
         dtmf_detect: Some("AT+DDET=1"),
+        pcm_port: true,
     },
     urc_prefixes: URC_PREFIXES,
     parse_urc,
@@ -31,10 +33,25 @@ const URC_PREFIXES: &[&str] = &[
     "MISSED_CALL:",
     "Call Ready",
     "SMS Ready",
+    "SMS DONE",
     "PB DONE",
 ];
 
 fn parse_urc(line: &str) -> Option<Urc> {
+    // SIM7xxx readiness (ModemManager plugins/simtech: "PB DONE" / "SMS DONE").
+    match line {
+        "SMS DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Sms,
+            });
+        }
+        "PB DONE" => {
+            return Some(Urc::Ready {
+                service: Service::Phonebook,
+            });
+        }
+        _ => {}
+    }
     if line == "VOICE CALL: BEGIN" {
         return Some(Urc::CallConnected {
             line: line.to_string(),
@@ -69,10 +86,22 @@ mod tests {
         assert_eq!(parse_urc("+RXDTMF: x"), Some(Urc::Other("+RXDTMF: x".into())));
         assert_eq!(parse_urc("+RXDTMF:"), Some(Urc::Other("+RXDTMF:".into())));
         assert_eq!(parse_urc("MISSED_CALL: 10:02AM 0441234567"), None);
-        for l in ["MISSED_CALL: 10:02AM 0441234567", "Call Ready", "SMS Ready", "PB DONE"] {
-            assert!(urc::looks_unsolicited(l), "{l}");
-            assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
-        }
+        // `Call Ready` / `SMS Ready` are the 2G models' lines: simcom2g types them.
+        assert_eq!(
+            urc::parse("SMS DONE", None),
+            Urc::Ready {
+                service: Service::Sms
+            }
+        );
+        assert_eq!(
+            urc::parse("PB DONE", None),
+            Urc::Ready {
+                service: Service::Phonebook
+            }
+        );
+        let l = "MISSED_CALL: 10:02AM 0441234567";
+        assert!(urc::looks_unsolicited(l), "{l}");
+        assert_eq!(urc::parse(l, None), Urc::Other(l.into()));
         assert!(matches!(
             urc::parse("VOICE CALL: BEGIN", None),
             Urc::CallConnected { .. }

@@ -429,7 +429,7 @@ impl Device {
                 Form::Test => Ok(Resp::line("+VTS: (0-9,*,#,A,B,C,D)")),
                 _ => Err(AtError::Error),
             },
-            "+QTONEDET" | "+DDET" => self.cmd_dtmf_detect(name, form),
+            "+QTONEDET" | "+DDET" | "+UDTMFD" => self.cmd_dtmf_detect(name, form),
             _ => self.cmd_voice_port(name, form),
         }
     }
@@ -495,6 +495,7 @@ impl Device {
                     VoicePathRule::WhileActive => !on || self.calls.any_active(),
                     VoicePathRule::WhileCall => !on || !self.calls.calls.is_empty(),
                     VoicePathRule::Always | VoicePathRule::Persistent => true,
+                    VoicePathRule::NoPort => false,
                 };
                 if !allowed {
                     return Err(AtError::Cme(3));

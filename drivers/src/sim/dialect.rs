@@ -38,6 +38,12 @@ impl Dialect {
             Dialect::Quectel => &QUECTEL,
             Dialect::Simcom => &SIMCOM,
             Dialect::Huawei => &HUAWEI,
+            Dialect::Zte => &ZTE,
+            Dialect::Simcom2g => &SIMCOM2G,
+            Dialect::Telit => &TELIT,
+            Dialect::Ublox => &UBLOX,
+            Dialect::Sierra => &SIERRA,
+            Dialect::Fibocom => &FIBOCOM,
         }
     }
 
@@ -45,7 +51,19 @@ impl Dialect {
     pub(crate) fn ati(self, imei: &str) -> Vec<String> {
         let p = self.profile();
         match self {
-            Dialect::Generic => vec![p.manufacturer.into(), p.model.into(), p.revision.into()],
+            Dialect::Generic | Dialect::Telit | Dialect::Fibocom => {
+                vec![p.manufacturer.into(), p.model.into(), p.revision.into()]
+            }
+            // SIM800 Series AT Command Manual, ATI: the product name and its release.
+            Dialect::Simcom2g => vec!["SIM800 R14.18".into()],
+            // u-blox and Sierra label their lines like SIMCom and Huawei.
+            Dialect::Ublox | Dialect::Sierra | Dialect::Zte => vec![
+                format!("Manufacturer: {}", p.manufacturer),
+                format!("Model: {}", p.model),
+                format!("Revision: {}", p.revision),
+                format!("IMEI: {imei}"),
+                "+GCAP: +CGSM,+DS,+ES".into(),
+            ],
             Dialect::Quectel => vec![
                 p.manufacturer.into(),
                 p.model.into(),
@@ -68,8 +86,14 @@ impl Dialect {
     /// URCs written right after power-on.
     pub(crate) fn boot_urcs(self) -> Vec<String> {
         match self {
-            Dialect::Generic => vec![],
+            Dialect::Generic
+            | Dialect::Zte
+            | Dialect::Telit
+            | Dialect::Ublox
+            | Dialect::Sierra
+            | Dialect::Fibocom => vec![],
             Dialect::Quectel | Dialect::Simcom => vec!["RDY".into()],
+            Dialect::Simcom2g => vec!["RDY".into(), "+CFUN: 1".into()],
             Dialect::Huawei => vec!["^BOOT:20841248,0,0,0,72".into()],
         }
     }
@@ -82,19 +106,34 @@ impl Dialect {
             "+CPIN: READY"
         };
         match self {
-            Dialect::Generic => vec![],
-            Dialect::Quectel | Dialect::Simcom => vec![cpin.into()],
+            Dialect::Generic | Dialect::Sierra => vec![],
+            Dialect::Quectel | Dialect::Simcom | Dialect::Simcom2g => vec![cpin.into()],
             Dialect::Huawei if locked => vec![],
             Dialect::Huawei => vec!["^SIMST: 1".into()],
+            // ModemManager: the flood of +ZUSIMR:2 ZTE sticks print once the SIM is up.
+            Dialect::Zte => vec!["+ZUSIMR:2".into()],
+            // #QSS: 1 inserted (PIN still asked), 2 inserted and unlocked (as with AT#QSS=1).
+            Dialect::Telit if locked => vec!["#QSS: 1".into()],
+            Dialect::Telit => vec!["#QSS: 2".into()],
+            Dialect::Ublox => vec![],
+            Dialect::Fibocom if locked => vec![],
+            Dialect::Fibocom => vec!["+SIM READY".into()],
         }
     }
 
     /// URCs when SMS (and phonebook) became usable.
     pub(crate) fn sms_ready_urcs(self) -> Vec<String> {
         match self {
-            Dialect::Generic | Dialect::Huawei => vec![],
+            Dialect::Generic
+            | Dialect::Huawei
+            | Dialect::Zte
+            | Dialect::Sierra
+            | Dialect::Fibocom => vec![],
             Dialect::Quectel => vec!["+QIND: SMS DONE".into(), "+QIND: PB DONE".into()],
             Dialect::Simcom => vec!["SMS DONE".into(), "PB DONE".into()],
+            Dialect::Simcom2g => vec!["Call Ready".into(), "SMS Ready".into()],
+            Dialect::Telit => vec!["#QSS: 3".into()],
+            Dialect::Ublox => vec!["+PBREADY".into()],
         }
     }
 
@@ -103,7 +142,8 @@ impl Dialect {
         match self {
             Dialect::Huawei => format!("^RSSI:{rssi}"),
             Dialect::Quectel => format!("+QIND: \"csq\",{rssi},99"),
-            Dialect::Simcom | Dialect::Generic => format!("+CSQ: {rssi},99"),
+            // The others have no signal URC of their own; +CSQ as some print it unasked.
+            _ => format!("+CSQ: {rssi},99"),
         }
     }
 
@@ -120,6 +160,7 @@ impl Dialect {
         match self {
             Dialect::Huawei => vec![format!("^CONN:{idx},0")],
             Dialect::Simcom => vec!["VOICE CALL: BEGIN".into()],
+            Dialect::Ublox => vec![format!("+UCALLSTAT: {idx},0")],
             _ => vec![],
         }
     }
@@ -135,6 +176,7 @@ impl Dialect {
                 (secs / 60) % 60,
                 secs % 60
             )],
+            Dialect::Ublox => vec![format!("+UCALLSTAT: {idx},6")],
             _ => vec![],
         }
     }
@@ -153,7 +195,7 @@ impl Dialect {
             Dialect::Quectel => Some("+QPCMV"),
             Dialect::Simcom => Some("+CPCMREG"),
             Dialect::Huawei => Some("^DDSETEX"),
-            Dialect::Generic => None,
+            _ => None,
         }
     }
 
@@ -164,6 +206,13 @@ impl Dialect {
             Dialect::Quectel => VoicePathRule::Persistent,
             Dialect::Simcom => VoicePathRule::WhileActive,
             Dialect::Huawei => VoicePathRule::WhileCall,
+            // No PCM port the host can open: the voice link never carries audio.
+            Dialect::Zte
+            | Dialect::Simcom2g
+            | Dialect::Telit
+            | Dialect::Ublox
+            | Dialect::Sierra
+            | Dialect::Fibocom => VoicePathRule::NoPort,
         }
     }
 
@@ -182,7 +231,7 @@ impl Dialect {
             Dialect::Simcom => args.int_in(0, 0, 1).ok()?.map(|v| v == 1),
             // AT^DDSETEX=2: voice to the PC (the stick's serial voice port); nothing else exists.
             Dialect::Huawei => args.int_in(0, 2, 2).ok()?.map(|_| true),
-            Dialect::Generic => None,
+            _ => None,
         }
     }
 
@@ -190,8 +239,9 @@ impl Dialect {
     pub(crate) fn dtmf_detect_command(self) -> Option<&'static str> {
         match self {
             Dialect::Quectel => Some("+QTONEDET"),
-            Dialect::Simcom => Some("+DDET"),
-            Dialect::Huawei | Dialect::Generic => None,
+            Dialect::Simcom | Dialect::Simcom2g => Some("+DDET"),
+            Dialect::Ublox => Some("+UDTMFD"),
+            _ => None,
         }
     }
 
@@ -203,7 +253,11 @@ impl Dialect {
             // SIM7600 (SIM800 says "+DTMF:" instead).
             Dialect::Simcom => Some(format!("+RXDTMF: {digit}")),
             Dialect::Huawei => Some(format!("^DDTMF: {digit}")),
-            Dialect::Generic => None,
+            // SIM800 Series AT Command Manual, AT+DDET.
+            Dialect::Simcom2g => Some(format!("+DTMF: {digit}")),
+            // u-blox AT Commands Manual, AT+UDTMFD (+UUDTMFD: <key>).
+            Dialect::Ublox => Some(format!("+UUDTMFD: {digit}")),
+            _ => None,
         }
     }
 }
@@ -219,6 +273,8 @@ pub(crate) enum VoicePathRule {
     WhileActive,
     /// Accepted while a call exists (dialling, ringing, active); ends with it (Huawei ^DDSETEX).
     WhileCall,
+    /// The modem has no PCM port (SIM800, and the data modules): no audio on the voice link.
+    NoPort,
 }
 
 static GENERIC: Profile = Profile {
@@ -273,6 +329,84 @@ static HUAWEI: Profile = Profile {
     empty_read_ok: false,
 };
 
+static ZTE: Profile = Profile {
+    name: "zte",
+    manufacturer: "ZTE CORPORATION",
+    model: "MF626",
+    revision: "BD_MF626V1.0.0B02",
+    cgmr_prefix: "",
+    first_index: 0,
+    act: 2,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+static SIMCOM2G: Profile = Profile {
+    name: "simcom2g",
+    manufacturer: "SIMCOM_Ltd",
+    model: "SIMCOM_SIM800L",
+    revision: "Revision:1418B04SIM800L24",
+    cgmr_prefix: "",
+    first_index: 1,
+    act: 0,
+    cnmi: [2, 1, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: true,
+};
+
+static TELIT: Profile = Profile {
+    name: "telit",
+    manufacturer: "Telit",
+    model: "LE910C1-EU",
+    revision: "25.21.662",
+    cgmr_prefix: "",
+    first_index: 1,
+    act: 7,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+static UBLOX: Profile = Profile {
+    name: "ublox",
+    manufacturer: "u-blox",
+    model: "SARA-U201",
+    revision: "23.60",
+    cgmr_prefix: "",
+    first_index: 1,
+    act: 2,
+    cnmi: [1, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+static SIERRA: Profile = Profile {
+    name: "sierra",
+    manufacturer: "Sierra Wireless, Incorporated",
+    model: "MC7710",
+    revision: "SWI9200X_03.05.29.03ap",
+    cgmr_prefix: "",
+    first_index: 0,
+    act: 7,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
+static FIBOCOM: Profile = Profile {
+    name: "fibocom",
+    manufacturer: "Fibocom",
+    model: "L610",
+    revision: "16000.1000.00.01.02.09",
+    cgmr_prefix: "",
+    first_index: 1,
+    act: 7,
+    cnmi: [0, 0, 0, 0, 0],
+    cscs: "IRA",
+    empty_read_ok: false,
+};
+
 /// Long operator name for a numeric MCC+MNC (small built-in table; else the numeric).
 pub(crate) fn operator_name(numeric: &str) -> (String, String) {
     let (long, short) = match numeric {
@@ -289,4 +423,114 @@ pub(crate) fn operator_name(numeric: &str) -> (String, String) {
         _ => return (numeric.to_string(), numeric.to_string()),
     };
     (long.to_string(), short.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::sim::SimOptions;
+    use crate::sim::device::Device;
+
+    fn booted(dialect: Dialect) -> (Device, Instant, String) {
+        let now = Instant::now();
+        let mut d = Device::new(SimOptions {
+            dialect,
+            sim_busy_secs: 0.0,
+            ..SimOptions::default()
+        });
+        d.plugged_in(PathBuf::from("/dev/pts/test"), now);
+        let mut boot = String::new();
+        for ms in [100, 500, 1000, 2000] {
+            d.tick(now + Duration::from_millis(ms));
+            boot.push_str(&String::from_utf8_lossy(&d.take_output()));
+        }
+        (d, now + Duration::from_secs(2), boot)
+    }
+
+    fn run(d: &mut Device, now: Instant, line: &str) -> String {
+        d.input(format!("{line}\r").as_bytes(), now);
+        d.tick(now + Duration::from_secs(1));
+        String::from_utf8_lossy(&d.take_output()).into_owned()
+    }
+
+    /// Every dialect's simulator answers what the driver's dialect file asks: its identity
+    /// detects as that dialect, and its first ICCID command answers with the prefix the driver
+    /// looks for.
+    #[test]
+    fn each_dialect_answers_its_driver() {
+        for dialect in Dialect::ALL.iter().copied() {
+            let (mut d, now, _) = booted(dialect);
+            run(&mut d, now, "ATE0");
+            let p = dialect.profile();
+            assert_eq!(
+                crate::modem::Dialect::detect(p.manufacturer, p.model),
+                dialect,
+                "{dialect}"
+            );
+            let (cmd, prefix) = dialect.spec().iccid_commands[0];
+            let out = run(&mut d, now, cmd);
+            let line = format!("\r\n{prefix}");
+            let bare = format!("\r\n{}\r\n", SimOptions::default().iccid);
+            assert!(
+                out.contains(&line) && out.contains(&SimOptions::default().iccid)
+                    || out.starts_with(&bare),
+                "{dialect} {cmd}: {out:?}"
+            );
+            assert!(out.ends_with("\r\nOK\r\n"), "{dialect} {cmd}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn new_dialects_boot_and_readiness_lines() {
+        for (dialect, lines) in [
+            (
+                Dialect::Simcom2g,
+                &["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"][..],
+            ),
+            (Dialect::Zte, &["+ZUSIMR:2"][..]),
+            (Dialect::Telit, &["#QSS: 2", "#QSS: 3"][..]),
+            (Dialect::Ublox, &["+PBREADY"][..]),
+            (Dialect::Fibocom, &["+SIM READY"][..]),
+        ] {
+            let (_, _, boot) = booted(dialect);
+            let mut at = 0;
+            for l in lines {
+                let found = boot[at..].find(&format!("\r\n{l}\r\n"));
+                assert!(found.is_some(), "{dialect}: {l} in {boot:?}");
+                at += found.unwrap_or(0);
+            }
+        }
+    }
+
+    #[test]
+    fn sim800_quirks() {
+        let (mut d, now, _) = booted(Dialect::Simcom2g);
+        run(&mut d, now, "ATE0");
+        assert_eq!(run(&mut d, now, "ATI"), "\r\nSIM800 R14.18\r\n\r\nOK\r\n");
+        // The SIM7xxx ICCID command and voice port do not exist on a SIM800.
+        assert_eq!(run(&mut d, now, "AT+CICCID"), "\r\nERROR\r\n");
+        assert_eq!(run(&mut d, now, "AT+CPCMREG=1"), "\r\nERROR\r\n");
+        assert_eq!(Dialect::Simcom2g.voice_path_rule(), VoicePathRule::NoPort);
+        assert_eq!(run(&mut d, now, "AT+DDET=1"), "\r\nOK\r\n");
+    }
+
+    #[test]
+    fn sierra_iccid_forms() {
+        let (mut d, now, _) = booted(Dialect::Sierra);
+        run(&mut d, now, "ATE0");
+        let iccid = SimOptions::default().iccid;
+        assert_eq!(
+            run(&mut d, now, "AT!ICCID?"),
+            format!("\r\n!ICCID: {iccid}\r\n\r\nOK\r\n")
+        );
+        assert_eq!(
+            run(&mut d, now, "AT+ICCID"),
+            format!("\r\nICCID: {iccid}\r\n\r\nOK\r\n")
+        );
+    }
 }

@@ -194,6 +194,18 @@ impl Device {
             (Dialect::Simcom, "+CCID", Form::Exec) => Some(""),
             (Dialect::Simcom, "+CICCID", Form::Exec) => Some("+ICCID: "),
             (Dialect::Huawei, "^ICCID", Form::Read) => Some("^ICCID: "),
+            (Dialect::Zte, "+ZGETICCID", Form::Exec) => Some("+ZGETICCID: "),
+            (Dialect::Zte, "+ICCID", Form::Exec) => Some("ICCID: "),
+            // SIM800 and SIM900 AT+CCID print the bare number.
+            (Dialect::Simcom2g, "+CCID", Form::Exec) => Some(""),
+            (Dialect::Telit, "#CCID", Form::Exec | Form::Read) => Some("#CCID: "),
+            (Dialect::Ublox, "+CCID", Form::Exec | Form::Read) => Some("+CCID: "),
+            // ModemManager's sierra plugin strips `!ICCID:`; the undocumented AT+ICCID of some
+            // firmwares answers `ICCID:` (networkmanager-list, July 2013).
+            (Dialect::Sierra, "!ICCID", Form::Read) => Some("!ICCID: "),
+            (Dialect::Sierra, "+ICCID", Form::Exec) => Some("ICCID: "),
+            (Dialect::Fibocom, "+CCID", Form::Exec | Form::Read) => Some("+CCID: "),
+            (Dialect::Fibocom, "+ICCID", Form::Exec) => Some("+ICCID: "),
             _ => None,
         };
         let line = match native {
@@ -243,7 +255,10 @@ impl Device {
                             self.sim.pin_left = self.sim.pin_left.saturating_sub(1);
                             if self.sim.pin_left == 0 {
                                 self.sim.lock = Lock::Puk;
-                                if matches!(self.dialect, Dialect::Quectel | Dialect::Simcom) {
+                                if matches!(
+                                    self.dialect,
+                                    Dialect::Quectel | Dialect::Simcom | Dialect::Simcom2g
+                                ) {
                                     self.urc("+CPIN: SIM PUK");
                                 }
                             }
@@ -276,8 +291,17 @@ impl Device {
 
     fn unlock(&mut self, now: Instant) {
         self.sim.lock = Lock::Ready;
-        if matches!(self.dialect, Dialect::Quectel | Dialect::Simcom) {
+        if matches!(
+            self.dialect,
+            Dialect::Quectel | Dialect::Simcom | Dialect::Simcom2g
+        ) {
             self.urc("+CPIN: READY");
+        }
+        if self.dialect == Dialect::Fibocom {
+            self.urc("+SIM READY");
+        }
+        if self.dialect == Dialect::Telit {
+            self.urc("#QSS: 2");
         }
         if self.dialect == Dialect::Huawei {
             self.urc("^SIMST: 1");

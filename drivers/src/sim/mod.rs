@@ -64,7 +64,10 @@ impl SimError {
 
 /// Unknown dialect name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown dialect {0:?} (expected generic, quectel, simcom or huawei)")]
+#[error(
+    "unknown dialect {0:?} (expected generic, quectel, simcom, huawei, zte, simcom2g, telit, \
+     ublox, sierra or fibocom)"
+)]
 pub struct UnknownDialect(pub String);
 
 impl UnknownDialect {

@@ -297,7 +297,7 @@ impl Device {
             "+CMGF" | "+CSCS" | "+CSCA" | "+CPMS" | "+CNMI" | "+CSMS" | "+CNMA" | "+CMGR"
             | "+CMGL" | "+CMGD" | "+CMGS" | "+CSMP" | "+CSDH" => self.exec_sms(name, form, now),
             "+CLIP" | "+CRC" | "+COLP" | "+CLCC" | "+CHUP" | "+VTS" | "+QPCMV" | "+CPCMREG"
-            | "^DDSETEX" | "+QTONEDET" | "+DDET" => self.exec_call(name, form, now),
+            | "^DDSETEX" | "+QTONEDET" | "+DDET" | "+UDTMFD" => self.exec_call(name, form, now),
             "+CUSD" => self.cmd_cusd(form, now),
             _ => Err(AtError::Error),
         }
