@@ -28,7 +28,10 @@ async fn the_python_consumer_dedupes_by_id_and_spots_seq_gaps() {
         .expect("gsmgw/gw-py/modem/1/state", T, |v| v["state"] == "ready")
         .await;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/consume_events.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/examples/consume_events.py"
+    );
     // Debian's python3 sees python3-paho-mqtt; another python3 earlier on PATH may not.
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
@@ -84,13 +87,22 @@ async fn the_python_consumer_dedupes_by_id_and_spots_seq_gaps() {
     let second = central
         .expect("gsmgw/gw-py/event/sms-received", T, |v| v["text"] == "two")
         .await;
-    next_line(&format!("seq {} gsmgw/gw-py/event/sms-received", first["seq"]));
-    next_line(&format!("seq {} gsmgw/gw-py/event/sms-received", second["seq"]));
+    next_line(&format!(
+        "seq {} gsmgw/gw-py/event/sms-received",
+        first["seq"]
+    ));
+    next_line(&format!(
+        "seq {} gsmgw/gw-py/event/sms-received",
+        second["seq"]
+    ));
     // The same event again (as after a reconnect), then one whose seq jumps by three.
     central
         .send("gsmgw/gw-py/event/sms-received", &first.to_string())
         .await;
-    next_line(&format!("duplicate {} skipped", first["id"].as_str().unwrap()));
+    next_line(&format!(
+        "duplicate {} skipped",
+        first["id"].as_str().unwrap()
+    ));
     let mut jump = second.clone();
     let seq = second["seq"].as_u64().unwrap();
     jump["id"] = json!("0193a5c2-7b1e-7c3d-9a2b-0000000000ff");
@@ -98,7 +110,11 @@ async fn the_python_consumer_dedupes_by_id_and_spots_seq_gaps() {
     central
         .send("gsmgw/gw-py/event/sms-received", &jump.to_string())
         .await;
-    next_line(&format!("gap gw-py: seq {}..{} not seen yet", seq + 1, seq + 2));
+    next_line(&format!(
+        "gap gw-py: seq {}..{} not seen yet",
+        seq + 1,
+        seq + 2
+    ));
     next_line(&format!("seq {} ", seq + 3));
     // --count 3: it exits by itself after the third new event.
     let deadline = std::time::Instant::now() + T;
@@ -106,7 +122,10 @@ async fn the_python_consumer_dedupes_by_id_and_spots_seq_gaps() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(std::time::Instant::now() < deadline, "consumer did not exit");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumer did not exit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status} {lines:#?}");

@@ -135,3 +135,56 @@ async fn info_and_warn_lines_read_for_people() {
         assert!(hits.is_empty(), "{bad:?} in what people read: {hits:#?}");
     }
 }
+
+/// On a stdin console (the demo's), `exit` does not leave a terminal that ignores everything:
+/// it says how to stop, and the next command still runs.
+#[test]
+fn exit_on_a_stdin_console_keeps_it_answering() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gsmgw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\nid = \"gw-stdin\"\ndata_dir = \"{}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[console]\ndevice = \"stdin\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut child = std::process::Command::new(common::gsmgw_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "exit").unwrap();
+    writeln!(stdin, "status").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + T;
+        while !seen.iter().any(|l: &String| l.contains(want)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no {want:?}; the console printed {seen:#?}"),
+            }
+        }
+    };
+    wait_for("Ctrl-C stops the agent");
+    wait_for("uptime");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -306,10 +306,18 @@ impl Console {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.first().copied() {
                 None => continue,
-                Some("exit" | "quit" | "logout") => {
+                Some("exit" | "quit" | "logout") if term.serial => {
+                    // A serial line gets a login prompt again.
                     term.write("bye\n").await?;
-                    // A serial line gets a login prompt again; stdin's console ends.
-                    return Ok(term.serial);
+                    return Ok(true);
+                }
+                Some("exit" | "quit" | "logout") => {
+                    // stdin is the process's own input: leaving it would leave a terminal
+                    // that ignores everything while the agent runs on.
+                    term.write(
+                        "this console is the agent's own input and stays open; Ctrl-C stops the agent (and the demo)\n",
+                    )
+                    .await?;
                 }
                 Some("passwd") => {
                     let out = self.passwd(term).await?;
