@@ -6,6 +6,8 @@
 //! the text (lossy UTF-8).
 #![no_main]
 
+use std::sync::OnceLock;
+
 use gsmgw_agent::balance::BalanceParser;
 use gsmgw_drivers::ussd::{DecodeHints, decode};
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
         packed_answers: hints & 2 != 0,
     };
     let decoded = decode(&raw, dcs, hints);
-    let parser = BalanceParser::new(None).expect("built-in tables compile");
+    // Built once: compiling its regexes per input would leave little time for the inputs.
+    static PARSER: OnceLock<BalanceParser> = OnceLock::new();
+    let parser = PARSER.get_or_init(|| BalanceParser::new(None).expect("built-in tables compile"));
     for op in [None, Some("25503"), Some("25001")] {
         if let Some(b) = parser.parse(&decoded.text, op) {
             assert!(b.amount.is_finite(), "{b:?}");

@@ -127,6 +127,14 @@ mod test_box {
     }
 
     fn rig(voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>) -> Rig {
+        rig_on(voice, Vec::new())
+    }
+
+    /// The uplink with these modem slots' pictures.
+    fn rig_on(
+        voice: Option<mpsc::Sender<crate::voice::VoiceCommand>>,
+        snapshots: Vec<watch::Receiver<ModemSnapshot>>,
+    ) -> Rig {
         let (dir, events) = crate::fixtures::events();
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let (out_tx, out_rx) = mpsc::channel(100_000);
@@ -140,7 +148,7 @@ mod test_box {
         spawn_on(
             transport,
             options(voice),
-            Vec::new(),
+            snapshots,
             events.clone(),
             stop_rx,
             Heartbeat::detached("uplink"),
@@ -156,33 +164,8 @@ mod test_box {
 
     /// Like `rig`, with one modem slot whose picture the test changes.
     fn rig_with_slot() -> (Rig, watch::Sender<ModemSnapshot>) {
-        let (dir, events) = crate::fixtures::events();
-        let (ev_tx, ev_rx) = mpsc::channel(1024);
-        let (out_tx, out_rx) = mpsc::channel(100_000);
-        let room = Arc::new(AtomicUsize::new(usize::MAX / 2));
-        let transport = TestTransport {
-            events: ev_rx,
-            out: out_tx,
-            room: room.clone(),
-        };
-        let (stop, stop_rx) = watch::channel(false);
         let (snap_tx, snap_rx) = watch::channel(ModemSnapshot::new(1, "/dev/ttyUSB2"));
-        spawn_on(
-            transport,
-            options(None),
-            vec![snap_rx],
-            events.clone(),
-            stop_rx,
-            Heartbeat::detached("uplink"),
-        );
-        let r = Rig {
-            tb: TestBox::new(Handle::from_sender("broker", ev_tx), out_rx),
-            room,
-            events,
-            _dir: dir,
-            _stop: stop,
-        };
-        (r, snap_tx)
+        (rig_on(None, vec![snap_rx]), snap_tx)
     }
 
     #[tokio::test]
