@@ -188,3 +188,51 @@ fn exit_on_a_stdin_console_keeps_it_answering() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A message stored on the SIM is read as soon as the modem says SMS is ready (`+QIND: SMS
+/// DONE`) after a start, not a minute later at the next sweep: the first sweep after the
+/// start meets `+CMS ERROR: 314` while the SIM still loads its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_on_the_sim_are_read_when_sms_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let sim = common::SimModem::start(
+        dir.path(),
+        "m1",
+        &[
+            "--dialect",
+            "quectel",
+            "--sim-busy-secs",
+            "0",
+            "--sms-ready-ms",
+            "3000",
+        ],
+    );
+    let until = std::time::Instant::now() + T;
+    while sim.control(serde_json::json!({"op": "state"}))["sms"]["ready"] != true {
+        assert!(std::time::Instant::now() < until, "SMS never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stored while nobody listens, then the modem restarts: SMS is busy for 3 s after.
+    let r =
+        sim.control(serde_json::json!({"op": "sms", "from": "+380501234567", "text": "waiting"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(sim.control(serde_json::json!({"op": "reboot"}))["ok"], true);
+    let cfg = write_config(dir.path(), "gw-ready", &broker.url(), &[(1, &sim.link)]);
+    let mut central = Central::connect(broker.port, "gsmgw/gw-ready/#").await;
+    let agent = AgentProc::start(&cfg);
+    // Well before the next periodic sweep (a minute after the start).
+    central
+        .expect(
+            "gsmgw/gw-ready/event/sms-received",
+            Duration::from_secs(15),
+            |v| v["text"] == "waiting",
+        )
+        .await;
+    let log = agent.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("314")),
+        "the busy SIM is not a warning: {log}"
+    );
+}
