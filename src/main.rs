@@ -135,9 +135,6 @@ struct SimArgs {
     /// Milliseconds until network registration after the SIM is ready.
     #[arg(long)]
     register_delay_ms: Option<u64>,
-    /// Milliseconds SMS stays busy (+CMS ERROR: 314) after the SIM is ready (default 100).
-    #[arg(long)]
-    sms_ready_ms: Option<u64>,
     /// Send unsolicited signal reports every this many milliseconds.
     #[arg(long)]
     signal_urc_interval_ms: Option<u64>,
@@ -515,9 +512,6 @@ async fn modemsim(a: SimArgs) -> Result<ExitCode> {
     }
     if let Some(v) = a.register_delay_ms {
         o.register_delay_ms = v;
-    }
-    if let Some(v) = a.sms_ready_ms {
-        o.sms_ready_ms = v;
     }
     o.signal_urc_interval_ms = a.signal_urc_interval_ms;
     o.voice_link = a.voice_link;

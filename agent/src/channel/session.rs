@@ -411,20 +411,6 @@ impl Channel {
                 self.update(|s| s.signal_dbm = dbm);
                 Ok(())
             }
-            Urc::Ready {
-                service: gsmgw_drivers::at::Service::Sms,
-            } => {
-                // The SIM finished loading its messages (`SMS Ready`, `+QIND: SMS DONE`, Telit
-                // `#QSS: 3`): read them now rather than at the next sweep.
-                tracing::debug!(slot = self.cfg.slot, "SMS ready");
-                match self.sweep(modem).await {
-                    Some(SessionEnd::PortGone(why)) => Err(ModemError::At {
-                        command: "AT+CMGL".into(),
-                        source: AtError::PortClosed(why),
-                    }),
-                    _ => Ok(()),
-                }
-            }
             Urc::Ussd { m, text, dcs } => {
                 self.network_ussd(modem, m, &text, dcs).await;
                 Ok(())

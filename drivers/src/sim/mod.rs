@@ -101,9 +101,6 @@ pub struct SimOptions {
     pub sim_busy_secs: f64,
     /// Network registration delay after the SIM is ready.
     pub register_delay_ms: u64,
-    /// How long SMS stays unusable (+CMS ERROR: 314) after the SIM is ready, until the
-    /// dialect's SMS-ready lines (`+QIND: SMS DONE`, `SMS Ready` …).
-    pub sms_ready_ms: u64,
     /// CSQ rssi (0-31, 99 unknown).
     pub rssi: u8,
     /// SMS service centre address (+CSCA).
@@ -137,7 +134,6 @@ impl Default for SimOptions {
             pin: None,
             sim_busy_secs: 1.0,
             register_delay_ms: 300,
-            sms_ready_ms: 100,
             rssi: 20,
             smsc: "+380672021111".into(),
             signal_urc_interval_ms: None,
