@@ -233,7 +233,12 @@ async fn dispatch(cmd: Cmd, log_json: bool) -> Result<ExitCode> {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{e}");
+                    if let ConfigError::Invalid(problems) = &e {
+                        for p in problems {
+                            eprintln!("{p}");
+                        }
+                    }
+                    eprintln!("gsmgw: {}; not started", config_failure(&config, &e));
                     return Ok(ExitCode::from(1));
                 }
             };
@@ -383,6 +388,16 @@ fn passwd_hash() -> ExitCode {
     }
 }
 
+/// A config that cannot be used, in one line (the problems themselves are listed before it).
+fn config_failure(file: &std::path::Path, e: &ConfigError) -> String {
+    match e {
+        ConfigError::Invalid(problems) => {
+            format!("{}: {} problem(s)", file.display(), problems.len())
+        }
+        other => other.to_string(),
+    }
+}
+
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
@@ -402,15 +417,12 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            match &e {
-                ConfigError::Invalid(problems) => {
-                    for p in problems {
-                        println!("{p}");
-                    }
-                    eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            if let ConfigError::Invalid(problems) = &e {
+                for p in problems {
+                    println!("{p}");
                 }
-                other => eprintln!("gsmgw: {other}"),
             }
+            eprintln!("gsmgw: {}", config_failure(file, &e));
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
@@ -437,16 +449,28 @@ async fn probe(port: &PortArgs, dialect: Option<Dialect>) -> Result<ExitCode> {
     } else {
         None
     };
-    let out = serde_json::json!({
-        "port": port.port,
-        "dialect": modem.dialect(),
-        "identity": id,
-        "sim": sim.as_str(),
-        "registration": status.as_ref().map(|s| s.registration.as_str()),
-        "operator": status.as_ref().map(|s| s.operator.clone()),
-        "operator_numeric": status.as_ref().map(|s| s.operator_numeric.clone()),
-        "signal_dbm": status.as_ref().and_then(|s| s.signal_dbm),
-    });
+    /// What `probe` prints.
+    #[derive(serde::Serialize)]
+    struct Probed<'a, D: serde::Serialize, I: serde::Serialize> {
+        port: &'a str,
+        dialect: D,
+        identity: I,
+        sim: &'a str,
+        registration: Option<&'a str>,
+        operator: Option<&'a str>,
+        operator_numeric: Option<&'a str>,
+        signal_dbm: Option<i32>,
+    }
+    let out = Probed {
+        port: &port.port,
+        dialect: modem.dialect(),
+        identity: &id,
+        sim: sim.as_str(),
+        registration: status.as_ref().map(|s| s.registration.as_str()),
+        operator: status.as_ref().map(|s| s.operator.as_str()),
+        operator_numeric: status.as_ref().map(|s| s.operator_numeric.as_str()),
+        signal_dbm: status.as_ref().and_then(|s| s.signal_dbm),
+    };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }

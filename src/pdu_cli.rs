@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use gsmgw_drivers::pdu::{self, Concat, Pdu, SubmitOptions};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// The pdu subcommands.
 #[derive(Subcommand)]
@@ -36,49 +36,140 @@ pub enum PduCmd {
     },
 }
 
-fn concat_json(c: &Option<Concat>) -> Value {
-    match c {
-        Some(c) => json!({"concat": {"ref": c.reference, "total": c.total, "seq": c.seq}}),
-        None => Value::Null,
+/// The `udh` field: a concatenation header, or `null`.
+#[derive(Serialize)]
+struct Udh {
+    concat: ConcatJson,
+}
+
+#[derive(Serialize)]
+struct ConcatJson {
+    #[serde(rename = "ref")]
+    reference: u16,
+    total: u8,
+    seq: u8,
+}
+
+fn udh(c: &Option<Concat>) -> Option<Udh> {
+    c.as_ref().map(|c| Udh {
+        concat: ConcatJson {
+            reference: c.reference,
+            total: c.total,
+            seq: c.seq,
+        },
+    })
+}
+
+/// `text` for a text message, `data` (hex) for an 8-bit one; the other is `null`.
+fn text_fields(
+    encoding: pdu::Encoding,
+    text: &str,
+    data: &[u8],
+) -> (Option<String>, Option<String>) {
+    if encoding == pdu::Encoding::EightBit {
+        (None, Some(pdu::to_hex(data)))
+    } else {
+        (Some(text.to_string()), None)
     }
 }
 
-fn text_fields(encoding: pdu::Encoding, text: &str, data: &[u8]) -> (Value, Value) {
-    if encoding == pdu::Encoding::EightBit {
-        (Value::Null, json!(pdu::to_hex(data)))
-    } else {
-        (json!(text), Value::Null)
-    }
+/// A decoded PDU as `pdu decode` prints it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum PduJson {
+    /// SMS-DELIVER.
+    Deliver {
+        smsc: Option<String>,
+        from: String,
+        text: Option<String>,
+        data: Option<String>,
+        encoding: &'static str,
+        class: Option<u8>,
+        udh: Option<Udh>,
+        timestamp: String,
+        status_report_indication: bool,
+    },
+    /// SMS-SUBMIT.
+    Submit {
+        smsc: Option<String>,
+        to: String,
+        mr: u8,
+        text: Option<String>,
+        data: Option<String>,
+        encoding: &'static str,
+        class: Option<u8>,
+        udh: Option<Udh>,
+        report: bool,
+        validity_minutes: Option<u32>,
+    },
+    /// SMS-STATUS-REPORT.
+    StatusReport {
+        smsc: Option<String>,
+        to: String,
+        mr: u8,
+        status: u8,
+        status_class: &'static str,
+        timestamp: String,
+        discharge_time: String,
+    },
 }
 
 /// The JSON form of a decoded PDU.
-pub fn pdu_json(p: &Pdu) -> Value {
+fn pdu_json(p: &Pdu) -> PduJson {
     let smsc = p.smsc().map(|a| a.to_string());
     match p {
         Pdu::Deliver(d) => {
             let (text, data) = text_fields(d.encoding, &d.text, &d.data);
-            json!({
-                "type": "deliver", "smsc": smsc, "from": d.from.to_string(),
-                "text": text, "data": data, "encoding": d.encoding.as_str(), "class": d.class,
-                "udh": concat_json(&d.concat), "timestamp": d.scts.to_rfc3339(),
-                "status_report_indication": d.status_report_indication,
-            })
+            PduJson::Deliver {
+                smsc,
+                from: d.from.to_string(),
+                text,
+                data,
+                encoding: d.encoding.as_str(),
+                class: d.class,
+                udh: udh(&d.concat),
+                timestamp: d.scts.to_rfc3339(),
+                status_report_indication: d.status_report_indication,
+            }
         }
         Pdu::Submit(s) => {
             let (text, data) = text_fields(s.encoding, &s.text, &s.data);
-            json!({
-                "type": "submit", "smsc": smsc, "to": s.to.to_string(), "mr": s.mr,
-                "text": text, "data": data, "encoding": s.encoding.as_str(), "class": s.class,
-                "udh": concat_json(&s.concat), "report": s.srr,
-                "validity_minutes": s.validity.map(pdu::validity_to_minutes),
-            })
+            PduJson::Submit {
+                smsc,
+                to: s.to.to_string(),
+                mr: s.mr,
+                text,
+                data,
+                encoding: s.encoding.as_str(),
+                class: s.class,
+                udh: udh(&s.concat),
+                report: s.srr,
+                validity_minutes: s.validity.map(pdu::validity_to_minutes),
+            }
         }
-        Pdu::StatusReport(r) => json!({
-            "type": "status-report", "smsc": smsc, "to": r.recipient.to_string(), "mr": r.mr,
-            "status": r.status, "status_class": r.status_class().as_str(),
-            "timestamp": r.scts.to_rfc3339(), "discharge_time": r.discharge_time.to_rfc3339(),
-        }),
+        Pdu::StatusReport(r) => PduJson::StatusReport {
+            smsc,
+            to: r.recipient.to_string(),
+            mr: r.mr,
+            status: r.status,
+            status_class: r.status_class().as_str(),
+            timestamp: r.scts.to_rfc3339(),
+            discharge_time: r.discharge_time.to_rfc3339(),
+        },
     }
+}
+
+/// `pdu encode`'s output.
+#[derive(Serialize)]
+struct Encoded<'a> {
+    encoding: &'static str,
+    parts: Vec<EncodedPart<'a>>,
+}
+
+#[derive(Serialize)]
+struct EncodedPart<'a> {
+    pdu: &'a str,
+    tpdu_len: usize,
 }
 
 /// Runs a pdu subcommand.
@@ -129,16 +220,17 @@ pub fn run(cmd: PduCmd) -> Result<ExitCode> {
             })
             .context("cannot encode")?;
             let (encoding, _) = pdu::split_text(&text, ucs2);
-            let parts: Vec<Value> = parts
-                .iter()
-                .map(|p| json!({"pdu": p.pdu, "tpdu_len": p.tpdu_len}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"encoding": encoding.as_str(), "parts": parts})
-                )?
-            );
+            let out = Encoded {
+                encoding: encoding.as_str(),
+                parts: parts
+                    .iter()
+                    .map(|p| EncodedPart {
+                        pdu: &p.pdu,
+                        tpdu_len: p.tpdu_len,
+                    })
+                    .collect(),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
     Ok(ExitCode::SUCCESS)

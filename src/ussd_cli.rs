@@ -102,12 +102,20 @@ pub async fn run(a: UssdArgs) -> Result<ExitCode> {
     } else {
         BalanceParser::new(None)?.parse(&last.text, mcc_mnc.as_deref())
     };
-    let out = serde_json::json!({
-        "status": last.status,
-        "text": last.text,
-        "dcs": last.dcs,
-        "balance": balance,
-    });
-    println!("{out}");
+    /// The last line: what a script reads.
+    #[derive(serde::Serialize)]
+    struct Answer<'a, B: serde::Serialize> {
+        status: gsmgw_drivers::ussd::UssdStatus,
+        text: &'a str,
+        dcs: Option<u32>,
+        balance: Option<B>,
+    }
+    let out = Answer {
+        status: last.status,
+        text: &last.text,
+        dcs: last.dcs,
+        balance,
+    };
+    println!("{}", serde_json::to_string(&out)?);
     Ok(ExitCode::SUCCESS)
 }

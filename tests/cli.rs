@@ -487,3 +487,38 @@ fn modemsim_prints_its_pty_and_control_socket() {
         "{line}"
     );
 }
+
+/// Every verb's failure ends with one line that starts `gsmgw:` (what a script or a
+/// technician greps for), whichever verb failed and why.
+#[test]
+fn every_verb_ends_a_failure_with_one_gsmgw_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[gateway]\nid = \"gw-1\"\ncolour = \"blue\"\n").unwrap();
+    let bad = bad.to_str().unwrap().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "--config", "/nonexistent/gsmgw.toml"],
+        vec!["run", "--config", &bad],
+        vec!["config", "check", "/nonexistent/gsmgw.toml"],
+        vec!["config", "check", &bad],
+        vec!["at", "--port", "/nonexistent/ttyUSB9", "AT"],
+        vec!["probe", "--port", "/nonexistent/ttyUSB9"],
+        vec!["ussd", "--port", "/nonexistent/ttyUSB9", "*111#"],
+        vec!["ussd", "--port", "/nonexistent/ttyUSB9", "*111#;ATD"],
+        vec!["pdu", "decode", "ZZ"],
+    ];
+    for args in cases {
+        let out = Command::new(gsmgw_bin()).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        assert!(
+            last.starts_with("gsmgw: "),
+            "{args:?}: the last stderr line does not start with `gsmgw: `:\n{err}"
+        );
+    }
+}

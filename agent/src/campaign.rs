@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::events::Events;
-use crate::proto::events::CampaignProgress;
+use crate::proto::events::{CampaignProgress, SendStatus};
+use crate::proto::jobs::{SmsJob, merged, to_value};
+use crate::proto::replies::{CampaignAccepted, CampaignControlled, JobRef};
 use crate::proto::{CampaignState, EventBody, JobState};
 use crate::store::{EventClass, NewCampaign, NewJob, StoreError, Submitted};
 
@@ -43,15 +45,15 @@ pub async fn submit(
     let (report, slot, group, expires_ms) = (
         spec["report"].as_bool().unwrap_or(false),
         spec["slot"].as_u64().and_then(|s| u16::try_from(s).ok()),
-        spec["group"].clone(),
-        spec["expires_ms"].clone(),
+        spec["group"].as_str().map(str::to_string),
+        spec["expires_ms"].as_i64(),
     );
     let campaign_id = plan.campaign_id.clone();
-    let outcome = json!({
-        "campaign_id": plan.campaign_id,
-        "recipients": plan.recipients.len(),
-        "duplicates": plan.duplicates,
-        "state": "running",
+    let outcome = to_value(&CampaignAccepted {
+        campaign_id: &plan.campaign_id,
+        recipients: plan.recipients.len(),
+        duplicates: plan.duplicates,
+        state: CampaignState::Running,
     });
     let job_campaign = campaign_id.clone();
     let jobs = plan.recipients.into_iter().map(move |(to, text)| {
@@ -59,10 +61,17 @@ pub async fn submit(
         NewJob {
             request_id: format!("{job_campaign}:{to}"),
             verb: crate::proto::Verb::SmsSend,
-            payload: json!({
-                "to": to, "text": text, "report": report, "slot": slot, "group": group,
-                "campaign_id": job_campaign, "parts": parts.len(), "encoding": encoding.as_str(),
-                "expires_ms": expires_ms,
+            payload: to_value(&SmsJob {
+                to,
+                text,
+                slot,
+                report,
+                parts: parts.len(),
+                encoding: encoding.as_str().to_string(),
+                group: group.clone(),
+                campaign_id: Some(job_campaign.clone()),
+                expires_at: None,
+                expires_ms,
             }),
             slot,
             state: JobState::Queued,
@@ -92,22 +101,23 @@ pub async fn submit(
     {
         Submitted::New { job_id, .. } => {
             events.job_queued();
-            let mut r = outcome;
-            if let Some(o) = r.as_object_mut() {
-                o.insert("job_id".into(), json!(job_id));
-            }
-            Ok(r)
+            Ok(merged(
+                Some(outcome),
+                &JobRef {
+                    job_id,
+                    duplicate: false,
+                },
+            ))
         }
         Submitted::Existing {
             job_id, outcome, ..
-        } => {
-            let mut r = outcome.unwrap_or_else(|| json!({}));
-            if let Some(o) = r.as_object_mut() {
-                o.insert("job_id".into(), json!(job_id));
-                o.insert("duplicate".into(), json!(true));
-            }
-            Ok(r)
-        }
+        } => Ok(merged(
+            outcome,
+            &JobRef {
+                job_id,
+                duplicate: true,
+            },
+        )),
     }
 }
 
@@ -173,7 +183,10 @@ pub async fn control(
                 let ev = crate::sms_status::status_event(
                     &job,
                     JobState::Cancelled.as_str(),
-                    json!({ "campaign_id": id }),
+                    &SendStatus {
+                        campaign_id: Some(id),
+                        ..SendStatus::default()
+                    },
                 );
                 let store = events.store().clone();
                 updates.spawn(async move {
@@ -197,7 +210,11 @@ pub async fn control(
     if new_state == CampaignState::Running {
         events.job_queued();
     }
-    Ok(json!({"campaign_id": id, "state": new_state, "cancelled": cancelled}))
+    Ok(to_value(&CampaignControlled {
+        campaign_id: id,
+        state: new_state,
+        cancelled,
+    }))
 }
 
 /// Publishes `campaign` progress events for active campaigns (at most every

@@ -97,18 +97,15 @@ pub fn chunks(call_id: &str, data: &[u8]) -> Vec<serde_json::Value> {
                 .get(n * CHUNK_BYTES..((n + 1) * CHUNK_BYTES).min(data.len()))
                 .unwrap_or(&[]);
             let last = n + 1 == total;
-            let mut v = serde_json::json!({
-                "call_id": call_id,
-                "n": n,
-                "chunks": total,
-                "last": last,
-                "size": data.len(),
-                "data": base64(part),
-            });
-            if last {
-                v["sha256"] = serde_json::json!(sha);
-            }
-            v
+            crate::proto::jobs::to_value(&crate::proto::replies::RecordingChunk {
+                call_id,
+                n,
+                chunks: total,
+                last,
+                size: data.len(),
+                data: base64(part),
+                sha256: last.then_some(sha.as_str()),
+            })
         })
         .collect()
 }

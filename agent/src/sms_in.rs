@@ -7,10 +7,11 @@
 //! modem (AT+CMGD). Status reports (SR storage, +CDSI, +CDS) become `sms-status` events and
 //! never touch a real SMS.
 
+use crate::proto::events::{PartMeta, ReportStatus, SmsReceived, SmsUndecodable};
+use crate::proto::jobs::{to_map, to_value};
 use gsmgw_drivers::modem::{Modem, ModemError, StoredMessage};
 use gsmgw_drivers::pdu::{self, Deliver, Pdu, StatusReport};
 use gsmgw_drivers::redact::number;
-use serde_json::{Value, json};
 
 use crate::clock::now_ms;
 use crate::events::Events;
@@ -166,19 +167,27 @@ impl Inbox {
                 // Kept as an event with the raw PDU: nothing is lost, and it does not sit on
                 // the SIM forever being read again.
                 tracing::warn!(slot = self.slot, error = %e, "undecodable PDU");
-                let body = json!({
-                    "slot": self.slot, "imsi": self.imsi, "pdu": pdu_hex,
-                    "error": e.to_string(), "received_at": crate::clock::now_rfc3339(),
-                    "complete": false, "parts": 1,
-                });
-                self.append(body, receipt).await?;
+                let body = SmsUndecodable {
+                    slot: self.slot,
+                    imsi: &self.imsi,
+                    pdu: pdu_hex,
+                    error: e.to_string(),
+                    received_at: crate::clock::now_rfc3339(),
+                    complete: false,
+                    parts: 1,
+                };
+                self.append(body.body(), receipt).await?;
                 Ok(true)
             }
         }
     }
 
     /// Commits one `sms-received` event, with its receipt when it has one.
-    async fn append(&self, body: Value, receipt: Option<&str>) -> Result<(), InboxError> {
+    async fn append(
+        &self,
+        body: serde_json::Value,
+        receipt: Option<&str>,
+    ) -> Result<(), InboxError> {
         let ev = NewEvent::new(
             crate::proto::EventType::SmsReceived,
             EventClass::Critical,
@@ -202,26 +211,44 @@ impl Inbox {
         Ok(())
     }
 
-    fn body(&self, d: &Deliver, text: String, parts: usize, complete: bool) -> Value {
-        json!({
-            "slot": self.slot,
-            "imsi": self.imsi,
-            "from": d.from.to_string(),
-            "text": text,
-            "data": if d.encoding == pdu::Encoding::EightBit { json!(pdu::to_hex(&d.data)) } else { Value::Null },
-            "encoding": d.encoding.as_str(),
-            "class": d.class,
-            "smsc": d.smsc.as_ref().map(|a| a.to_string()),
-            "sent_at": d.scts.to_rfc3339(),
-            "received_at": crate::clock::now_rfc3339(),
-            "parts": parts,
-            "complete": complete,
-        })
+    /// The event of a message whose parts are all here (`first` is the first part's stored
+    /// form, for a multipart message: its TP-SCTS is the message's).
+    fn body(
+        &self,
+        d: &Deliver,
+        text: &str,
+        parts: usize,
+        multipart: Option<(u16, Option<&PartMeta>)>,
+    ) -> serde_json::Value {
+        let from = d.from.to_string();
+        let smsc = d.smsc.as_ref().map(|a| a.to_string());
+        let own_sent_at = d.scts.to_rfc3339();
+        let sent_at = match multipart {
+            Some((_, Some(first))) => first.sent_at.as_deref(),
+            _ => Some(own_sent_at.as_str()),
+        };
+        SmsReceived {
+            slot: self.slot,
+            imsi: Some(&self.imsi),
+            from: &from,
+            text,
+            data: Some((d.encoding == pdu::Encoding::EightBit).then(|| pdu::to_hex(&d.data))),
+            encoding: Some(d.encoding.as_str()),
+            class: Some(d.class),
+            smsc: smsc.as_deref(),
+            sent_at,
+            received_at: crate::clock::now_rfc3339(),
+            parts,
+            parts_received: None,
+            reference: multipart.map(|(r, _)| r),
+            complete: true,
+        }
+        .body()
     }
 
     async fn deliver(&mut self, d: Deliver, receipt: Option<&str>) -> Result<(), InboxError> {
         let Some(c) = d.concat.filter(|c| c.total > 1) else {
-            let body = self.body(&d, d.text.clone(), 1, true);
+            let body = self.body(&d, &d.text, 1, None);
             return self.append(body, receipt).await;
         };
         let part = StoredPart {
@@ -230,12 +257,12 @@ impl Inbox {
             reference: c.reference,
             total: c.total,
             seq: c.seq,
-            part: json!({
-                "text": d.text,
-                "encoding": d.encoding.as_str(),
-                "smsc": d.smsc.as_ref().map(|a| a.to_string()),
-                "sent_at": d.scts.to_rfc3339(),
-                "class": d.class,
+            part: to_value(&PartMeta {
+                text: d.text.clone(),
+                encoding: Some(d.encoding.as_str().to_string()),
+                smsc: d.smsc.as_ref().map(|a| a.to_string()),
+                sent_at: Some(d.scts.to_rfc3339()),
+                class: d.class,
             }),
             received_ms: now_ms(),
         };
@@ -253,15 +280,9 @@ impl Inbox {
                 tracing::info!(slot = self.slot, reference = key.reference, from = %number(&key.sender), seq = c.seq, "duplicate SMS part");
             }
             PartOutcome::Complete(parts) => {
-                let text: String = parts
-                    .iter()
-                    .map(|p| p.part["text"].as_str().unwrap_or(""))
-                    .collect();
-                let mut body = self.body(&d, text, parts.len(), true);
-                if let (Some(obj), Some(first)) = (body.as_object_mut(), parts.first()) {
-                    obj.insert("sent_at".into(), first.part["sent_at"].clone());
-                    obj.insert("reference".into(), json!(c.reference));
-                }
+                let metas: Vec<PartMeta> = parts.iter().map(|p| p.meta()).collect();
+                let text: String = metas.iter().map(|m| m.text.as_str()).collect();
+                let body = self.body(&d, &text, parts.len(), Some((c.reference, metas.first())));
                 let row = self
                     .events
                     .store()
@@ -293,32 +314,30 @@ impl Inbox {
             pdu::StatusClass::Failed => ("failed", Some(false)),
         };
         let to = r.recipient.to_string();
-        let details = json!({
-            "slot": self.slot,
+        let mut details = ReportStatus {
+            slot: self.slot,
             // A list like in `sent` events (one element: the part this report is about).
-            "mr": [r.mr],
-            "status": r.status,
-            "status_text": status_text(r.status),
-            "submitted_at": r.scts.to_rfc3339(),
-            "discharged_at": r.discharge_time.to_rfc3339(),
-        });
+            mr: [r.mr],
+            status: r.status,
+            status_text: status_text(r.status),
+            submitted_at: r.scts.to_rfc3339(),
+            discharged_at: r.discharge_time.to_rfc3339(),
+            imsi: None,
+        };
         let matched = crate::sms_status::match_report(
             &self.events,
             self.slot,
             r.mr,
             &to,
             delivered,
-            details.clone(),
+            &details,
         )
         .await?;
         if !matched {
             // A report for a message this agent did not send (or sent long ago): kept anyway.
-            let mut extra = match details {
-                Value::Object(o) => o,
-                _ => serde_json::Map::new(),
-            };
-            extra.insert("imsi".into(), Value::from(self.imsi.as_str()));
-            let to = Value::from(to);
+            details.imsi = Some(self.imsi.clone());
+            let extra = to_map(&details);
+            let to = serde_json::Value::from(to);
             let body = SmsStatus {
                 request_id: None,
                 msg_id: None,
@@ -404,26 +423,30 @@ pub async fn flush_stale(
         for seq in 1..=key.total {
             match parts.iter().find(|p| p.seq == seq) {
                 Some(p) => {
-                    text.push_str(p.part["text"].as_str().unwrap_or(""));
+                    text.push_str(&p.meta().text);
                     received.push(seq);
                 }
                 None => text.push_str("[…]"),
             }
         }
-        let first = parts.first().map(|p| p.part.clone()).unwrap_or(Value::Null);
-        let body = json!({
-            "slot": key.slot,
-            "from": key.sender,
-            "text": text,
-            "encoding": first["encoding"],
-            "smsc": first["smsc"],
-            "sent_at": first["sent_at"],
-            "received_at": crate::clock::now_rfc3339(),
-            "parts": key.total,
-            "parts_received": received,
-            "reference": key.reference,
-            "complete": complete,
-        });
+        let first = parts.first().map(|p| p.meta()).unwrap_or_default();
+        let body = SmsReceived {
+            slot: key.slot,
+            imsi: None,
+            from: &key.sender,
+            text: &text,
+            data: None,
+            encoding: first.encoding.as_deref(),
+            class: None,
+            smsc: first.smsc.as_deref(),
+            sent_at: first.sent_at.as_deref(),
+            received_at: crate::clock::now_rfc3339(),
+            parts: usize::from(key.total),
+            parts_received: Some(received),
+            reference: Some(key.reference),
+            complete,
+        }
+        .body();
         if complete {
             tracing::info!(slot = key.slot, reference = key.reference, from = %number(&key.sender), "multipart SMS whose completion was interrupted delivered");
         } else {
@@ -448,6 +471,7 @@ pub async fn flush_stale(
 #[cfg(test)]
 mod tests {
     //! The inbox alone over a real store: what a routed (+CMT/+CDS) message commits.
+    use serde_json::{Value, json};
 
     use std::time::Duration;
 

@@ -9,7 +9,6 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::json;
 
 use super::field::tagged;
 use super::registry::{self, Done, Env, Exec, Failure, VerbSpec};
@@ -453,19 +452,19 @@ fn plan(c: Campaign, ctx: &Context) -> Result<CampaignPlan, Refusal> {
             format!("{} bad recipient(s): {}", bad.len(), shown.join("; ")),
         ));
     }
-    let spec = json!({
-        "campaign_id": campaign_id,
-        "text": template,
-        "priority": priority,
-        "start_at": start.as_ref().map(|(s, _)| s.clone()),
-        "expires_at": expires.as_ref().map(|(s, _)| s.clone()),
-        "expires_ms": expires.map(|(_, ms)| ms),
-        "quiet_hours": quiet,
-        "report": report,
-        "slot": slot,
-        "group": group,
-        "recipients": recipients.len(),
-        "duplicates": duplicates,
+    let spec = crate::proto::jobs::to_value(&crate::proto::jobs::CampaignSpec {
+        campaign_id: campaign_id.clone(),
+        text: template,
+        priority,
+        start_at: start.as_ref().map(|(s, _)| s.clone()),
+        expires_at: expires.as_ref().map(|(s, _)| s.clone()),
+        expires_ms: expires.map(|(_, ms)| ms),
+        quiet_hours: quiet,
+        report,
+        slot,
+        group,
+        recipients: recipients.len(),
+        duplicates,
     });
     Ok(CampaignPlan {
         campaign_id,
@@ -479,6 +478,7 @@ fn plan(c: Campaign, ctx: &Context) -> Result<CampaignPlan, Refusal> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use super::*;
 
     fn ctx() -> Context {

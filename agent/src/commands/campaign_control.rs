@@ -1,7 +1,7 @@
 //! `cmd/campaign-control` {request_id, campaign_id, action}: pause, resume or cancel.
 
 use serde::Deserialize;
-use serde_json::json;
+use crate::proto::jobs::CampaignControlJob;
 
 use super::registry::{Done, Env, Exec, Failure, VerbSpec};
 use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, read};
@@ -76,8 +76,11 @@ pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
             ));
         }
     };
-    Ok(Parsed::plain(
-        json!({"campaign_id": id, "action": action}),
+    Ok(Parsed::typed(
+        &CampaignControlJob {
+            campaign_id: &id,
+            action: &action,
+        },
         None,
     ))
 }

@@ -8,7 +8,7 @@
 //! host must be one of them.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use crate::proto::jobs::DialJob;
 
 use super::{Context, Field, Parsed, Refusal, optional_bool, optional_slot, read, ValidCommand, Origin};
 use super::registry::{Env, Exec, VerbSpec};
@@ -40,18 +40,15 @@ pub use crate::config::sip_uri::{BridgeUri, MAX_URI, domain_allowed, parse_bridg
 /// Validates a dial.
 pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
     let d: Dial = read(payload)?;
-    let mut out = Map::new();
-    match d.to.as_ref().and_then(Field::as_str) {
-        Some(s) if gsmgw_drivers::modem::dialable(s) && s.len() >= 3 => {
-            out.insert("to".into(), json!(s));
-        }
+    let to = match d.to.as_ref().and_then(Field::as_str) {
+        Some(s) if gsmgw_drivers::modem::dialable(s) && s.len() >= 3 => s,
         _ => {
             return Err((
                 "bad-number",
                 "to is required: a dialable number (+ and digits)".into(),
             ));
         }
-    }
+    };
     let Some(uri) = d.bridge_to.as_ref().and_then(Field::as_str) else {
         return Err((
             "bad-field",
@@ -73,15 +70,15 @@ pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
             ),
         ));
     }
-    out.insert("bridge_to".into(), json!(uri));
     let slot = optional_slot(d.slot.as_ref(), &ctx.slots)?;
-    if let Some(s) = slot {
-        out.insert("slot".into(), json!(s));
-    }
-    if let Some(r) = optional_bool("record", d.record.as_ref())? {
-        out.insert("record".into(), json!(r));
-    }
-    Ok(Parsed::plain(Value::Object(out), slot))
+    let record = optional_bool("record", d.record.as_ref())?;
+    let job = DialJob {
+        to,
+        bridge_to: uri,
+        slot,
+        record,
+    };
+    Ok(Parsed::typed(&job, slot))
 }
 
 #[cfg(test)]

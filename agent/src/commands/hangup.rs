@@ -1,7 +1,7 @@
 //! `cmd/hangup` {request_id, call_id}: ends a call in progress (both legs).
 
 use serde::Deserialize;
-use serde_json::json;
+use crate::proto::jobs::CallRef;
 
 use super::{Context, Field, Parsed, Refusal, call_id, read, ValidCommand, Origin};
 use super::registry::{Env, Exec, VerbSpec};
@@ -29,5 +29,5 @@ struct Hangup {
 pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let h: Hangup = read(payload)?;
     let id = call_id(h.call_id.as_ref())?;
-    Ok(Parsed::plain(json!({"call_id": id}), None))
+    Ok(Parsed::typed(&CallRef { call_id: &id }, None))
 }

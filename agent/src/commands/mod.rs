@@ -191,6 +191,11 @@ impl Parsed {
             campaign: None,
         }
     }
+
+    /// A verb's typed payload, stored as its JSON.
+    fn typed(payload: &impl serde::Serialize, slot: Option<u16>) -> Self {
+        Self::plain(crate::proto::jobs::to_value(payload), slot)
+    }
 }
 
 /// A verb's refusal: (code, message).
@@ -266,7 +271,10 @@ async fn voice_command(env: &Env, cmd: ValidCommand) -> Result<Done, registry::F
                 registry::reused(&cmd.request_id, job.verb),
             ));
         }
-        let mut r = serde_json::json!({"state": job.state, "duplicate": true});
+        let mut r = crate::proto::jobs::to_value(&crate::proto::replies::Repeated {
+            state: job.state,
+            duplicate: true,
+        });
         registry::merge(&mut r, job.outcome.as_ref());
         return Ok(Done::result(r));
     }

@@ -1,7 +1,8 @@
 //! `cmd/recording-fetch` {request_id, call_id}: publishes a call's recording in chunks.
 
 use serde::Deserialize;
-use serde_json::json;
+use crate::proto::jobs::{CallRef, to_value};
+use crate::proto::replies::RecordingOffer;
 
 use super::registry::{Done, Env, Exec, Failure, Followup, VerbSpec};
 use super::{Context, Field, Origin, Parsed, Refusal, ValidCommand, call_id, read};
@@ -31,7 +32,12 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
     let n = chunks.len();
     let sha = crate::recordings::sha256_hex(&data);
     Ok(Done {
-        result: json!({"call_id": call_id, "chunks": n, "size": data.len(), "sha256": sha}),
+        result: to_value(&RecordingOffer {
+            call_id,
+            chunks: n,
+            size: data.len(),
+            sha256: &sha,
+        }),
         followup: Some(Followup::Recording {
             call_id: call_id.to_string(),
             chunks,
@@ -51,5 +57,5 @@ struct RecordingFetch {
 pub fn parse(payload: &[u8], _ctx: &Context) -> Result<Parsed, Refusal> {
     let r: RecordingFetch = read(payload)?;
     let id = call_id(r.call_id.as_ref())?;
-    Ok(Parsed::plain(json!({"call_id": id}), None))
+    Ok(Parsed::typed(&CallRef { call_id: &id }, None))
 }

@@ -296,7 +296,11 @@ pub async fn store_job(
             if state == JobState::Queued {
                 env.events.job_queued();
             }
-            let mut result = serde_json::json!({"job_id": job_id, "state": state.as_str()});
+            let mut result = crate::proto::jobs::to_value(&crate::proto::replies::Accepted {
+                job_id,
+                state,
+                duplicate: false,
+            });
             merge(&mut result, outcome.as_ref());
             Ok(Done::result(result))
         }
@@ -310,8 +314,11 @@ pub async fn store_job(
             ..
         }) => {
             tracing::info!(request_id = %rid, job_id, "repeated request_id answered from the store");
-            let mut result =
-                serde_json::json!({"job_id": job_id, "state": state, "duplicate": true});
+            let mut result = crate::proto::jobs::to_value(&crate::proto::replies::Accepted {
+                job_id,
+                state,
+                duplicate: true,
+            });
             merge(&mut result, outcome.as_ref());
             Ok(Done::result(result))
         }

@@ -3,7 +3,7 @@
 //! sent by then ends `expired` without being sent.
 
 use serde::Deserialize;
-use serde_json::json;
+use crate::proto::jobs::SmsJob;
 
 use super::registry::{self, Env, Exec, VerbSpec};
 use crate::proto::JobState;
@@ -77,13 +77,22 @@ pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
     }
     let slot = optional_slot(m.slot.as_ref(), &ctx.slots)?;
     let report = optional_bool("report", m.report.as_ref())?.unwrap_or(false);
-    let mut payload = json!({
-        "to": to, "text": text, "slot": slot, "report": report,
-        "parts": parts.len(), "encoding": encoding.as_str(),
-    });
-    if let Some((at, ms)) = super::rfc3339("expires_at", m.expires_at.as_ref())? {
-        payload["expires_at"] = json!(at);
-        payload["expires_ms"] = json!(ms);
-    }
-    Ok(Parsed::plain(payload, slot))
+    let expires = super::rfc3339("expires_at", m.expires_at.as_ref())?;
+    let (expires_at, expires_ms) = match expires {
+        Some((at, ms)) => (Some(at), Some(ms)),
+        None => (None, None),
+    };
+    let payload = SmsJob {
+        to,
+        text,
+        slot,
+        report,
+        parts: parts.len(),
+        encoding: encoding.as_str().to_string(),
+        group: None,
+        campaign_id: None,
+        expires_at,
+        expires_ms,
+    };
+    Ok(Parsed::typed(&payload, slot))
 }

@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use crate::proto::jobs::{UssdJob, to_value};
+use serde_json::Value;
+use crate::proto::replies::{ErrorBody, Refused, Repeated, UssdAnswer, UssdStep};
 use tokio::sync::oneshot;
 
 use super::registry::{Done, Env, Exec, Failure, VerbSpec};
@@ -110,14 +112,14 @@ pub fn parse(payload: &[u8], ctx: &Context) -> Result<Parsed, Refusal> {
             }
         },
     };
-    let mut out = Map::new();
-    out.insert("slot".into(), json!(slot));
-    out.insert("code".into(), json!(code));
-    if !replies.is_empty() {
-        out.insert("replies".into(), json!(replies));
-    }
-    out.insert("timeout_secs".into(), json!(timeout));
-    Ok(Parsed::plain(Value::Object(out), Some(slot)))
+    let job = UssdJob {
+        request_id: None,
+        slot,
+        code: &code,
+        replies: &replies,
+        timeout_secs: Some(timeout),
+    };
+    Ok(Parsed::typed(&job, Some(slot)))
 }
 
 fn execute(env: &Env, cmd: ValidCommand, _origin: Origin) -> Exec<'_> {
@@ -152,7 +154,10 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
                 err["message"].as_str().unwrap_or("").to_string(),
             ));
         }
-        let mut r = json!({"state": job.state, "duplicate": true});
+        let mut r = to_value(&Repeated {
+            state: job.state,
+            duplicate: true,
+        });
         super::registry::merge(&mut r, job.outcome.as_ref());
         return Ok(Done::result(r));
     }
@@ -192,22 +197,32 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
     let result = match &outcome {
         Ok((x, balance)) => {
             let last = x.last();
-            json!({
-                "slot": slot,
-                "status": last.map_or(UssdStatus::Terminated, |s| s.status),
-                "text": last.map(|s| s.text.clone()).unwrap_or_default(),
-                "dcs": last.and_then(|s| s.dcs),
-                "balance": balance,
-                "steps": x.steps.iter().map(|s| json!({
-                    "sent": s.sent,
-                    "status": s.status,
-                    "text": s.text,
-                })).collect::<Vec<_>>(),
+            to_value(&UssdAnswer {
+                slot,
+                status: last.map_or(UssdStatus::Terminated, |s| s.status),
+                text: last.map_or("", |s| s.text.as_str()),
+                dcs: last.and_then(|s| s.dcs),
+                balance: balance.as_ref(),
+                steps: x
+                    .steps
+                    .iter()
+                    .map(|s| UssdStep {
+                        sent: &s.sent,
+                        status: s.status,
+                        text: &s.text,
+                    })
+                    .collect(),
             })
         }
         Err(e) => {
             let (code, message) = failure(e);
-            json!({"slot": slot, "error": {"code": code, "message": message}})
+            to_value(&Refused {
+                slot,
+                error: ErrorBody {
+                    code: &code,
+                    message: &message,
+                },
+            })
         }
     };
     // Recorded either way: a repeated request_id is answered from the store, never re-sent.
@@ -235,6 +250,7 @@ async fn run(env: &Env, cmd: ValidCommand) -> Result<Done, Failure> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use super::*;
 
     fn check(payload: &str) -> Result<Value, Refusal> {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::proto::jobs::{CampaignControlRequest, SmsSendRequest, UssdJob, to_value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Console, LOG_TARGET};
@@ -145,15 +147,21 @@ impl Console {
 
     async fn sms_send(&self, target: &str, number: &str, text: &str) -> String {
         let slot = if target == "auto" {
-            Value::Null
+            None
         } else {
-            match target.parse::<u64>() {
-                Ok(s) => json!(s),
+            match target.parse::<u16>() {
+                Ok(s) => Some(s),
                 Err(_) => return format!("usage: {}\n", usage("sms")),
             }
         };
         let request_id = console_request_id();
-        let payload = json!({"request_id": request_id, "to": number, "text": text, "slot": slot});
+        let payload = to_value(&SmsSendRequest {
+            request_id: &request_id,
+            to: number,
+            text,
+            slot,
+            report: None,
+        });
         match self.submit("sms-send", &payload).await {
             Ok(r) => {
                 let job_id = r["job_id"].as_i64().unwrap_or_default();
@@ -170,12 +178,17 @@ impl Console {
 
     /// `ussd N CODE [REPLY...]`, exactly as `cmd/ussd` does it.
     async fn ussd(&self, n: &str, code: &str, replies: &[&str]) -> String {
-        let Ok(slot) = n.parse::<u64>() else {
+        let Ok(slot) = n.parse::<u16>() else {
             return format!("usage: {}\n", usage("ussd"));
         };
         let request_id = console_request_id();
-        let payload =
-            json!({"request_id": request_id, "slot": slot, "code": code, "replies": replies});
+        let payload = to_value(&UssdJob {
+            request_id: Some(&request_id),
+            slot,
+            code,
+            replies: &replies.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            timeout_secs: None,
+        });
         tracing::info!(target: LOG_TARGET, slot, "console USSD request");
         match self.submit("ussd", &payload).await {
             Ok(r) => {
@@ -231,8 +244,12 @@ impl Console {
 
     /// `campaign pause|resume|cancel ID`, exactly as `cmd/campaign-control` does it.
     async fn campaign_control(&self, action: &str, id: &str) -> String {
-        let payload =
-            json!({"request_id": console_request_id(), "campaign_id": id, "action": action});
+        let request_id = console_request_id();
+        let payload = to_value(&CampaignControlRequest {
+            request_id: &request_id,
+            campaign_id: id,
+            action,
+        });
         match self.submit("campaign-control", &payload).await {
             Ok(r) => {
                 tracing::info!(target: LOG_TARGET, campaign_id = %id, %action, "campaign changed at the console");

@@ -168,6 +168,129 @@ pub struct CallMedia {
     pub frames_to_modem: u64,
 }
 
+/// Fields an `sms-status` event adds to a job's (the sender's view of a send).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SendStatus<'a> {
+    /// The slot; `Some(None)` is an explicit `null` (expired before any SIM took it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Option<u16>>,
+    /// TP-MR of each part the network took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mr: Option<&'a [u8]>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// The campaign (a cancelled campaign message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<&'a str>,
+}
+
+/// A delivery report's fields in an `sms-status` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportStatus {
+    /// The slot it arrived on.
+    pub slot: u16,
+    /// The part it is about, as a one-element list (the form of `sent` events).
+    pub mr: [u8; 1],
+    /// TP-Status.
+    pub status: u8,
+    /// TP-Status in words.
+    pub status_text: &'static str,
+    /// TP-SCTS.
+    pub submitted_at: String,
+    /// TP-DT.
+    pub discharged_at: String,
+    /// The SIM's IMSI, in a report that matched no job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imsi: Option<String>,
+}
+
+/// `sms-received` (`event-sms-received.json`): a message, whole or (after an interrupted
+/// reassembly) as far as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmsReceived<'a> {
+    /// The slot.
+    pub slot: u16,
+    /// The SIM's IMSI (absent in a message completed after a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imsi: Option<&'a str>,
+    /// The sender.
+    pub from: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// 8-bit data as hex (`null` for text); absent in a message completed after a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Option<String>>,
+    /// gsm7, ucs2, 8bit.
+    pub encoding: Option<&'a str>,
+    /// Message class (absent in a message completed after a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<Option<u8>>,
+    /// The service centre.
+    pub smsc: Option<&'a str>,
+    /// TP-SCTS of the (first) part.
+    pub sent_at: Option<&'a str>,
+    /// When the agent read it.
+    pub received_at: String,
+    /// Parts.
+    pub parts: usize,
+    /// Part numbers that arrived (an incomplete message only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts_received: Option<Vec<u8>>,
+    /// The concatenation reference (multipart only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<u16>,
+    /// Every part arrived.
+    pub complete: bool,
+}
+
+impl EventBody for SmsReceived<'_> {
+    const TYPE: EventType = EventType::SmsReceived;
+}
+
+/// `sms-received` for a PDU that did not decode: kept raw, nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmsUndecodable<'a> {
+    /// The slot.
+    pub slot: u16,
+    /// The SIM's IMSI.
+    pub imsi: &'a str,
+    /// The PDU as read.
+    pub pdu: &'a str,
+    /// Why it did not decode.
+    pub error: String,
+    /// When the agent read it.
+    pub received_at: String,
+    /// Always false.
+    pub complete: bool,
+    /// Always 1.
+    pub parts: usize,
+}
+
+impl EventBody for SmsUndecodable<'_> {
+    const TYPE: EventType = EventType::SmsReceived;
+}
+
+/// What the store keeps of one part of a multipart message until the rest arrives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PartMeta {
+    /// The part's text.
+    #[serde(default)]
+    pub text: String,
+    /// Its encoding.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Its service centre.
+    #[serde(default)]
+    pub smsc: Option<String>,
+    /// Its TP-SCTS.
+    #[serde(default)]
+    pub sent_at: Option<String>,
+    /// Its class.
+    #[serde(default)]
+    pub class: Option<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod events;
+pub mod jobs;
+pub mod replies;
 
 pub use events::EventBody;
 

@@ -16,7 +16,6 @@ use std::time::Duration;
 use gsmgw_drivers::at::AtError;
 use gsmgw_drivers::modem::ModemError;
 use gsmgw_drivers::pdu::{self, SubmitOptions};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::now_ms;
@@ -34,6 +33,8 @@ pub const DEPTH: usize = 2;
 
 pub use crate::channel::{ChannelRequest, SendFailure, VoiceOp};
 use crate::proto::JobState;
+use crate::proto::events::SendStatus;
+use crate::proto::jobs::SendOutcome;
 pub use crate::sms_status::match_report;
 use crate::sms_status::status_event;
 
@@ -95,7 +96,13 @@ pub async fn recover_interrupted(events: &Events, policy: &str) -> Result<usize,
         for job in &jobs {
             events
                 .store()
-                .requeue(job.job_id, job.outcome.clone().unwrap_or(json!({})), 0)
+                .requeue(
+                    job.job_id,
+                    job.outcome
+                        .clone()
+                        .unwrap_or_else(|| SendOutcome::default().value()),
+                    0,
+                )
                 .await?;
         }
         return Ok(jobs.len());
@@ -104,7 +111,13 @@ pub async fn recover_interrupted(events: &Events, policy: &str) -> Result<usize,
         let ev = status_event(
             job,
             "unknown",
-            json!({"slot": job.slot, "error": "the agent stopped while sending; the SMS may or may not have gone out"}),
+            &SendStatus {
+                slot: Some(job.slot),
+                error: Some(
+                    "the agent stopped while sending; the SMS may or may not have gone out",
+                ),
+                ..SendStatus::default()
+            },
         );
         events
             .store()
@@ -248,7 +261,14 @@ pub async fn run_with(
                     .as_i64()
                     .is_some_and(|t| t <= now_ms())
                 {
-                    let ev = status_event(&job, "expired", json!({"slot": Value::Null}));
+                    let ev = status_event(
+                        &job,
+                        "expired",
+                        &SendStatus {
+                            slot: Some(None),
+                            ..SendStatus::default()
+                        },
+                    );
                     match events
                         .store()
                         .update_job(job.job_id, JobState::Expired, None, Some(ev))
@@ -370,11 +390,7 @@ async fn route(
     events: &Events,
 ) -> Option<SlotHandle> {
     let now = tokio::time::Instant::now();
-    let avoid = job
-        .outcome
-        .as_ref()
-        .and_then(|o| o["last_slot"].as_u64())
-        .map(|s| s as u16);
+    let avoid = SendOutcome::read(job.outcome.as_ref()).last_slot;
     let usable: Vec<&SlotHandle> = slots
         .iter()
         .filter(|h| available(h, busy, health, now))
@@ -453,11 +469,9 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
     let to = job.payload["to"].as_str().unwrap_or("").to_string();
     let text = job.payload["text"].as_str().unwrap_or("").to_string();
     let report = job.payload["report"].as_bool().unwrap_or(false);
-    let attempts = job
-        .outcome
-        .as_ref()
-        .and_then(|o| o["attempts"].as_u64())
-        .unwrap_or(0) as u32
+    let attempts = SendOutcome::read(job.outcome.as_ref())
+        .attempts
+        .unwrap_or(0)
         + 1;
     let parts = match pdu::encode_submit(&SubmitOptions {
         to: to.clone(),
@@ -472,7 +486,11 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
                 events,
                 &job,
                 JobState::Failed,
-                json!({"error": e.to_string(), "attempts": attempts}),
+                SendOutcome {
+                    error: Some(e.to_string()),
+                    attempts: Some(attempts),
+                    ..SendOutcome::default()
+                },
                 handle.slot,
             )
             .await;
@@ -480,7 +498,12 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
         }
     };
     // Committed, and counted against the SIM's limits, before the first AT+CMGS is written.
-    let outcome = json!({"slot": handle.slot, "attempts": attempts});
+    let outcome = SendOutcome {
+        slot: Some(handle.slot),
+        attempts: Some(attempts),
+        ..SendOutcome::default()
+    }
+    .value();
     match events
         .store()
         .mark_sending(job.job_id, outcome, counters)
@@ -523,7 +546,14 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
                 events,
                 &job,
                 JobState::Sent,
-                json!({"slot": handle.slot, "mr": mrs, "attempts": attempts, "report": report, "delivered": []}),
+                SendOutcome {
+                    slot: Some(handle.slot),
+                    mr: Some(mrs),
+                    attempts: Some(attempts),
+                    report: Some(report),
+                    delivered: Some(Vec::new()),
+                    ..SendOutcome::default()
+                },
                 handle.slot,
             )
             .await;
@@ -533,7 +563,14 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
             let (kind, reason) = classify(&f.error);
             if !f.sent.is_empty() {
                 // Some parts are out: sending again would duplicate them.
-                finish(events, &job, JobState::Failed, json!({"slot": handle.slot, "mr": f.sent, "error": reason, "attempts": attempts}), handle.slot).await;
+                let outcome = SendOutcome {
+                    slot: Some(handle.slot),
+                    mr: Some(f.sent),
+                    error: Some(reason),
+                    attempts: Some(attempts),
+                    ..SendOutcome::default()
+                };
+                finish(events, &job, JobState::Failed, outcome, handle.slot).await;
                 return true;
             }
             if kind == FailureKind::Transient && attempts < MAX_ATTEMPTS {
@@ -547,7 +584,12 @@ async fn send_job(events: &Events, handle: &SlotHandle, job: Job, counters: Vec<
                 events,
                 &job,
                 JobState::Failed,
-                json!({"slot": handle.slot, "error": reason, "attempts": attempts}),
+                SendOutcome {
+                    slot: Some(handle.slot),
+                    error: Some(reason),
+                    attempts: Some(attempts),
+                    ..SendOutcome::default()
+                },
                 handle.slot,
             )
             .await;
@@ -577,26 +619,30 @@ async fn requeue(
     slot: u16,
     delay: Duration,
 ) {
-    let outcome = json!({"attempts": attempts, "last_error": reason, "last_slot": slot});
+    let outcome = SendOutcome {
+        attempts: Some(attempts),
+        last_error: Some(reason.to_string()),
+        last_slot: Some(slot),
+        ..SendOutcome::default()
+    }
+    .value();
     let due = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0);
     if let Err(e) = events.store().requeue(job.job_id, outcome, due).await {
         tracing::error!(job_id = job.job_id, error = %e, "cannot requeue");
     }
 }
 
-async fn finish(events: &Events, job: &Job, state: JobState, outcome: Value, slot: u16) {
-    let mut extra = json!({"slot": slot});
-    if let (Some(obj), Value::Object(o)) = (extra.as_object_mut(), outcome.clone()) {
-        for k in ["mr", "error"] {
-            if let Some(v) = o.get(k) {
-                obj.insert(k.into(), v.clone());
-            }
-        }
-    }
-    let ev = status_event(job, state.as_str(), extra);
+async fn finish(events: &Events, job: &Job, state: JobState, outcome: SendOutcome, slot: u16) {
+    let extra = SendStatus {
+        slot: Some(Some(slot)),
+        mr: outcome.mr.as_deref(),
+        error: outcome.error.as_deref(),
+        campaign_id: None,
+    };
+    let ev = status_event(job, state.as_str(), &extra);
     match events
         .store()
-        .update_job(job.job_id, state, Some(outcome), Some(ev))
+        .update_job(job.job_id, state, Some(outcome.value()), Some(ev))
         .await
     {
         Ok(_) => events.committed(),

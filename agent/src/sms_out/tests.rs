@@ -1,5 +1,6 @@
 use super::*;
 use gsmgw_drivers::at::ErrorCode;
+use serde_json::{Value, json};
 
 fn cms(code: u16) -> ModemError {
     ModemError::At {

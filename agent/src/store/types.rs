@@ -288,6 +288,11 @@ pub struct StoredPart {
 }
 
 impl StoredPart {
+    /// The part's decoded fields (defaults for a row that lacks them).
+    pub fn meta(&self) -> crate::proto::events::PartMeta {
+        serde_json::from_value(self.part.clone()).unwrap_or_default()
+    }
+
     /// The message this part belongs to.
     pub fn key(&self) -> PartKey {
         PartKey {

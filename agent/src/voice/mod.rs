@@ -22,7 +22,7 @@ use gsmgw_drivers::at::Urc;
 use gsmgw_drivers::sip::guard::{Inbound, InboundAuth, Untrusted};
 use gsmgw_drivers::sip::ua::{Ua, UaConfig, UaEvent};
 use gsmgw_drivers::voice::Codec;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::channel::ChannelRequest;
@@ -500,7 +500,11 @@ pub async fn run(mut ctx: VoiceContext) {
                         match calls.get(id) {
                             Some(tx) => {
                                 let _ = tx.send(CallInput::Hangup).await;
-                                Ok(json!({"call_id": id, "state": "hanging-up"}))
+                                Ok(crate::proto::jobs::to_value(&crate::proto::replies::CallProgress {
+                                    call_id: id,
+                                    slot: None,
+                                    state: "hanging-up",
+                                }))
                             }
                             None => Err(("unknown-call".to_string(), format!("no call {id:?} in progress"))),
                         }

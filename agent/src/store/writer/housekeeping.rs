@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use rusqlite::{named_params, params};
-use serde_json::json;
 
 use crate::proto::CampaignState;
 
@@ -146,7 +145,11 @@ impl Writer {
     /// Appends an alarm of the store's own in a transaction of its own (logged if it cannot:
     /// the retained status still says the store is full).
     pub(super) fn internal_alarm(&mut self, code: &str, message: &str) {
-        let body = json!({"code": code, "message": message, "slot": null});
+        let body = crate::proto::jobs::to_value(&crate::proto::Alarm {
+            code,
+            message,
+            slot: None,
+        });
         let ev = match Prepared::new(
             NewEvent::new(crate::proto::EventType::Alarm, EventClass::Critical, body),
             &self.gateway_json,

@@ -8,7 +8,7 @@ use gsmgw_drivers::at::Urc;
 use gsmgw_drivers::modem::{CallStat, VoiceWhen};
 use gsmgw_drivers::sip::sdp;
 use gsmgw_drivers::sip::ua::UaEvent;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
@@ -291,9 +291,13 @@ async fn dial(
     c.register_slot(slot).await;
     c.from = String::new();
     c.live("dialing").await;
-    let _ = reply.send(Ok(
-        json!({"call_id": c.id, "slot": slot, "state": "ringing-extension"}),
-    ));
+    let _ = reply.send(Ok(crate::proto::jobs::to_value(
+        &crate::proto::replies::CallProgress {
+            call_id: &c.id,
+            slot: Some(slot),
+            state: "ringing-extension",
+        },
+    )));
     let port = match c.alloc_rtp() {
         Ok(p) => p,
         Err(e) => {

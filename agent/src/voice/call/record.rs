@@ -1,7 +1,7 @@
 //! The end of a call: the `call` record, the SIM's minutes counter and the missed-call SMS
 //! (through the command registry, committed with the record).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Call, LOG_TARGET};
 use crate::clock::{now_ms, now_rfc3339};
@@ -129,13 +129,18 @@ impl Call {
             .replace("{from}", &self.from)
             .replace("{slot}", &slot.to_string());
         // Through the command registry like any sms-send; the call record commits with it.
-        let payload = json!({
-            "request_id": format!("missed-call-{}", self.id),
-            "to": self.from, "text": text, "slot": slot, "report": false,
+        let request_id = format!("missed-call-{}", self.id);
+        let payload = crate::proto::jobs::to_value(&crate::proto::jobs::SmsSendRequest {
+            request_id: &request_id,
+            to: &self.from,
+            text: &text,
+            slot: Some(slot),
+            report: Some(false),
         });
-        let mut extra = serde_json::Map::new();
-        extra.insert("reason".into(), json!("missed-call"));
-        extra.insert("call_id".into(), json!(self.id));
+        let extra = crate::proto::jobs::to_map(&MissedCallOrigin {
+            reason: "missed-call",
+            call_id: &self.id,
+        });
         let origin = Origin::Internal {
             extra,
             event: Some(NewEvent::new(
@@ -160,4 +165,11 @@ impl Call {
             }
         }
     }
+}
+
+/// What a missed-call SMS job adds to its `sms-status` events: why it was sent.
+#[derive(serde::Serialize)]
+struct MissedCallOrigin<'a> {
+    reason: &'a str,
+    call_id: &'a str,
 }
