@@ -293,6 +293,8 @@ pub async fn termination() {
 async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
     let mut cfg = cfg;
     let mut previous: Option<config::Config> = None;
+    // Under systemd (Type=notify): READY, STATUS, watchdog pings while every task turns.
+    let watchdog = gsmgw_agent::watchdog::Watchdog::from_env().map(std::sync::Arc::new);
     loop {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let started = gsmgw_agent::Agent::start_with_file(
@@ -316,10 +318,22 @@ async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
             }
             (Err(e), None) => return Err(e.into()),
         };
+        if let Some(w) = watchdog.clone() {
+            let (view, events, live) = (agent.view(), agent.events(), agent.liveness());
+            let stop = stop_tx.subscribe();
+            tokio::spawn(async move { w.serve(view, events, live, stop).await });
+        }
         let restart = tokio::select! {
             _ = termination() => false,
             _ = gsmgw_agent::console::restart_requested().notified() => true,
         };
+        if let Some(w) = &watchdog {
+            w.notify(if restart {
+                "RELOADING=1\nSTATUS=restarting"
+            } else {
+                "STOPPING=1\nSTATUS=stopping"
+            });
+        }
         tracing::info!(restart, "stopping");
         let _ = stop_tx.send(true);
         let events = agent.events();

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod events;
+pub mod fault;
 pub mod logfmt;
 pub mod netwatch;
 pub mod private;
@@ -16,6 +17,7 @@ pub mod proto;
 pub mod quiet;
 pub mod recordings;
 pub mod runtime;
+pub mod sdnotify;
 pub mod sms_in;
 pub mod sms_out;
 pub mod sms_status;
@@ -24,6 +26,7 @@ pub mod store;
 pub mod tls;
 pub mod uplink;
 pub mod voice;
+pub mod watchdog;
 
 pub use runtime::{Agent, AgentError, AgentOptions};
 

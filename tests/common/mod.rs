@@ -114,10 +114,21 @@ impl AgentProc {
         Self::spawn(config, None)
     }
 
+    /// Like [`AgentProc::start`], with these environment variables set.
+    #[allow(dead_code)]
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> AgentProc {
+        Self::spawn_env(config, Some("info"), env)
+    }
+
     fn spawn(config: &Path, level: Option<&str>) -> AgentProc {
+        Self::spawn_env(config, level, &[])
+    }
+
+    fn spawn_env(config: &Path, level: Option<&str>, env: &[(&str, &str)]) -> AgentProc {
         let log = ProcLog::new("agent");
         let mut cmd = Command::new(gsmgw_bin());
         cmd.arg("run").arg("--config").arg(config);
+        cmd.envs(env.iter().copied());
         match level {
             Some(l) => cmd.env("GSMGW_LOG", l),
             None => cmd.env_remove("GSMGW_LOG"),

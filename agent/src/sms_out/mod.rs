@@ -232,6 +232,7 @@ pub async fn run_with(
         Default::default();
     loop {
         beat.beat();
+        crate::fault::wedge_point("sender").await;
         let now = tokio::time::Instant::now();
         let free = slots
             .iter()
