@@ -63,6 +63,7 @@ impl Manager {
         });
     }
 
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     fn pings_after(&self, t: f64) -> usize {
         self.seen
             .iter()
