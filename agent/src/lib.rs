@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod events;
 pub mod fault;
+pub mod leds;
 pub mod logfmt;
 pub mod netwatch;
 pub mod private;

@@ -58,6 +58,8 @@ pub struct Agent {
     channels: Vec<ChannelHandle>,
     uplink: tokio::task::JoinHandle<()>,
     console: Option<tokio::task::JoinHandle<()>>,
+    /// The status LEDs' task (the system LED goes dark when it ends).
+    leds: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Agent {
@@ -325,6 +327,9 @@ impl Agent {
             broker: broker_name(&cfg.mqtt),
             voice: Some(voice_view),
         };
+        let leds = board
+            .as_ref()
+            .and_then(|b| crate::leds::spawn(&b.led, &b.gpiochip, view.clone(), shutdown.clone()));
         let console = if opts.console {
             console::spawn(
                 ConsoleContext {
@@ -349,6 +354,7 @@ impl Agent {
             channels,
             uplink,
             console,
+            leds,
         })
     }
 
@@ -375,6 +381,9 @@ impl Agent {
                 let _ = c.task.await;
             }
             let _ = self.uplink.await;
+            if let Some(l) = self.leds {
+                let _ = l.await;
+            }
         };
         if tokio::time::timeout(Duration::from_secs(5), all)
             .await

@@ -122,6 +122,15 @@ impl GpioPin {
         })
     }
 
+    /// Drives the line high or low.
+    pub fn set(&mut self, high: bool) -> Result<(), PinError> {
+        if high {
+            self.set_high()
+        } else {
+            self.set_low()
+        }
+    }
+
     fn map(&self, e: impl std::fmt::Debug) -> PinError {
         PinError::Gpio {
             chip: self.chip.clone(),

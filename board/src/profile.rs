@@ -17,6 +17,9 @@ pub struct BoardProfile {
     /// Per-slot pins.
     #[serde(default)]
     pub modem: Vec<ModemPins>,
+    /// Status LEDs.
+    #[serde(default)]
+    pub led: Vec<crate::led::LedSpec>,
 }
 
 /// Power wiring of one modem slot: a GPIO line, or (simulated boards) a pin socket.
@@ -76,6 +79,7 @@ impl BoardProfile {
                 )));
             }
         }
+        crate::led::check(&p.led).map_err(ProfileError::Invalid)?;
         Ok(p)
     }
 
