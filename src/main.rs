@@ -294,7 +294,8 @@ async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
     let mut cfg = cfg;
     let mut previous: Option<config::Config> = None;
     // Under systemd (Type=notify): READY, STATUS, watchdog pings while every task turns.
-    let watchdog = gsmgw_agent::watchdog::Watchdog::from_env().map(std::sync::Arc::new);
+    let hardware = gsmgw_agent::watchdog::HardwareWatchdog::from_config(&cfg);
+    let watchdog = gsmgw_agent::watchdog::Watchdog::from_env(hardware).map(std::sync::Arc::new);
     loop {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let started = gsmgw_agent::Agent::start_with_file(
@@ -328,11 +329,11 @@ async fn run_agent(cfg: config::Config, path: PathBuf) -> Result<ExitCode> {
             _ = gsmgw_agent::console::restart_requested().notified() => true,
         };
         if let Some(w) = &watchdog {
-            w.notify(if restart {
-                "RELOADING=1\nSTATUS=restarting"
+            if restart {
+                w.notify("RELOADING=1\nSTATUS=restarting");
             } else {
-                "STOPPING=1\nSTATUS=stopping"
-            });
+                w.stopping();
+            }
         }
         tracing::info!(restart, "stopping");
         let _ = stop_tx.send(true);

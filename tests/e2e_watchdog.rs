@@ -200,3 +200,83 @@ fn a_start_that_cannot_work_sends_no_ready() {
     let status = agent.stop();
     assert!(!status.success(), "{status:?}\n{}", agent.log());
 }
+
+/// A board profile naming a hardware watchdog: `path` stands in for /dev/watchdog (every
+/// write is a feed, a final `V` the magic close).
+fn watchdog_board(dir: &Path) -> (String, std::path::PathBuf) {
+    let device = dir.join("watchdog");
+    std::fs::write(&device, "").unwrap();
+    let profile = dir.join("board.toml");
+    std::fs::write(
+        &profile,
+        format!("name = \"wd-board\"\nwatchdog = \"{}\"\n", device.display()),
+    )
+    .unwrap();
+    (format!("board_profile = \"{}\"", profile.display()), device)
+}
+
+fn feeds(device: &Path) -> String {
+    std::fs::read_to_string(device).unwrap()
+}
+
+fn wait_feeds(device: &Path, n: usize, agent: &AgentProc) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while feeds(device).matches('1').count() < n {
+        assert!(Instant::now() < deadline, "not fed: {}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_hardware_watchdog_is_fed_and_disarmed_on_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = SimModem::start(dir.path(), "modem1", &[]);
+    let (extra, device) = watchdog_board(dir.path());
+    let cfg = common::write_config_with(
+        dir.path(),
+        "gw-hwwd",
+        &no_broker(),
+        &extra,
+        &[(1, &modem.link, "")],
+    );
+    let mut agent = AgentProc::start(&cfg);
+    wait_feeds(&device, 3, &agent);
+    assert!(agent.stop().success(), "{}", agent.log());
+    let fed = feeds(&device);
+    assert!(fed.ends_with('V'), "no magic close: {fed:?}");
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_wedged_task_stops_feeding_the_hardware_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = SimModem::start(dir.path(), "modem1", &[]);
+    let (extra, device) = watchdog_board(dir.path());
+    let cfg = common::write_config_with(
+        dir.path(),
+        "gw-hwwd2",
+        &no_broker(),
+        &extra,
+        &[(1, &modem.link, "")],
+    );
+    let agent = AgentProc::start_with_env(
+        &cfg,
+        &[
+            ("GSMGW_STALE_AFTER_SECS", "2"),
+            ("GSMGW_FAULT_WEDGE", "sender:3"),
+        ],
+    );
+    wait_feeds(&device, 2, &agent);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !agent
+        .log()
+        .contains("not feeding the watchdog: sender silent")
+    {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = feeds(&device).len();
+    std::thread::sleep(Duration::from_secs(3)); // no event marks "nothing happened"
+    assert_eq!(feeds(&device).len(), before, "fed while wedged");
+    agent.kill();
+}

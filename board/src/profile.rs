@@ -20,6 +20,9 @@ pub struct BoardProfile {
     /// Status LEDs.
     #[serde(default)]
     pub led: Vec<crate::led::LedSpec>,
+    /// A hardware watchdog device (e.g. "/dev/watchdog") the agent feeds while it turns.
+    #[serde(default)]
+    pub watchdog: Option<std::path::PathBuf>,
 }
 
 /// Power wiring of one modem slot: a GPIO line, or (simulated boards) a pin socket.
