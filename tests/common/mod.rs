@@ -128,11 +128,11 @@ impl AgentProc {
         let log = ProcLog::new("agent");
         let mut cmd = Command::new(gsmgw_bin());
         cmd.arg("run").arg("--config").arg(config);
-        cmd.envs(env.iter().copied());
         match level {
             Some(l) => cmd.env("GSMGW_LOG", l),
             None => cmd.env_remove("GSMGW_LOG"),
         };
+        cmd.envs(env.iter().copied());
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

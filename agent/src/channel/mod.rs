@@ -188,6 +188,7 @@ pub fn spawn(cfg: ModemConfig, ctx: ChannelContext) -> ChannelHandle {
             escalation: 0,
             trouble_since: None,
             balance: ussd::BalanceCheck::default(),
+            sim_out: false,
         };
         ch.run().await;
     });
@@ -212,6 +213,9 @@ struct Channel {
     trouble_since: Option<Instant>,
     /// The periodic balance check (`balance_ussd`).
     balance: ussd::BalanceCheck,
+    /// The SIM was seen out of its holder (a hot-swap report or AT+CPIN? saying so): the
+    /// next "inserted" brings the slot up again.
+    sim_out: bool,
 }
 
 /// Why a session with an open port ended.

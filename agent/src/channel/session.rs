@@ -44,6 +44,7 @@ impl Channel {
         // the status was just read, and the sweep below reads every stored message.
         while urcs.try_recv().is_ok() {}
         self.inbox.reset();
+        self.sim_out = false;
         self.inbox.imsi = self.tx.borrow().identity.imsi.clone();
         if let Some(end) = self.sweep(&modem).await {
             return end;
@@ -340,6 +341,9 @@ impl Channel {
     }
 
     fn apply_status(&mut self, st: &NetworkStatus) {
+        if st.sim == gsmgw_drivers::modem::SimState::Absent {
+            self.sim_out = true;
+        }
         let ready =
             st.registration.is_registered() && st.sim == gsmgw_drivers::modem::SimState::Ready;
         let (state, error) = if ready {
@@ -405,7 +409,27 @@ impl Channel {
             return Ok(());
         }
         match urc {
-            Urc::Registration { .. } | Urc::SimState { .. } => self.refresh(modem).await,
+            Urc::SimState { code } => {
+                // A card back in: announced as inserted, or only as ready (SIMCom A76xx).
+                if (code == "INSERTED" || code == "READY") && self.sim_out {
+                    self.sim_out = false;
+                    // Another card, maybe: PIN, IMSI and ICCID are read again by a new bring-up.
+                    tracing::warn!(
+                        slot = self.cfg.slot,
+                        "SIM inserted; bringing the slot up again"
+                    );
+                    return Err(ModemError::At {
+                        command: "SIM hot swap".into(),
+                        source: AtError::PortClosed("SIM inserted".into()),
+                    });
+                }
+                if code == "NOT INSERTED" {
+                    tracing::warn!(slot = self.cfg.slot, "SIM removed");
+                    self.sim_out = true;
+                }
+                self.refresh(modem).await
+            }
+            Urc::Registration { .. } => self.refresh(modem).await,
             Urc::Signal { .. } => {
                 let dbm = modem.signal_dbm().await?;
                 self.update(|s| s.signal_dbm = dbm);

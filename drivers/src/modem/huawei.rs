@@ -46,6 +46,15 @@ const URC_PREFIXES: &[&str] = &[
 ];
 
 fn parse_urc(line: &str) -> Option<Urc> {
+    // ^SIMST: <sim_state>: 255 = no card (Huawei MU709/ME909 AT manual); 1 = a valid card.
+    if line.starts_with("^SIMST:") {
+        let code = match rest(line, "^SIMST:").split(',').next().map(str::trim) {
+            Some("255") => "NOT INSERTED",
+            Some("1") => "INSERTED",
+            _ => return Some(Urc::Other(line.to_string())),
+        };
+        return Some(Urc::SimState { code: code.into() });
+    }
     if line.starts_with("^RSSI:") || line.starts_with("^HCSQ:") {
         return Some(Urc::Signal {
             line: line.to_string(),
@@ -95,12 +104,23 @@ mod tests {
             Some(Urc::CallCleared { cause: None })
         );
         assert_eq!(parse_urc("^DDTMF: 7"), Some(Urc::Dtmf { digit: '7' }));
+        assert_eq!(
+            parse_urc("^SIMST: 255"),
+            Some(Urc::SimState {
+                code: "NOT INSERTED".into()
+            })
+        );
+        assert_eq!(
+            parse_urc("^SIMST: 1,0"),
+            Some(Urc::SimState {
+                code: "INSERTED".into()
+            })
+        );
         assert_eq!(parse_urc("^DDTMF: z"), Some(Urc::Other("^DDTMF: z".into())));
         // Chatter: taken out of responses, not acted on; ^BOOT is no restart.
         for l in [
             "^BOOT:20841248,0,0,0,72",
             "^MODE:5,4",
-            "^SIMST: 1",
             "^ORIG:1,0",
             "^CONF:1",
             "^DSFLOWRPT:00000001,0,0",

@@ -12,7 +12,8 @@ pub const SPEC: DialectSpec = DialectSpec {
     iccid_commands: &[("AT+QCCID", "+QCCID:"), ("AT+CCID", "+CCID:")],
     vendor_errors: &[],
     // Report SMS storage and "SMS DONE" through +QIND so init can wait for it.
-    init: &["AT+QINDCFG=\"smsincoming\",1"],
+    // Report SIM hot swap (+QSIMSTAT: <enable>,<inserted>; EC2x AT manual, AT+QSIMSTAT).
+    init: &["AT+QINDCFG=\"smsincoming\",1", "AT+QSIMSTAT=1"],
     voice: VoiceSpec {
         enable: Some("AT+QPCMV=1,0"),
         when: VoiceWhen::BeforeCall,
@@ -26,7 +27,7 @@ pub const SPEC: DialectSpec = DialectSpec {
 };
 
 /// Quectel's own unsolicited lines.
-const URC_PREFIXES: &[&str] = &["+QIND:", "+QUSIM:", "+QTONEDET:"];
+const URC_PREFIXES: &[&str] = &["+QIND:", "+QUSIM:", "+QTONEDET:", "+QSIMSTAT:"];
 
 fn parse_urc(line: &str) -> Option<Urc> {
     if line.starts_with("+QIND: \"csq\"") {
@@ -48,6 +49,16 @@ fn parse_urc(line: &str) -> Option<Urc> {
         }
         _ => {}
     }
+    if line.starts_with("+QSIMSTAT:") {
+        // +QSIMSTAT: <enable>,<inserted 0|1>
+        let inserted = rest(line, "+QSIMSTAT:").split(',').nth(1).map(str::trim);
+        let code = match inserted {
+            Some("0") => "NOT INSERTED",
+            Some("1") => "INSERTED",
+            _ => return Some(Urc::Other(line.to_string())),
+        };
+        return Some(Urc::SimState { code: code.into() });
+    }
     if line.starts_with("+QTONEDET:") {
         // The key as its ASCII code ('5' → 53).
         let v = unquote(rest(line, "+QTONEDET:"));
@@ -68,6 +79,18 @@ mod tests {
             Some(Urc::Signal { .. })
         ));
         assert_eq!(parse_urc("+QTONEDET: 53"), Some(Urc::Dtmf { digit: '5' }));
+        assert_eq!(
+            urc::parse("+QSIMSTAT: 1,0", None),
+            Urc::SimState {
+                code: "NOT INSERTED".into()
+            }
+        );
+        assert_eq!(
+            urc::parse("+QSIMSTAT: 1,1", None),
+            Urc::SimState {
+                code: "INSERTED".into()
+            }
+        );
         assert_eq!(parse_urc("+QTONEDET: 35"), Some(Urc::Dtmf { digit: '#' }));
         assert_eq!(
             parse_urc("+QTONEDET: 120"),

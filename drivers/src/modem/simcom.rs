@@ -35,9 +35,16 @@ const URC_PREFIXES: &[&str] = &[
     "SMS Ready",
     "SMS DONE",
     "PB DONE",
+    "+SIMCARD:",
 ];
 
 fn parse_urc(line: &str) -> Option<Urc> {
+    // SIM7500/7600 AT manual: the card was pulled (hot swap).
+    if line == "+SIMCARD: NOT AVAILABLE" {
+        return Some(Urc::SimState {
+            code: "NOT INSERTED".into(),
+        });
+    }
     // SIM7xxx readiness (ModemManager plugins/simtech: "PB DONE" / "SMS DONE").
     match line {
         "SMS DONE" => {
@@ -71,6 +78,16 @@ fn parse_urc(line: &str) -> Option<Urc> {
 mod tests {
     use super::*;
     use crate::modem::dialect::urc;
+
+    #[test]
+    fn a_pulled_sim_is_reported() {
+        assert_eq!(
+            urc::parse("+SIMCARD: NOT AVAILABLE", None),
+            Urc::SimState {
+                code: "NOT INSERTED".into()
+            }
+        );
+    }
 
     #[test]
     fn simcom_lines() {

@@ -318,6 +318,27 @@ impl Device {
                 self.sim.busy_until = Some(now + super::device::secs(secs));
                 Ok(ok())
             }
+            "sim" => {
+                let inserted = bool_field(msg, "inserted")?;
+                if inserted != self.sim.removed {
+                    return Err(if inserted {
+                        "the SIM is in already".to_string()
+                    } else {
+                        "the SIM is out already".to_string()
+                    });
+                }
+                // Another card: its own IMSI and ICCID.
+                if inserted {
+                    if let Some(imsi) = msg.get("imsi").and_then(Value::as_str) {
+                        self.opts.imsi = imsi.to_string();
+                    }
+                    if let Some(iccid) = msg.get("iccid").and_then(Value::as_str) {
+                        self.opts.iccid = iccid.to_string();
+                    }
+                }
+                self.sim_swap(inserted, now);
+                Ok(ok())
+            }
             "storage-full" => {
                 let enabled = bool_field(msg, "enabled")?;
                 let name = msg.get("storage").and_then(Value::as_str).unwrap_or("SM");
@@ -403,6 +424,7 @@ impl Device {
             "sim": {
                 "state": self.sim.lock.name(),
                 "busy": self.sim.is_busy(now),
+                "removed": self.sim.removed,
                 "pin_attempts_left": self.sim.pin_left,
                 "puk_attempts_left": self.sim.puk_left,
                 "imsi": self.opts.imsi,

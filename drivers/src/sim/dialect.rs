@@ -121,6 +121,29 @@ impl Dialect {
         }
     }
 
+    /// URCs when the card is pulled out (hot swap); its return is announced by
+    /// [`Dialect::sim_ready_urcs`] once it has started again, and by the lines here.
+    pub(crate) fn sim_swap_urcs(self, inserted: bool) -> Vec<String> {
+        let lines: &[&str] = match (self, inserted) {
+            // EC2x AT manual, AT+QSIMSTAT: +QSIMSTAT: <enable>,<inserted_status>.
+            (Dialect::Quectel, false) => &["+QSIMSTAT: 1,0"],
+            (Dialect::Quectel, true) => &["+QSIMSTAT: 1,1"],
+            // SIM7500/7600 AT manual.
+            (Dialect::Simcom, false) => &["+SIMCARD: NOT AVAILABLE"],
+            // SIM800 AT+CSMINS=1: +CSMINS: <n>,<inserted>.
+            (Dialect::Simcom2g, false) => &["+CSMINS: 1,0"],
+            (Dialect::Simcom2g, true) => &["+CSMINS: 1,1"],
+            // Huawei ^SIMST: 255 = no card.
+            (Dialect::Huawei, false) => &["^SIMST: 255"],
+            // Telit #QSS: 0 = not inserted (AT#QSS=1).
+            (Dialect::Telit, false) => &["#QSS: 0"],
+            (Dialect::Fibocom, false) => &["+SIM: Removed"],
+            (Dialect::Fibocom, true) => &["+SIM: Inserted"],
+            _ => &[],
+        };
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
     /// URCs when SMS (and phonebook) became usable.
     pub(crate) fn sms_ready_urcs(self) -> Vec<String> {
         match self {

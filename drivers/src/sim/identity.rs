@@ -43,6 +43,8 @@ pub(crate) struct SimCard {
     pub initialized: bool,
     /// SIM-related commands answer "SIM busy" until then.
     pub busy_until: Option<Instant>,
+    /// Pulled out of its holder (the `sim` control op).
+    pub removed: bool,
 }
 
 impl SimCard {
@@ -59,6 +61,7 @@ impl SimCard {
             puk_left: PUK_TRIES,
             initialized: false,
             busy_until: None,
+            removed: false,
         }
     }
 
@@ -76,9 +79,23 @@ impl SimCard {
         !self.initialized || self.busy_until.is_some_and(|t| t > now)
     }
 
+    /// Gate for commands that read the card: "SIM not inserted" (CME 10) while it is out,
+    /// "SIM busy" (CME 14) while it starts.
+    pub(crate) fn gate(&self, now: Instant) -> Result<(), AtError> {
+        if self.removed {
+            Err(AtError::Cme(10))
+        } else if self.is_busy(now) {
+            Err(AtError::Cme(14))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Gate for SIM-related commands: Ok when the SIM is ready, else the matching error.
     pub(crate) fn check(&self, now: Instant, sms: bool) -> Result<(), AtError> {
-        let (cme, cms) = if self.is_busy(now) {
+        let (cme, cms) = if self.removed {
+            (10, 310)
+        } else if self.is_busy(now) {
             (14, 314)
         } else {
             match self.lock {
@@ -134,6 +151,25 @@ fn ef_iccid(iccid: &str) -> String {
 }
 
 impl Device {
+    /// The `sim` control op: the card pulled out of its holder or pushed back in. Out, every
+    /// SIM command answers "SIM not inserted" and the modem leaves the network; back in, the
+    /// card starts again (busy, then its PIN asked again) as after power-on.
+    pub(crate) fn sim_swap(&mut self, inserted: bool, now: Instant) {
+        for u in self.dialect.sim_swap_urcs(inserted) {
+            self.urc(u);
+        }
+        if inserted {
+            self.sim.removed = false;
+            self.sim.on_boot(now, self.opts.sim_busy_secs);
+            let busy = super::device::secs(self.opts.sim_busy_secs);
+            self.schedule(now + busy, super::device::Event::SimReady);
+        } else {
+            self.sim.removed = true;
+            self.sim.initialized = false;
+            self.set_stat(0);
+        }
+    }
+
     /// The SIM finished initialising after power-on.
     pub(crate) fn sim_ready(&mut self, now: Instant) {
         self.sim.initialized = true;
@@ -216,9 +252,7 @@ impl Device {
                 None => return Err(AtError::Error),
             },
         };
-        if self.sim.is_busy(now) {
-            return Err(AtError::Cme(14));
-        }
+        self.sim.gate(now)?;
         if self.sim.lock == Lock::Blocked {
             return Err(AtError::Cme(13));
         }
@@ -229,18 +263,14 @@ impl Device {
         match form {
             Form::Test => Ok(Resp::ok()),
             Form::Read => {
-                if self.sim.is_busy(now) {
-                    return Err(AtError::Cme(14));
-                }
+                self.sim.gate(now)?;
                 match self.sim.lock {
                     Lock::Blocked => Err(AtError::Cme(13)),
                     l => Ok(Resp::line(format!("+CPIN: {}", l.name()))),
                 }
             }
             Form::Set(a) => {
-                if self.sim.is_busy(now) {
-                    return Err(AtError::Cme(14));
-                }
+                self.sim.gate(now)?;
                 let code = a.text(0).ok_or(AtError::Cme(50))?.to_string();
                 let new_pin = a.text(1).map(str::to_string);
                 match self.sim.lock {
@@ -314,9 +344,7 @@ impl Device {
         match form {
             Form::Test => Ok(Resp::ok()),
             Form::Exec | Form::Set(_) => {
-                if self.sim.is_busy(now) {
-                    return Err(AtError::Cme(14));
-                }
+                self.sim.gate(now)?;
                 Ok(Resp::lines(vec![
                     format!("+CPINR: SIM PIN,{},{PIN_TRIES}", self.sim.pin_left),
                     format!("+CPINR: SIM PUK,{},{PUK_TRIES}", self.sim.puk_left),
@@ -338,9 +366,7 @@ impl Device {
         if matches!(form, Form::Test) {
             return Ok(Resp::ok());
         }
-        if self.sim.is_busy(now) {
-            return Err(AtError::Cme(14));
-        }
+        self.sim.gate(now)?;
         let (pin, puk) = (self.sim.pin_left, self.sim.puk_left);
         match (name, form) {
             ("+QPINC", Form::Read) => Ok(Resp::lines(vec![
