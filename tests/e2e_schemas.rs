@@ -27,7 +27,7 @@ const CALL_ID: &str = "0193a5c2-7b1e-7c3d-9a2b-0123456789ab";
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 22] = [
+const ALL_SCHEMAS: [&str; 23] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -48,6 +48,7 @@ const ALL_SCHEMAS: [&str; 22] = [
     "cmd-hangup.json",
     "cmd-recording-fetch.json",
     "cmd-ussd.json",
+    "cmd-modem-reset.json",
     "reply.json",
     "common.json",
 ];
@@ -176,6 +177,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["cmd", "hangup"] => "cmd-hangup.json",
         ["cmd", "recording-fetch"] => "cmd-recording-fetch.json",
         ["cmd", "ussd"] => "cmd-ussd.json",
+        ["cmd", "modem-reset"] => "cmd-modem-reset.json",
         ["cmd", _] => return None,
         ["reply", _] => "reply.json",
         _ => panic!("a topic the interface does not document: {topic}"),
@@ -267,6 +269,13 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
                     "ok ussd {}{dup}",
                     v["result"]["status"].as_str().unwrap_or("?")
                 )
+            } else if v["ok"] == true && v["result"].get("kind").is_some() {
+                let dup = if v["result"]["duplicate"] == true {
+                    " duplicate"
+                } else {
+                    ""
+                };
+                format!("ok modem-reset{dup}")
             } else if v["ok"] == true && v["result"].get("sha256").is_some() {
                 "ok recording-fetch".into()
             } else if v["ok"] == true && v["result"]["duplicate"] == true {
@@ -1007,6 +1016,40 @@ async fn every_real_message_matches_its_schema() {
         assert_eq!(r["error"]["code"], code, "{r}");
     }
 
+    // A modem reset: a power cycle the board cannot do, a soft one, the same again (from the
+    // store: not reset twice); the modem comes back before the agent stops.
+    command(
+        c,
+        &mut sent,
+        "modem-reset",
+        r#"{"request_id":"mr-1","slot":1,"kind":"power"}"#,
+        true,
+    )
+    .await;
+    let r = reply(c, "mr-1", |_| true).await;
+    assert_eq!(r["error"]["code"], "no-power-control", "{r}");
+    for _ in 0..2 {
+        command(
+            c,
+            &mut sent,
+            "modem-reset",
+            r#"{"request_id":"mr-2","slot":1}"#,
+            true,
+        )
+        .await;
+        let r = reply(c, "mr-2", |_| true).await;
+        assert_eq!(r["result"]["kind"], "soft", "{r}");
+    }
+    c.expect(&t("modem/1/state"), T, |v| v["state"] == "resetting")
+        .await;
+    c.expect(&t("modem/1/state"), T, |v| v["state"] == "ready")
+        .await;
+    assert_eq!(
+        sim.control(json!({"op": "state"}))["counters"]["reboots"],
+        1,
+        "reset once, not twice"
+    );
+
     // Goodbye on a clean stop.
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}");
@@ -1046,9 +1089,13 @@ async fn every_real_message_matches_its_schema() {
         ("cmd-sms-send.json", &["command"]),
         ("cmd-campaign.json", &["command"]),
         ("cmd-campaign-control.json", &["command"]),
+        ("cmd-modem-reset.json", &["command"]),
         (
             "reply.json",
             &[
+                "ok modem-reset",
+                "ok modem-reset duplicate",
+                "error no-power-control",
                 "ok done",
                 "ok queued",
                 "ok duplicate",

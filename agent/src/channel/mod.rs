@@ -73,10 +73,13 @@ pub enum ChannelRequest {
         /// The response lines and final result as text, or the error.
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
-    /// Reset the modem now (soft reset, as recovery does).
+    /// Reset the modem now: a soft reset (AT+CFUN=1,1) as recovery does, or (`power`) a
+    /// power cycle through the board profile's pin.
     Reset {
+        /// A power cycle instead of a soft reset.
+        power: bool,
         /// Acknowledged once the reset command was sent.
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ResetRefused>>,
     },
     /// A voice-call operation; the reply carries the call list for `List` (empty otherwise).
     Voice {
@@ -366,8 +369,8 @@ impl Channel {
                 ChannelRequest::Voice { reply, .. } => {
                     let _ = reply.send(Err(why.to_string()));
                 }
-                ChannelRequest::Reset { reply } => {
-                    let _ = reply.send(Err(format!("modem not available: {why}")));
+                ChannelRequest::Reset { reply, .. } => {
+                    let _ = reply.send(Err(ResetRefused::Unavailable(why.to_string())));
                 }
                 ChannelRequest::Ussd { reply, .. } => {
                     let _ = reply.send(Err(UssdFailure::Port(AtError::PortClosed(format!(
@@ -458,6 +461,17 @@ impl Channel {
             }
         }
     }
+}
+
+/// Why a reset was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResetRefused {
+    /// A power cycle asked for a slot whose power the board profile does not wire.
+    #[error("slot {0} has no power control in the board profile")]
+    NoPowerControl(u16),
+    /// No session with the modem (absent, being reset).
+    #[error("modem not available: {0}")]
+    Unavailable(String),
 }
 
 /// A voice-call operation on a modem.

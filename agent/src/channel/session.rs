@@ -175,11 +175,21 @@ impl Channel {
                 let _ = reply.send(out);
                 fatal.then(|| SessionEnd::PortGone("port closed".into()))
             }
-            ChannelRequest::Reset { reply } => {
+            ChannelRequest::Reset { power, reply } => {
+                if power && self.ctx.power.is_none() {
+                    let _ = reply.send(Err(super::ResetRefused::NoPowerControl(self.cfg.slot)));
+                    return None;
+                }
                 let _ = reply.send(Ok(()));
+                // Recovery steps up from here: 0 → soft reset, 1 → power cycle.
+                self.escalation = u8::from(power);
                 Some(SessionEnd::Unresponsive(
                     modem.clone(),
-                    "reset requested by a technician".into(),
+                    if power {
+                        "power cycle requested by a technician".into()
+                    } else {
+                        "reset requested by a technician".into()
+                    },
                 ))
             }
             ChannelRequest::Voice { op, reply } => {

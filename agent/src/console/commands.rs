@@ -133,7 +133,10 @@ impl Console {
         tracing::warn!(target: LOG_TARGET, slot, "modem reset requested at the console");
         match ask(
             &tx,
-            ChannelRequest::Reset { reply },
+            ChannelRequest::Reset {
+                power: false,
+                reply,
+            },
             rx,
             Duration::from_secs(15),
         )

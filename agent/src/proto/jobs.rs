@@ -211,6 +211,15 @@ pub struct UssdJob<'a> {
     pub timeout_secs: Option<i64>,
 }
 
+/// The stored payload of `modem-reset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModemResetJob<'a> {
+    /// The modem.
+    pub slot: u16,
+    /// soft or power.
+    pub kind: &'a str,
+}
+
 /// A `campaign-control` request as the console submits it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CampaignControlRequest<'a> {

@@ -90,6 +90,8 @@ macro_rules! for_each_verb {
             RecordingFetch = "recording-fetch" => recording_fetch,
             /// `ussd`: a USSD session.
             Ussd = "ussd" => ussd,
+            /// `modem-reset`: a soft reset or power cycle of one modem.
+            ModemReset = "modem-reset" => modem_reset,
         }
     };
 }

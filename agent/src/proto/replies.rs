@@ -84,6 +84,17 @@ pub struct CallProgress<'a> {
     pub state: &'a str,
 }
 
+/// `modem-reset`: the reset started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModemReset<'a> {
+    /// The modem.
+    pub slot: u16,
+    /// soft or power.
+    pub kind: &'a str,
+    /// resetting.
+    pub state: &'a str,
+}
+
 /// `recording-fetch`: what the chunks after the reply will carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordingOffer<'a> {
