@@ -450,6 +450,10 @@ mod tests {
                 "ussd",
                 json!({"request_id": "u", "slot": 1, "code": "*111#"}),
             ),
+            (
+                "modem-reset",
+                json!({"request_id": "u", "slot": 1, "kind": "power"}),
+            ),
         ];
         assert_eq!(good.len(), verb_names().len());
         for (verb, v) in good {
