@@ -27,7 +27,7 @@ const CALL_ID: &str = "0193a5c2-7b1e-7c3d-9a2b-0123456789ab";
 const BASE: &str = "https://example.invalid/gsmgw/schema/";
 
 /// Every file of docs/schema (envelope.json and common.json are referenced by the others).
-const ALL_SCHEMAS: [&str; 23] = [
+const ALL_SCHEMAS: [&str; 24] = [
     "status.json",
     "modem-state.json",
     "envelope.json",
@@ -49,6 +49,7 @@ const ALL_SCHEMAS: [&str; 23] = [
     "cmd-recording-fetch.json",
     "cmd-ussd.json",
     "cmd-modem-reset.json",
+    "cmd-log-fetch.json",
     "reply.json",
     "common.json",
 ];
@@ -178,6 +179,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         ["cmd", "recording-fetch"] => "cmd-recording-fetch.json",
         ["cmd", "ussd"] => "cmd-ussd.json",
         ["cmd", "modem-reset"] => "cmd-modem-reset.json",
+        ["cmd", "log-fetch"] => "cmd-log-fetch.json",
         ["cmd", _] => return None,
         ["reply", _] => "reply.json",
         _ => panic!("a topic the interface does not document: {topic}"),
@@ -269,6 +271,8 @@ fn form_of(schema: &str, topic: &str, v: &Value) -> String {
                     "ok ussd {}{dup}",
                     v["result"]["status"].as_str().unwrap_or("?")
                 )
+            } else if v["ok"] == true && v["result"].get("capacity").is_some() {
+                "ok log-fetch".into()
             } else if v["ok"] == true && v["result"].get("kind").is_some() {
                 let dup = if v["result"]["duplicate"] == true {
                     " duplicate"
@@ -1050,6 +1054,35 @@ async fn every_real_message_matches_its_schema() {
         "reset once, not twice"
     );
 
+    // The agent's log from afar: the reset above is in it; nonsense is refused.
+    command(
+        c,
+        &mut sent,
+        "log-fetch",
+        r#"{"request_id":"l-1","lines":500,"since":"2020-01-01T00:00:00Z"}"#,
+        true,
+    )
+    .await;
+    let r = reply(c, "l-1", |_| true).await;
+    let lines = r["result"]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("modem reset requested over MQTT")),
+        "{r}"
+    );
+    command(
+        c,
+        &mut sent,
+        "log-fetch",
+        r#"{"request_id":"l-2","lines":0}"#,
+        false,
+    )
+    .await;
+    let r = reply(c, "l-2", |_| true).await;
+    assert_eq!(r["error"]["code"], "bad-field", "{r}");
+
     // Goodbye on a clean stop.
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}");
@@ -1090,10 +1123,12 @@ async fn every_real_message_matches_its_schema() {
         ("cmd-campaign.json", &["command"]),
         ("cmd-campaign-control.json", &["command"]),
         ("cmd-modem-reset.json", &["command"]),
+        ("cmd-log-fetch.json", &["command"]),
         (
             "reply.json",
             &[
                 "ok modem-reset",
+                "ok log-fetch",
                 "ok modem-reset duplicate",
                 "error no-power-control",
                 "ok done",

@@ -12,6 +12,7 @@ pub mod events;
 pub mod fault;
 pub mod leds;
 pub mod logfmt;
+pub mod logring;
 pub mod netwatch;
 pub mod private;
 pub mod proto;

@@ -454,6 +454,10 @@ mod tests {
                 "modem-reset",
                 json!({"request_id": "u", "slot": 1, "kind": "power"}),
             ),
+            (
+                "log-fetch",
+                json!({"request_id": "u", "lines": 20, "since": "2026-12-02T10:00:00Z"}),
+            ),
         ];
         assert_eq!(good.len(), verb_names().len());
         for (verb, v) in good {

@@ -16,7 +16,6 @@ pub mod auth;
 pub mod cfgedit;
 mod commands;
 pub mod line;
-mod logring;
 mod session;
 mod terminal;
 mod views;
@@ -27,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, watch};
 
-pub use logring::{LogRing, LogRingLayer, log_ring};
+pub use crate::logring::{LogRing, LogRingLayer, log_ring};
 pub use views::AgentView;
 
 use crate::channel::ChannelRequest;

@@ -6,7 +6,7 @@ use tokio::sync::watch;
 
 use super::Console;
 use super::commands::usage;
-use super::logring;
+use crate::logring;
 use crate::state::{ChannelState, ModemSnapshot};
 use crate::uplink::UplinkStatus;
 

@@ -220,6 +220,16 @@ pub struct ModemResetJob<'a> {
     pub kind: &'a str,
 }
 
+/// The normalised payload of `log-fetch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogFetchJob {
+    /// Lines at most.
+    pub lines: usize,
+    /// Only lines at or after this instant (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+}
+
 /// A `campaign-control` request as the console submits it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CampaignControlRequest<'a> {

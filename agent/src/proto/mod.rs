@@ -92,6 +92,8 @@ macro_rules! for_each_verb {
             Ussd = "ussd" => ussd,
             /// `modem-reset`: a soft reset or power cycle of one modem.
             ModemReset = "modem-reset" => modem_reset,
+            /// `log-fetch`: the agent's last log lines.
+            LogFetch = "log-fetch" => log_fetch,
         }
     };
 }

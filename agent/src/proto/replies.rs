@@ -95,6 +95,17 @@ pub struct ModemReset<'a> {
     pub state: &'a str,
 }
 
+/// `log-fetch`: the agent's last log lines, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLines {
+    /// The lines.
+    pub lines: Vec<String>,
+    /// How many.
+    pub count: usize,
+    /// The most the agent keeps.
+    pub capacity: usize,
+}
+
 /// `recording-fetch`: what the chunks after the reply will carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordingOffer<'a> {

@@ -1,4 +1,4 @@
-//! The last log lines in memory, for the console's `log [N]`: a `tracing` layer that keeps a
+//! The last log lines in memory, for the console's `log [N]` and `cmd/log-fetch`: a `tracing` layer that keeps a
 //! bounded ring of formatted lines (what the process's log filter lets through).
 
 use std::collections::VecDeque;
